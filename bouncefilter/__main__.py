@@ -1,0 +1,5 @@
+"""``python -m bouncefilter``: the same as the ``bouncefilter`` command."""
+
+from bouncefilter.cli import main
+
+raise SystemExit(main())

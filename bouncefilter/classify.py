@@ -1,0 +1,93 @@
+"""The classifier pipeline: an explicit, ordered list of parsers, first answer wins.
+
+Standard reports come first (ARF, then RFC 3464 DSNs), then one module per MTA that
+writes its bounces as plain text, then RFC 3834 auto-replies, then a cautious
+heuristic for bounces of unknown make. Each parser returns ``None`` ("not mine") or
+findings; this module completes the findings into records, deciding reason and
+``hard`` through :mod:`bouncefilter.reasons` alone. A message no parser claims is
+``unknown``: no records, never a guessed bounce.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bouncefilter import arf, autoreply, dsn, heuristic, lhost, mime, original, reasons, status
+from bouncefilter.record import BounceRecord, Classification, Finding, Original
+from bouncefilter.view import View
+
+log = logging.getLogger(__name__)
+
+Parser = Callable[[View], "list[Finding] | None"]
+
+PARSERS: tuple[tuple[str, Parser], ...] = (
+    ("arf", arf.parse),
+    ("dsn", dsn.parse),
+    *lhost.PARSERS,
+    ("autoreply", autoreply.parse),
+    ("heuristic", heuristic.parse),
+)
+
+_OUTCOME_BY_KIND = {"complaint": "complaint", "autoreply": "autoreply"}
+
+
+def classify(raw: bytes) -> Classification:
+    """Classify one message given as bytes. Never raises on any input."""
+    view = View(mime.parse(raw))
+    for name, parser in PARSERS:
+        try:
+            findings = parser(view)
+        except Exception:  # a parser bug must not lose the message: log it, try the next
+            log.exception("parser %s failed; trying the next one", name)
+            continue
+        if findings:
+            return _classification(view, name, findings)
+    return Classification("unknown", (), _original(view))
+
+
+def _classification(view: View, parser: str, findings: list[Finding]) -> Classification:
+    identity = _original(view)
+    records = tuple(complete(finding, identity, parser) for finding in findings)
+    outcome = _OUTCOME_BY_KIND.get(records[0].kind, "bounce")
+    return Classification(outcome, records, identity, parser)
+
+
+def _original(view: View) -> Original:
+    try:
+        return original.find(view)
+    except Exception:  # identity is a bonus; a broken returned part must not cost the record
+        log.exception("could not read the returned original")
+        return Original()
+
+
+def complete(finding: Finding, identity: Original, parser: str) -> BounceRecord:
+    """A finding plus the original's identity, with reason and ``hard`` decided."""
+    code = finding.status or status.find_status(finding.diagnostic)
+    replycode = finding.replycode or status.find_replycode(finding.diagnostic)
+    if finding.kind in ("complaint", "autoreply"):
+        code = replycode = ""
+    reason = reasons.decide(finding.kind, code, finding.diagnostic, finding.reason)
+    recipient = finding.recipient or (identity.to and mime.clean_address(identity.to)) or ""
+    return BounceRecord(
+        recipient=recipient,
+        kind=finding.kind,
+        reason=reason,
+        hard=reasons.is_hard(reason, code),
+        status=code,
+        replycode=replycode,
+        action=finding.action,
+        diagnostic=finding.diagnostic,
+        reporting_mta=finding.reporting_mta,
+        remote_mta=finding.remote_mta,
+        original_recipient=finding.original_recipient,
+        feedback_type=finding.feedback_type,
+        arrival_date=finding.arrival_date,
+        source_ip=finding.source_ip,
+        original_message_id=identity.message_id,
+        subject=identity.subject,
+        token=identity.token,
+        return_path=identity.return_path,
+        envelope_sender=finding.extra.get("sender", "") or identity.return_path,
+        parser=parser,
+    )

@@ -1,0 +1,60 @@
+"""The identity of the bounced message, from whatever part of the bounce carries it.
+
+Looks in the returned ``message/rfc822`` or ``text/rfc822-headers`` part, else in an
+inline copy of the original's headers in the notification text (qmail, Exim and many
+others paste them below a marker line).
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from bouncefilter import mime
+from bouncefilter.record import TRACKING_HEADER, Original
+from bouncefilter.view import View
+
+_INLINE_START_RE = re.compile(
+    r"^(?:Return-Path|Received|Message-ID|Subject|X-Bouncefilter-Token|DKIM-Signature|MIME-Version|Date|From|To):[ \t]",
+    re.I | re.M,
+)
+_MAX_BLOCKS = 8
+#: Headers that must appear in a block for it to count as the original's headers.
+_IDENTITY_RE = re.compile(r"^(?:Message-ID|X-Bouncefilter-Token|Return-Path):", re.I | re.M)
+
+
+def find(view: View) -> Original:
+    """The original's identity; fields it cannot find are empty."""
+    headers = view.returned
+    if headers is None or not _has_identity(headers):
+        headers = inline_headers(view.text) or headers
+    if headers is None:
+        return Original()
+    return Original(
+        message_id=mime.header(headers, "Message-ID").strip(),
+        subject=mime.header(headers, "Subject"),
+        token=mime.header(headers, TRACKING_HEADER).strip(),
+        return_path=mime.clean_address(mime.header(headers, "Return-Path")),
+        to=mime.header(headers, "To"),
+        sender_address=mime.clean_address(mime.header(headers, "From")),
+    )
+
+
+def _has_identity(headers: Message) -> bool:
+    return any(headers.get(name) for name in ("Message-ID", TRACKING_HEADER, "Subject"))
+
+
+def inline_headers(text: str) -> Message | None:
+    """A header block pasted into ``text`` that names a Message-ID, token or Return-Path."""
+    position = 0
+    for _ in range(_MAX_BLOCKS):
+        start = _INLINE_START_RE.search(text, position)
+        if start is None:
+            return None
+        end = text.find("\n\n", start.start())
+        end = len(text) if end < 0 else end
+        block = text[start.start():end]
+        if _IDENTITY_RE.search(block):
+            return mime.parse_headers(block)
+        position = end
+    return None
