@@ -52,8 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and print the effective settings.",
         epilog="Exit codes: 0 valid, 78 missing or invalid.",
     )
+    _add_config_option(check)
     check.set_defaults(run=_run_check_config)
     return parser
+
+
+def _add_config_option(command: argparse.ArgumentParser) -> None:
+    """Let ``--config`` follow the subcommand too; it overrides the one before it."""
+    command.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="configuration file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,10 +95,13 @@ def _read(path: str) -> bytes:
 def _run_check_config(args: argparse.Namespace) -> int:
     from bouncefilter import config
 
+    path = config.locate(args.config)
     try:
-        settings = config.load(config.locate(args.config))
+        settings = config.load(path)
+        keys = config.verp_keys(settings.verp)
     except config.ConfigError as exc:
         print(f"bouncefilter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    print(config.describe(settings))
+    print(f"# {path}: valid ({len(keys)} VERP keys, {len(settings.accounts)} accounts)")
+    print(config.describe(settings), end="")
     return EXIT_OK

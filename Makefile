@@ -1,0 +1,49 @@
+# make test: set everything up on a fresh Debian 12 machine (as root) and run the whole suite.
+# make venv: only the system packages and the virtual environment (.venv).
+# Both are idempotent: system packages already present and an up-to-date .venv are skipped.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# The pipe transport runs as an unprivileged user, who must be able to execute the
+# interpreter: build the venv from the system Python, never from one under a 0700 home.
+PYTHON := /usr/bin/python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3
+PYTEST_ARGS ?=
+
+.PHONY: test venv system clean
+
+test: venv
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+# The package (editable) with its test extra; redone when the packaging changes.
+$(STAMP): setup.cfg pyproject.toml | system
+	@if [ -f $(VENV)/pyvenv.cfg ] && ! grep -qx 'home = $(dir $(PYTHON))' $(VENV)/pyvenv.cfg; then \
+	    echo "$(VENV) was not built from $(PYTHON): rebuilding it"; rm -rf $(VENV); fi
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --editable '.[test]'
+	chmod -R a+rX $(VENV)
+	touch $@
+
+# apt-get only for what is missing. Postfix is installed with "No configuration": it writes
+# no /etc/postfix/main.cf and starts nothing; the tests run their own instances.
+system:
+	@missing=""; \
+	for package in $(APT_PACKAGES); do \
+	    [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$package 2>/dev/null)" = installed ] || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "make: run as root to install:$$missing" >&2; exit 1; fi; \
+	    echo "apt-get install$$missing"; \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq; \
+	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

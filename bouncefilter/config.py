@@ -1,0 +1,396 @@
+"""The configuration: one YAML file loaded into validated, frozen settings.
+
+Where it is: ``--config PATH``, else ``$BOUNCEFILTER_CONFIG``, else
+``/etc/bouncefilter/bouncefilter.yaml`` (:func:`locate`). Every key and its default is a
+field of one of the dataclasses below, and nowhere else: to add a key, add a field (and
+a rule in that class's ``problems`` if it needs one) and describe it in
+``contrib/bouncefilter.yaml``, which a test keeps complete. A misspelt key, a wrong type
+or a value that cannot work is a :class:`ConfigError` naming the dotted key
+(``accounts[1].domains: expected a list, got a string``). Relative paths are relative to
+the folder of the configuration file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from bouncefilter import verp
+
+DEFAULT_PATH = "/etc/bouncefilter/bouncefilter.yaml"
+ENVIRONMENT_VARIABLE = "BOUNCEFILTER_CONFIG"
+#: Shortest VERP signing key accepted, in characters.
+MIN_KEY_LENGTH = 16
+
+#: Field metadata: ``path`` resolves a relative path against the configuration's folder,
+#: ``lower``/``upper`` normalise strings, ``secret`` hides the value in :func:`describe`.
+_PATH = {"path": True}
+_LOWER = {"normalize": str.lower}
+_UPPER = {"normalize": str.upper}
+_SECRET = {"secret": True}
+
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SOCKET = re.compile(r"(?:unix|local):/\S+|inet6?:(\d{1,5})(?:@\S+)?")
+
+#: A problem found by a ``problems`` method: (key relative to the object, message).
+Problem = tuple[str, str]
+
+
+class ConfigError(Exception):
+    """The configuration is missing, unreadable or invalid.
+
+    ``key`` is the dotted key at fault (empty for the file as a whole) and ``path`` the
+    file; ``str()`` gives ``PATH: KEY: MESSAGE``.
+    """
+
+    def __init__(self, key: str, message: str, path: str = "") -> None:
+        super().__init__(key, message, path)
+        self.key = key
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.path, self.key, self.message) if part)
+
+    def at(self, path: str) -> ConfigError:
+        """The same error, naming the file it was found in."""
+        return ConfigError(self.key, self.message, path)
+
+
+@dataclass(frozen=True)
+class VerpSettings:
+    """Signed VERP envelope senders ``PREFIX+TOKEN@DOMAIN`` (see :mod:`bouncefilter.verp`)."""
+
+    domain: str | None = field(default=None, metadata=_LOWER)
+    prefix: str = "b"
+    keys: tuple[str, ...] = field(default=(), metadata=_SECRET)
+    keys_file: str | None = field(default=None, metadata=_PATH)
+    max_age_days: int = 60
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        if self.domain is not None and not _DOMAIN.fullmatch(self.domain):
+            yield "domain", f"not a domain name: {self.domain!r}"
+        try:
+            verp.check_prefix(self.prefix)
+        except verp.VerpError as exc:
+            yield "prefix", str(exc)
+        for index, key in enumerate(self.keys):
+            if len(key) < MIN_KEY_LENGTH:
+                yield f"keys[{index}]", f"too short: a key needs at least {MIN_KEY_LENGTH} characters"
+        if self.keys and self.keys_file:
+            yield "keys_file", "give keys or keys_file, not both"
+        if self.domain and not (self.keys or self.keys_file):
+            yield "keys", "required when verp.domain is set (or give keys_file)"
+        if self.max_age_days < 1:
+            yield "max_age_days", "must be at least 1"
+
+
+@dataclass(frozen=True)
+class MilterSettings:
+    """The outbound milter (``bouncefilter milter``)."""
+
+    socket: str = "unix:/run/bouncefilter/milter.sock"
+    on_error: Literal["accept", "tempfail"] = field(default="accept", metadata=_LOWER)
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        match = _SOCKET.fullmatch(self.socket)
+        if not match or (match.group(1) and not 0 < int(match.group(1)) < 65536):
+            yield "socket", f"expected unix:/PATH or inet:PORT@HOST, got {self.socket!r}"
+
+
+@dataclass(frozen=True)
+class PipeSettings:
+    """The pipe transport (``bouncefilter pipe``)."""
+
+    max_bytes: int = 50 * 1024 * 1024
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        if self.max_bytes < 1024:
+            yield "max_bytes", "must be at least 1024"
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long the store keeps what it stores, in days."""
+
+    days: int = 365
+    raw_days: int = 30
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        for name in ("days", "raw_days"):
+            if getattr(self, name) < 1:
+                yield name, "must be at least 1"
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """Where the long-running commands and the pipe log to."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = field(default="INFO", metadata=_UPPER)
+    target: Literal["syslog", "stderr"] = field(default="syslog", metadata=_LOWER)
+    facility: Literal[
+        "mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"
+    ] = field(default="mail", metadata=_LOWER)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One owner of outbound mail, and how the milter recognises its messages.
+
+    A message belongs to the first account that matches its SASL login, its envelope
+    sender address, or the domain of that address (compared without regard to case).
+    """
+
+    name: str
+    sasl_users: tuple[str, ...] = ()
+    senders: tuple[str, ...] = field(default=(), metadata=_LOWER)
+    domains: tuple[str, ...] = field(default=(), metadata=_LOWER)
+    tracking: bool = True
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in this account."""
+        if not _ACCOUNT_NAME.fullmatch(self.name):
+            yield "name", "expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        if not (self.sasl_users or self.senders or self.domains):
+            yield "", "give at least one of sasl_users, senders or domains"
+        for index, sender in enumerate(self.senders):
+            local, at, domain = sender.rpartition("@")
+            if not (local and at and _DOMAIN.fullmatch(domain)):
+                yield f"senders[{index}]", f"not an address like user@example.com: {sender!r}"
+        for index, domain in enumerate(self.domains):
+            if not _DOMAIN.fullmatch(domain):
+                yield f"domains[{index}]", f"not a domain name: {domain!r}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the configuration file says, with the defaults filled in."""
+
+    database: str = field(default="/var/lib/bouncefilter/bouncefilter.db", metadata=_PATH)
+    verp: VerpSettings = field(default_factory=VerpSettings)
+    milter: MilterSettings = field(default_factory=MilterSettings)
+    pipe: PipeSettings = field(default_factory=PipeSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    accounts: tuple[Account, ...] = ()
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work across sections."""
+        seen: set[str] = set()
+        for index, account in enumerate(self.accounts):
+            if account.name.lower() in seen:
+                yield f"accounts[{index}].name", f"duplicate account name {account.name!r}"
+            seen.add(account.name.lower())
+        if not self.verp.domain and any(account.tracking for account in self.accounts):
+            yield "verp.domain", "required when an account has tracking on"
+
+    def account(self, name: str) -> Account | None:
+        """The account called ``name`` (case-insensitive), if any."""
+        return next((a for a in self.accounts if a.name.lower() == name.lower()), None)
+
+
+def locate(path: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
+    """The configuration file to use: ``path``, else ``$BOUNCEFILTER_CONFIG``, else the default."""
+    return path or environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
+
+
+def load(path: str) -> Settings:
+    """Read and validate the file at ``path``; raises :class:`ConfigError` naming what is wrong.
+
+    An empty file gives the defaults. The VERP keys file is not read here (see
+    :func:`verp_keys`).
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read the configuration: {exc.strerror or exc}", path) from None
+    try:
+        data = yaml.load(raw, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"not valid YAML: {_yaml_problem(exc)}", path) from None
+    try:
+        return _build(Settings, {} if data is None else data, "", os.path.dirname(os.path.abspath(path)))
+    except ConfigError as exc:
+        raise exc.at(path) from None
+
+
+def verp_keys(settings: VerpSettings) -> tuple[str, ...]:
+    """The VERP keys, first the signing one: ``keys``, or the lines of ``keys_file``.
+
+    Blank lines and lines starting with ``#`` in the file are skipped. Raises
+    :class:`ConfigError` (key ``verp.keys_file``) when the file is unreadable, empty or
+    holds a key that is too short.
+    """
+    if settings.keys or not settings.keys_file:
+        return settings.keys
+    path = settings.keys_file
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError("verp.keys_file", f"cannot read {path}: {reason}") from None
+    keys = []
+    for number, line in enumerate(lines, 1):
+        key = line.strip()
+        if not key or key.startswith("#"):
+            continue
+        if len(key) < MIN_KEY_LENGTH:
+            raise ConfigError("verp.keys_file", f"{path} line {number}: key too short (at least {MIN_KEY_LENGTH} characters)")
+        keys.append(key)
+    if not keys:
+        raise ConfigError("verp.keys_file", f"no keys in {path}")
+    return tuple(keys)
+
+
+def describe(settings: Settings) -> str:
+    """The effective settings as YAML, defaults included and secrets hidden."""
+    return yaml.safe_dump(_plain(settings), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _plain(value: Any, secret: bool = False) -> Any:
+    """``value`` as plain YAML data; a secret string becomes ``<hidden>``."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name), f.metadata.get("secret", False)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(item, secret) for item in value]
+    return "<hidden>" if secret and isinstance(value, str) else value
+
+
+# -- building dataclasses from YAML data ------------------------------------------------
+
+
+def _build(cls: type, data: Any, key: str, base: str) -> Any:
+    """An instance of the settings dataclass ``cls`` from the mapping ``data`` found at ``key``."""
+    if not isinstance(data, dict):
+        raise ConfigError(key, f"expected a mapping of settings, got {_kind(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in data:
+        if name not in fields:
+            raise ConfigError(_join(key, str(name)), "unknown key" + _suggestion(str(name), fields))
+    hints = get_type_hints(cls)
+    values = {}
+    for name, spec in fields.items():
+        if name in data:
+            values[name] = _convert(data[name], hints[name], _join(key, name), spec.metadata, base)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ConfigError(_join(key, name), "required")
+    built = cls(**values)
+    for where, message in built.problems() if hasattr(built, "problems") else ():
+        raise ConfigError(_join(key, where), message)
+    return built
+
+
+def _convert(value: Any, hint: Any, key: str, meta: Mapping[str, Any], base: str) -> Any:
+    """``value`` checked against the type ``hint`` (and normalised by the field's ``meta``)."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(hint):
+            return None
+        (inner,) = [arg for arg in get_args(hint) if arg is not type(None)]
+        return _convert(value, inner, key, meta, base)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key, base)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {_kind(value)}")
+        item = get_args(hint)[0]
+        return tuple(_convert(v, item, f"{key}[{i}]", meta, base) for i, v in enumerate(value))
+    if origin is Literal:
+        choices = get_args(hint)
+        value = _string(value, key, meta, base)
+        if value not in choices:
+            raise ConfigError(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {_kind(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected a whole number, got {_kind(value)}")
+        return value
+    if hint is str:
+        return _string(value, key, meta, base)
+    raise TypeError(f"no rule for settings of type {hint!r}")  # a mistake in this module
+
+
+def _string(value: Any, key: str, meta: Mapping[str, Any], base: str) -> str:
+    """``value`` as a non-empty string, normalised or resolved as a path if ``meta`` says so."""
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, got {_kind(value)}")
+    value = value.strip()
+    if not value:
+        raise ConfigError(key, "must not be empty")
+    if "normalize" in meta:
+        value = meta["normalize"](value)
+    if meta.get("path"):
+        value = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+    return value
+
+
+def _join(key: str, name: str) -> str:
+    """The dotted key of ``name`` (a field, ``[i]``, or empty) inside ``key``."""
+    if not name:
+        return key
+    if not key or name.startswith("["):
+        return key + name
+    return f"{key}.{name}"
+
+
+def _suggestion(name: str, known: Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else f" (expected one of {', '.join(known)})"
+
+
+def _kind(value: Any) -> str:
+    """How YAML would call the type of ``value``."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            name = self.construct_object(key_node, deep=deep)
+            if not isinstance(name, str):
+                continue  # the base class reports keys that cannot be keys
+            if name in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {name!r}", key_node.start_mark)
+            seen.add(name)
+        return super().construct_mapping(node, deep)
