@@ -1,9 +1,14 @@
 """RFC 5965 abuse reports (ARF): spam complaints and authentication-failure reports.
 
 A report is a ``multipart/report; report-type=feedback-report`` with a
-``message/feedback-report`` part. The complained-about recipient is the report's
-``Original-Rcpt-To`` (one record each); when a feedback loop redacts it, the returned
-original's ``To:`` stands in.
+``message/feedback-report`` part. Microsoft's older junk-mail reports (JMRP) carry no
+report part: they attach the original, which names the complaining recipient in
+``X-HmXmrOriginalRecipient``; they are read here too.
+
+The complained-about recipient, in order of trust: every ``Original-Rcpt-To`` of the
+report (one record each), a ``Removal-Recipient`` (opt-out reports), the JMRP header,
+then the returned original's ``To:``. When a feedback loop redacts all of these the
+record keeps an empty recipient: the original's tracking token still identifies it.
 """
 
 from __future__ import annotations
@@ -15,20 +20,43 @@ from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 REPORT_TYPE = "message/feedback-report"
+#: The header Microsoft's junk-mail reports add to the returned original.
+JMRP_HEADER = "X-HmXmrOriginalRecipient"
+_RECIPIENT_FIELDS = ("original-rcpt-to", "removal-recipient")
+
+Fields = dict[str, list[str]]
 
 
 def parse(view: View) -> list[Finding] | None:
     """One ``complaint`` finding per reported recipient; ``None`` if not a report."""
+    part = _report_part(view)
+    if part is not None:
+        return _findings(_fields(part), view)
+    if view.msg.is_multipart() and view.returned is not None:
+        jmrp = mime.clean_address(mime.header(view.returned, JMRP_HEADER))
+        if jmrp:
+            return [Finding(recipient=jmrp, kind="complaint", feedback_type="abuse")]
+    return None
+
+
+def _report_part(view: View) -> Message | None:
+    """The feedback-report part, also when a report mislabels it as ``text/plain``."""
     parts = view.parts_of(REPORT_TYPE)
-    if not parts:
+    if parts:
+        return parts[0]
+    if view.content_type != "multipart/report":
         return None
-    fields = _fields(parts[0])
-    recipients = [
-        addr for value in fields.get("original-rcpt-to", []) if (addr := mime.clean_address(value))
-    ]
-    if not recipients:
-        recipients = _recipients_of_original(view)
-    feedback_type = (fields.get("feedback-type", ["abuse"])[0] or "abuse").lower()
+    if (view.msg.get_param("report-type") or "").lower() != "feedback-report":
+        return None
+    children = view.msg.get_payload()
+    if isinstance(children, list) and len(children) > 1 and isinstance(children[1], Message):
+        return children[1]
+    return None
+
+
+def _findings(fields: Fields, view: View) -> list[Finding]:
+    recipients = _recipients(fields) or _recipients_of_original(view)
+    feedback_type = (_first(fields, "feedback-type") or "abuse").lower()
     return [
         Finding(
             recipient=recipient,
@@ -44,25 +72,41 @@ def parse(view: View) -> list[Finding] | None:
     ]
 
 
-def _fields(part: Message) -> dict[str, list[str]]:
+def _fields(part: Message) -> Fields:
+    """The report's fields by lower-case name, every value kept in order."""
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-        pairs = [(n.lower(), mime.decode_value(v)) for n, v in payload[0].raw_items()]
+        blocks = [block for block in payload if isinstance(block, Message)]
+        pairs = [(n.lower(), mime.decode_value(v)) for block in blocks for n, v in block.raw_items()]
     else:
         pairs = [pair for block in dsn.parse_fields(mime.text(part)) for pair in block]
-    out: dict[str, list[str]] = {}
+    out: Fields = {}
     for name, value in pairs:
         out.setdefault(name, []).append(value)
     return out
 
 
-def _first(fields: dict[str, list[str]], name: str) -> str:
+def _first(fields: Fields, name: str) -> str:
     values = fields.get(name)
     return values[0] if values else ""
 
 
+def _recipients(fields: Fields) -> list[str]:
+    """Addresses the report names itself, without duplicates, in order."""
+    for name in _RECIPIENT_FIELDS:
+        found = {addr.lower(): addr for value in fields.get(name, []) if (addr := mime.clean_address(value))}
+        if found:
+            return list(found.values())
+    return []
+
+
 def _recipients_of_original(view: View) -> list[str]:
+    """The returned original's JMRP header or first ``To:`` address; ``[]`` if redacted."""
     original = view.returned
     if original is None:
         return []
-    return mime.addresses(mime.header(original, "To"))[:1]
+    for name in (JMRP_HEADER, "To"):
+        found = mime.addresses(mime.header(original, name))
+        if found:
+            return found[:1]
+    return []
