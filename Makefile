@@ -25,7 +25,7 @@ $(STAMP): setup.cfg pyproject.toml | system
 	@if [ -f $(VENV)/pyvenv.cfg ] && ! grep -qx 'home = $(dir $(PYTHON))' $(VENV)/pyvenv.cfg; then \
 	    echo "$(VENV) was not built from $(PYTHON): rebuilding it"; rm -rf $(VENV); fi
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --editable '.[test]'
+	$(VENV)/bin/python -m pip install --quiet --use-pep517 --editable '.[test]'
 	chmod -R a+rX $(VENV)
 	touch $@
 

@@ -1,0 +1,195 @@
+"""The ``bouncefilter`` command line: help, exit codes, classify, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bouncefilter import cli
+
+DSN = b"""\
+Return-Path: <>
+From: Mail Delivery System <MAILER-DAEMON@mx.example.test>
+To: b+token@bounces.example.com
+Subject: Undelivered Mail Returned to Sender
+Message-Id: <20240101.ABC@mx.example.test>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="BOUNDARY"
+
+--BOUNDARY
+Content-Description: Notification
+Content-Type: text/plain; charset=us-ascii
+
+<nobody@example.net>: host mx.example.net[192.0.2.1] said: 550 5.1.1
+    <nobody@example.net>: Recipient address rejected: User unknown (in reply to
+    RCPT TO command)
+
+--BOUNDARY
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.test
+
+Final-Recipient: rfc822; nobody@example.net
+Action: failed
+Status: 5.1.1
+Remote-MTA: dns; mx.example.net
+Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.net>: Recipient address
+    rejected: User unknown
+
+--BOUNDARY
+Content-Description: Undelivered Message Headers
+Content-Type: text/rfc822-headers
+
+From: Shop <orders@shop.example.com>
+To: nobody@example.net
+Subject: Your order
+Message-ID: <order-1@shop.example.com>
+
+--BOUNDARY--
+"""
+
+REPLY = b"""\
+From: Someone <someone@example.net>
+To: b+token@bounces.example.com
+Subject: Re: Your order
+Message-ID: <reply-1@example.net>
+
+Thank you, but where is my parcel?
+"""
+
+VALID = "verp: {domain: bounces.example.com, keys: [0123456789abcdef0123456789abcdef]}\n"
+
+
+def subcommands() -> list[str]:
+    """The name of every subcommand the parser knows."""
+    (action,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(action.choices)
+
+
+def run(argv: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    """``python -m bouncefilter ARGV`` in a fresh process, with no configuration in the environment."""
+    env = {k: v for k, v in os.environ.items() if k != "BOUNCEFILTER_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "bouncefilter", *argv], input=stdin.decode(), capture_output=True, text=True,
+        env=env, timeout=60, check=False,
+    )
+
+
+@pytest.fixture
+def messages(tmp_path: Path) -> tuple[Path, Path]:
+    (tmp_path / "dsn.eml").write_bytes(DSN)
+    (tmp_path / "reply.eml").write_bytes(REPLY)
+    return tmp_path / "dsn.eml", tmp_path / "reply.eml"
+
+
+def test_every_subcommand_has_help(capsys):
+    assert "classify" in subcommands() and "check-config" in subcommands()
+    for argv in ([], *([name] for name in subcommands())):
+        with pytest.raises(SystemExit) as caught:
+            cli.main([*argv, "--help"])
+        assert caught.value.code == 0, argv
+        assert "usage: bouncefilter" in capsys.readouterr().out
+
+
+def test_the_exit_codes_are_documented():
+    for code in (cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_CONFIG):
+        assert f"{code} " in cli.__doc__
+    assert (cli.EXIT_USAGE, cli.EXIT_CONFIG) == (2, 78)
+    assert "78 bad configuration" in cli.build_parser().format_help()
+
+
+def test_a_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["no-such-command"])
+    assert caught.value.code == cli.EXIT_USAGE
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_installed_command_runs():
+    path = Path(sys.executable).with_name("bouncefilter")
+    if not path.exists():
+        pytest.skip("the console script is installed by `make venv`")
+    done = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("bouncefilter ")
+
+
+def test_classify_reads_standard_input():
+    done = run(["classify", "--json"], DSN)
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert record["file"] == "-"
+    assert record["recipient"] == "nobody@example.net"
+    assert (record["status"], record["reason"], record["hard"]) == ("5.1.1", "userunknown", True)
+    assert record["original_message_id"] == "<order-1@shop.example.com>"
+
+
+def test_classify_prints_one_json_line_per_record_and_none_for_a_non_bounce(messages, capsys):
+    dsn, reply = messages
+    assert cli.main(["classify", "--json", str(dsn), str(reply)]) == cli.EXIT_OK
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["file"], line["recipient"]) for line in lines] == [("dsn.eml", "nobody@example.net")]
+
+
+def test_classify_prints_a_table_by_default(messages, capsys):
+    dsn, reply = messages
+    assert cli.main(["classify", str(dsn), str(reply)]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert f"{dsn}: bounce" in out
+    assert "nobody@example.net" in out and "userunknown" in out
+    assert f"{reply}: " in out
+
+
+def test_classify_of_an_unreadable_file_exits_1_after_the_others(messages, capsys, tmp_path):
+    dsn, _ = messages
+    assert cli.main(["classify", "--json", str(tmp_path / "missing.eml"), str(dsn)]) == cli.EXIT_FAILED
+    captured = capsys.readouterr()
+    assert "missing.eml" in captured.err
+    assert json.loads(captured.out)["recipient"] == "nobody@example.net"
+
+
+def test_classify_needs_no_configuration(monkeypatch, messages, capsys):
+    monkeypatch.setenv("BOUNCEFILTER_CONFIG", "/nonexistent/bouncefilter.yaml")
+    assert cli.main(["--config", "/nonexistent/either.yaml", "classify", str(messages[0])]) == cli.EXIT_OK
+
+
+def test_check_config_accepts_a_valid_file(config_file, capsys):
+    path = config_file(VALID)
+    assert cli.main(["check-config", "--config", str(path)]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith(f"# {path}: valid (1 VERP keys, 0 accounts)")
+    assert "domain: bounces.example.com" in out and "0123456789abcdef" not in out
+
+
+def test_check_config_takes_the_path_before_the_subcommand_or_from_the_environment(config_file, monkeypatch, capsys):
+    path = config_file(VALID)
+    assert cli.main(["--config", str(path), "check-config"]) == cli.EXIT_OK
+    monkeypatch.setenv("BOUNCEFILTER_CONFIG", str(path))
+    assert cli.main(["check-config"]) == cli.EXIT_OK
+    assert capsys.readouterr().out.count("valid") == 2
+
+
+def test_check_config_exits_78_on_a_bad_file_naming_the_key(config_file):
+    path = config_file("verp: {prefx: c}\n")
+    done = run(["check-config", "--config", str(path)])
+    assert done.returncode == cli.EXIT_CONFIG == 78
+    assert done.stderr == f"bouncefilter: {path}: verp.prefx: unknown key (did you mean prefix?)\n"
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("setup", ["missing file", "missing keys file"])
+def test_check_config_exits_78_when_a_file_is_missing(config_file, tmp_path, capsys, setup):
+    if setup == "missing file":
+        path, named = tmp_path / "nowhere.yaml", "nowhere.yaml"
+    else:
+        path, named = config_file("verp: {domain: bounces.example.com, keys_file: verp.keys}\n"), "verp.keys"
+    assert cli.main(["check-config", "--config", str(path)]) == cli.EXIT_CONFIG
+    assert named in capsys.readouterr().err
