@@ -1,0 +1,53 @@
+"""Yahoo! Mail's (and AOL's, and SES-relayed) ``Failure Notice`` bounces.
+
+Layout::
+
+    Sorry, we were unable to deliver your message to the following address.
+
+    <user@example.com>:
+    Remote host said: 550 5.1.1 <user@example.com>... User Unknown [RCPT_TO]
+
+    --- Below this line is a copy of the message.
+
+The bracketed tag names the SMTP command the remote host refused.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bouncefilter.lhost.plain import finding
+from bouncefilter.record import Finding
+from bouncefilter.textbounce import address_blocks
+from bouncefilter.view import View
+
+_START = "Sorry, we were unable to deliver your message to the following address"
+_END = "--- Below this line is a copy of the message."
+_SAID_RE = re.compile(r"^Remote host said:\s*", re.I)
+#: Yahoo writes the reply code bare or with a colon (``550: 5.2.2 ...``).
+_CODE_RE = re.compile(r"^([245]\d\d):?(?=\s)")
+_COMMAND_RE = re.compile(r"\s*\[(RCPT_TO|MAIL_FROM|DATA|CONNECT|HELO|EHLO)\]\s*$")
+
+
+def parse(view: View) -> list[Finding] | None:
+    """Findings for a Yahoo! ``Failure Notice``; ``None`` otherwise."""
+    if view.subject_lower != "failure notice":
+        return None
+    text = view.text
+    start = text.find(_START)
+    if start < 0:
+        return None
+    end = text.find(_END, start)
+    section = text[text.find("\n", start) + 1: end if end >= 0 else len(text)]
+    out = []
+    for address, error in address_blocks(section):
+        error = _SAID_RE.sub("", error)
+        command = _COMMAND_RE.search(error)
+        if command:
+            error = error[: command.start()]
+        code = _CODE_RE.match(error)
+        item = finding(address, error, replycode=code.group(1) if code else "")
+        if command:
+            item.extra["command"] = command.group(1).replace("_", " ")
+        out.append(item)
+    return out or None
