@@ -22,7 +22,7 @@ venv: $(STAMP)
 
 # The package (editable) with its test extra; redone when the packaging changes.
 $(STAMP): setup.cfg pyproject.toml | system
-	@if [ -f $(VENV)/pyvenv.cfg ] && ! grep -qx 'home = $(dir $(PYTHON))' $(VENV)/pyvenv.cfg; then \
+	@if [ -f $(VENV)/pyvenv.cfg ] && ! grep -qx 'home = $(patsubst %/,%,$(dir $(PYTHON)))' $(VENV)/pyvenv.cfg; then \
 	    echo "$(VENV) was not built from $(PYTHON): rebuilding it"; rm -rf $(VENV); fi
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --use-pep517 --editable '.[test]'
