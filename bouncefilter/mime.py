@@ -158,13 +158,19 @@ def first_text(msg: Message, subtype: str = "plain") -> str:
 
 
 def all_text(msg: Message) -> str:
-    """Every ``text/*`` part's text outside returned messages, joined by blank lines."""
+    """Every ``text/*`` part's text outside returned messages, joined by blank lines.
+
+    A ``multipart/*`` part whose boundary is lost (a folded parameter not indented)
+    is read as text: its nested parts are then raw lines, but their words are there.
+    """
     out = []
     for part in _top_parts(msg):
         ctype = content_type(part)
         if ctype.startswith("text/") and ctype != "text/rfc822-headers":
             body = text(part)
             out.append(strip_html(body) if ctype == "text/html" else body)
+        elif ctype.startswith("multipart/") and not part.is_multipart():
+            out.append(text(part))
     return "\n\n".join(out)
 
 

@@ -3,20 +3,40 @@
 Most MTAs that write no delivery-status part follow one layout: a preamble, then per
 failed recipient a line naming the address followed by the error, then a marker line
 before the returned copy of the message. The helpers here do those steps; a format
-module supplies its markers and its own quirks.
+module supplies its markers, its address-line pattern and its own quirks.
+
+Every pattern is linear (no nested quantifiers, bounded gaps), and the helpers only
+ever see the notification text, never the returned original.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from bouncefilter import mime
+from bouncefilter import mime, status
 from bouncefilter.record import Finding
+from bouncefilter.view import View
 
-#: A line that starts a recipient block: an address, optionally in <>, optionally
-#: followed by a colon or the start of the error text.
-_ADDRESS_LINE_RE = re.compile(r"^[ \t]*<?([^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9_.-]{1,255}\.[A-Za-z]{2,63})>?:?(?:[ \t]+(.*))?$")
+#: A mail address as MTAs print it in notices: for embedding in a format's patterns.
+ADDRESS = r"[^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9_.-]{1,255}\.[A-Za-z]{2,63}"
+
+#: The default line that starts a recipient block: an address, optionally in <> or
+#: quotes, optionally followed by a colon and the start of the error text.
+ADDRESS_LINE_RE = re.compile(
+    rf"^[ \t]*[<\"]?(?P<addr>{ADDRESS})[>\"]?:?(?:[ \t]+(?P<rest>.*))?$"
+)
+
+_DAEMON_RE = re.compile(r"mailer[-_ ]?daemon|postmaster|post_master|mail ?delivery|mail administrator", re.I)
+#: The start of an SMTP reply line: ``550-5.7.1 `` or ``550 ``.
+_REPLY_PREFIX_RE = re.compile(r"^([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})(?: |$))?")
+#: ``host mx.example.com [192.0.2.1]`` or ``mx.example.com[192.0.2.1]`` in an error text.
+_HOST_RE = re.compile(r"\b(?:host:?[ \t]+)?([A-Za-z0-9][A-Za-z0-9_.-]{0,252}\.[A-Za-z0-9-]{2,63})[ \t]?[\[(]\d{1,3}(?:\.\d{1,3}){3}[\])]")
+
+
+def is_daemon(view: View) -> bool:
+    """Whether the bounce's From: names a mailer daemon or a postmaster (cheap)."""
+    return bool(_DAEMON_RE.search(view.sender))
 
 
 def before_marker(text: str, markers: Iterable[str]) -> str:
@@ -30,7 +50,7 @@ def before_marker(text: str, markers: Iterable[str]) -> str:
 
 
 def after_marker(text: str, markers: Iterable[str]) -> str:
-    """``text`` after the first of ``markers`` found; ``""`` if none is present."""
+    """``text`` after the first of ``markers`` found (tried in order); ``""`` if none is present."""
     for marker in markers:
         index = text.find(marker)
         if index >= 0:
@@ -38,17 +58,29 @@ def after_marker(text: str, markers: Iterable[str]) -> str:
     return ""
 
 
-def address_blocks(text: str) -> list[tuple[str, str]]:
-    """``(address, error text)`` per block that starts with a line naming an address.
+def section(text: str, starts: Iterable[str], ends: Iterable[str]) -> str:
+    """The text after the first of ``starts`` and before the first of ``ends`` that
+    follows it; ``""`` when no start marker is present."""
+    return before_marker(after_marker(text, starts), ends)
 
+
+def address_blocks(
+    text: str,
+    line_re: re.Pattern[str] = ADDRESS_LINE_RE,
+    resolve: Callable[[str], str] = mime.clean_address,
+) -> list[tuple[str, str]]:
+    """``(address, error text)`` per block that starts with a line matching ``line_re``.
+
+    ``line_re`` names the address ``addr`` and the rest of its line ``rest`` (optional).
+    ``resolve`` turns the printed address into the recipient (``""`` drops the block).
     A block runs until a blank line after some error text, or the next address line.
-    The error text is unfolded into one line.
+    The error text is unfolded into one line (see :func:`unfold`).
     """
     blocks: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
-        match = _ADDRESS_LINE_RE.match(line)
+        match = line_re.match(line)
         if match:
-            blocks.append((mime.clean_address(match.group(1)), [match.group(2) or ""]))
+            blocks.append((resolve(match.group("addr")), [match.groupdict().get("rest") or ""]))
             continue
         if not blocks:
             continue
@@ -56,17 +88,85 @@ def address_blocks(text: str) -> list[tuple[str, str]]:
             if any(part.strip() for part in blocks[-1][1]):
                 blocks.append(("", []))
             continue
-        blocks[-1][1].append(line.strip())
-    return [(addr, " ".join(" ".join(lines).split())) for addr, lines in blocks if addr]
+        blocks[-1][1].append(line)
+    return [(addr, unfold(lines)) for addr, lines in blocks if addr]
+
+
+def unfold(lines: Iterable[str]) -> str:
+    """Lines of an error text as one line, whitespace collapsed.
+
+    A multi-line SMTP reply (``550-5.7.1 a`` / ``550 5.7.1 b``) keeps its code and
+    status once: ``550 5.7.1 a b``.
+    """
+    out: list[str] = []
+    code = ""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        match = _REPLY_PREFIX_RE.match(line)
+        if match and match.group(1) == code:
+            line = line[match.end():]
+        elif match:
+            code = match.group(1)
+            line = f"{code} {match.group(2) or ''} {line[match.end():]}"
+        out.append(line)
+    return " ".join(" ".join(out).split())
+
+
+def remote_host(text: str) -> str:
+    """The first ``host [ip]`` name in an error text, lower case; ``""`` if none."""
+    match = _HOST_RE.search(text)
+    return match.group(1).lower() if match else ""
+
+
+def status_or(text: str, default: str) -> str:
+    """The ``D.S.N`` in ``text``, else ``default``."""
+    return status.find_status(text) or default
+
+
+def failure(recipient: str, error: str, default: str = "5.0.0", answer: str = "", **fields: str) -> Finding:
+    """A finding for a failed (or, with ``kind="delay"``, delayed) delivery.
+
+    Status and reply code come from ``answer`` (what the remote server said) when
+    given, else from ``error``; the status falls back to ``default``, the code the
+    format means when it prints none.
+    """
+    source = answer or error
+    kind = fields.pop("kind", "bounce")
+    return Finding(
+        recipient=recipient,
+        kind=kind,
+        action=fields.pop("action", "delayed" if kind == "delay" else "failed"),
+        status=status_or(source, default),
+        replycode=status.find_replycode(source),
+        diagnostic=error,
+        **fields,
+    )
+
+
+def dedupe(found: Iterable[Finding]) -> list[Finding]:
+    """``found`` without empty recipients and repeats of an address (the first stays)."""
+    seen: set[str] = set()
+    out: list[Finding] = []
+    for finding in found:
+        key = finding.recipient.lower()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(finding)
+    return out
 
 
 def findings(blocks: Iterable[tuple[str, str]], **fields: str) -> list[Finding]:
-    """A bounce finding per ``(address, error text)`` pair, deduplicated by address."""
+    """A finding per ``(address, error text)`` pair, deduplicated by address.
+
+    ``fields`` are :class:`~bouncefilter.record.Finding` fields every finding shares.
+    """
     seen: set[str] = set()
     out: list[Finding] = []
     for address, error in blocks:
         key = address.lower()
-        if key in seen:
+        if not key or key in seen:
             continue
         seen.add(key)
         out.append(Finding(recipient=address, diagnostic=error, **fields))

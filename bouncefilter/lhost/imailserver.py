@@ -1,0 +1,41 @@
+"""Ipswitch IMail Server's notices: one ``Reason: address`` line per recipient, then
+"Original message follows."::
+
+    Unknown user: user@example.com
+
+The reasons are IMail's fixed words; "Delivery failed N attempts" means it gave up
+retrying.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bouncefilter import mime, textbounce
+from bouncefilter.record import Finding
+from bouncefilter.view import View
+
+_END = "Original message follows."
+_LINE_RE = re.compile(rf"^(?P<rest>[A-Za-z][^:\n]{{2,80}}):[ \t]+<?(?P<addr>{textbounce.ADDRESS})>?[ \t]*$", re.M)
+_EXPIRED_RE = re.compile(r"^Delivery failed \d{1,5} attempts")
+_EXPIRED_STATUS = "5.4.7"
+
+
+def parse(view: View) -> list[Finding] | None:
+    """A finding per ``reason: address`` line; ``None`` if not an IMail notice."""
+    if not view.subject_lower.startswith("undeliverable mail") or "postmaster" not in view.sender_lower:
+        return None
+    text = view.text
+    end = text.find(_END)
+    if end < 0:
+        return None
+    found = [
+        _finding(match.group("addr"), " ".join(match.group("rest").split()))
+        for match in _LINE_RE.finditer(text, 0, end)
+    ]
+    return textbounce.dedupe(found) or None
+
+
+def _finding(address: str, error: str) -> Finding:
+    default = _EXPIRED_STATUS if _EXPIRED_RE.match(error) else "5.0.0"
+    return textbounce.failure(mime.clean_address(address), error, default)

@@ -1,0 +1,52 @@
+"""OpenSMTPD's plain-text notices (versions before its RFC 3464 reports)::
+
+        An error has occurred while attempting to deliver a message for
+        the following list of recipients:
+
+    user@example.com: 550 5.1.1 <user@example.com>... User unknown
+
+        Below is a copy of the original message:
+
+A delay warning says "A message is delayed for more than ... for the following list of
+recipients:" instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bouncefilter import textbounce
+from bouncefilter.record import Finding
+from bouncefilter.view import View
+
+_SUBJECT = "delivery status notification:"
+_START = "following list of recipients:"
+_ENDS = ("Below is a copy of the original message", "Below is a copy of the message headers")
+_LINE_RE = re.compile(rf"^(?P<addr>{textbounce.ADDRESS}):[ \t]+(?P<rest>.*)$")
+#: The queue lifetime ran out; OpenSMTPD gives up for good.
+_EXPIRED_STATUS = "5.4.7"
+
+
+def parse(view: View) -> list[Finding] | None:
+    """Findings for each ``address: error`` line; ``None`` if not an OpenSMTPD notice."""
+    if not view.subject_lower.startswith(_SUBJECT) or not textbounce.is_daemon(view):
+        return None
+    body = textbounce.section(view.text, (_START,), _ENDS)
+    if not body:
+        return None
+    delay = "delay" in view.subject_lower or "warning" in view.subject_lower
+    found = [
+        _finding(address, error, delay)
+        for address, error in textbounce.address_blocks(body, _LINE_RE)
+    ]
+    return found or None
+
+
+def _finding(address: str, error: str, delay: bool) -> Finding:
+    if delay:
+        default = "4.0.0"
+    elif error.lower().startswith("envelope expired"):
+        default = _EXPIRED_STATUS
+    else:
+        default = "5.0.0"
+    return textbounce.failure(address, error, default, kind="delay" if delay else "bounce")
