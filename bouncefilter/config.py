@@ -19,7 +19,7 @@ import re
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -43,6 +43,7 @@ _SOCKET = re.compile(r"(?:unix|local):/\S+|inet6?:(\d{1,5})(?:@\S+)?")
 
 #: A problem found by a ``problems`` method: (key relative to the object, message).
 Problem = tuple[str, str]
+_T = TypeVar("_T")
 
 
 class ConfigError(Exception):
@@ -274,11 +275,11 @@ def _plain(value: Any, secret: bool = False) -> Any:
 # -- building dataclasses from YAML data ------------------------------------------------
 
 
-def _build(cls: type, data: Any, key: str, base: str) -> Any:
+def _build(cls: type[_T], data: Any, key: str, base: str) -> _T:
     """An instance of the settings dataclass ``cls`` from the mapping ``data`` found at ``key``."""
     if not isinstance(data, dict):
         raise ConfigError(key, f"expected a mapping of settings, got {_kind(data)}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for name in data:
         if name not in fields:
             raise ConfigError(_join(key, str(name)), "unknown key" + _suggestion(str(name), fields))
@@ -303,7 +304,7 @@ def _convert(value: Any, hint: Any, key: str, meta: Mapping[str, Any], base: str
             return None
         (inner,) = [arg for arg in get_args(hint) if arg is not type(None)]
         return _convert(value, inner, key, meta, base)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, key, base)
     if origin is tuple:
         if not isinstance(value, list):
@@ -333,14 +334,14 @@ def _string(value: Any, key: str, meta: Mapping[str, Any], base: str) -> str:
     """``value`` as a non-empty string, normalised or resolved as a path if ``meta`` says so."""
     if not isinstance(value, str):
         raise ConfigError(key, f"expected a string, got {_kind(value)}")
-    value = value.strip()
-    if not value:
+    text = value.strip()
+    if not text:
         raise ConfigError(key, "must not be empty")
     if "normalize" in meta:
-        value = meta["normalize"](value)
+        text = str(meta["normalize"](text))
     if meta.get("path"):
-        value = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
-    return value
+        text = os.path.normpath(os.path.join(base, os.path.expanduser(text)))
+    return text
 
 
 def _join(key: str, name: str) -> str:
