@@ -94,7 +94,11 @@ def _first(fields: Fields, name: str) -> str:
 def _recipients(fields: Fields) -> list[str]:
     """Addresses the report names itself, without duplicates, in order."""
     for name in _RECIPIENT_FIELDS:
-        found = {addr.lower(): addr for value in fields.get(name, []) if (addr := mime.clean_address(value))}
+        found: dict[str, str] = {}
+        for value in fields.get(name, []):
+            address = mime.clean_address(value)
+            if address:
+                found.setdefault(address.lower(), address)
         if found:
             return list(found.values())
     return []

@@ -29,6 +29,17 @@ _ADDR_RE = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[A-Za-z0-9\[\]_.:-]{1,255}")
 _ENCODED_WORD = "=?"
 
 
+def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Decode the bytes UTF-8 rejects as Latin-1: text that mixes both stays readable."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+_LATIN1_FALLBACK = "bouncefilter-latin1"
+codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
+
+
 def parse(raw: bytes) -> Message:
     """Parse a message from bytes (any line ends), limited to :data:`MAX_PARSE_BYTES`."""
     if len(raw) > MAX_PARSE_BYTES:
@@ -56,7 +67,7 @@ def decode_value(value: object) -> str:
     """Decode RFC 2047 words and stray 8-bit bytes in a header value; unfold it."""
     text = str(value) if not isinstance(value, str) else value
     if _has_surrogates(text):
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", _LATIN1_FALLBACK)
     if _ENCODED_WORD in text:
         text = _decode_words(text)
     return " ".join(text.split())
@@ -90,13 +101,12 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
             codecs.lookup(charset)
         except LookupError:
             charset = None
-    for candidate in (charset, "utf-8"):
-        if candidate:
-            try:
-                return data.decode(candidate)
-            except (UnicodeDecodeError, LookupError):
-                continue
-    return data.decode("latin-1")
+    if charset:
+        try:
+            return data.decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return data.decode("utf-8", _LATIN1_FALLBACK)
 
 
 def text(part: Message) -> str:
