@@ -71,4 +71,4 @@ def _diagnostic(details: str, listing: str) -> tuple[str, str]:
     if not error:
         retry = _RETRY_RE.search(listing)
         error = retry.group(0).strip() if retry else ""
-    return error, (remote.group(1).lower() if remote else "")
+    return error, (remote.group(1).rstrip(".").lower() if remote else "")
