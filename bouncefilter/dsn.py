@@ -1,9 +1,16 @@
 """RFC 3464 delivery status notifications (and RFC 6533 global ones).
 
-Reads every ``message/delivery-status`` or ``message/global-delivery-status`` part: the
-per-message fields, then one :class:`~bouncefilter.record.Finding` per recipient block.
-A DSN whose report part is mislabelled (``text/plain`` holding ``Final-Recipient:``
-fields) is read the same way.
+Reads every ``message/delivery-status`` or ``message/global-delivery-status`` part of
+the notification itself (not one inside a returned message): the per-message fields,
+then one :class:`~bouncefilter.record.Finding` per recipient block, whatever its
+``Action``. The human-readable part completes what the report leaves vague (see
+:mod:`bouncefilter.dsntext`): the diagnostic when the report has none, the status when
+it says only ``X.0.0``, the SMTP command the error answered. A message that is a DSN
+always gets findings here, even when its report names no recipient, so it never falls
+through to the plain-text parsers.
+
+Also read: a report part mislabelled ``text/plain`` holding ``Final-Recipient:``
+fields, and a report inside a multipart whose boundary does not match its header.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import re
 from email.message import Message
 
 from bouncefilter import mime, status
+from bouncefilter.dsntext import Notice, command_in
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
@@ -24,74 +32,154 @@ _KIND_BY_ACTION = {
     "relayed": "delivered",
     "expanded": "delivered",
 }
+_CLASS_BY_KIND = {"bounce": "5", "delay": "4", "delivered": "2"}
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
 _FIELD_LINE_RE = re.compile(r"^(final-recipient|original-recipient|action|status|diagnostic-code)\s*:", re.I | re.M)
+_REPORT_HEADER_RE = re.compile(r"^content-type:[ \t]*message/(?:global-)?delivery-status\b", re.I | re.M)
+_DIAGNOSTIC_TYPES = ("smtp", "x-unix", "x-local", "x-postfix", "x-exim", "x-ses", "x-notes", "x-smtp")
+_WORD_RE = re.compile(r"[A-Za-z]{3,}")
+_XTEXT_RE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}|\+([0-9A-Fa-f]{2})")
+_UTF8_ADDR_RE = re.compile(r"[^\s<>()\[\]\"',;:@]{1,64}@[^\s<>()\[\]\"',;:@]{1,255}")
+
+#: Longest diagnostic taken from a notice that names no recipient block.
+MAX_SUMMARY = 600
 
 Fields = list[tuple[str, str]]
 
 
 def parse(view: View) -> list[Finding] | None:
     """Findings for every recipient block of every report part; ``None`` if not a DSN."""
-    blocks = _report_blocks(view)
-    if blocks is None:
+    found = _report(view)
+    if found is None:
         return None
-    return findings_from_blocks(blocks)
+    report, human = found
+    notice = Notice(human)
+    findings = findings_from_blocks(parse_fields(report), notice)
+    return findings or _recipientless(view, notice)
 
 
-def findings_from_blocks(blocks: list[Fields]) -> list[Finding]:
+def findings_from_blocks(blocks: list[Fields], notice: Notice | None = None) -> list[Finding]:
     """Findings from parsed field blocks: per-message fields first, then recipients."""
     per_message: dict[str, str] = {}
     findings: list[Finding] = []
+    notice = notice or Notice("")
     for block in blocks:
         for fields in _split_recipients(block):
             names = {name for name, _ in fields}
             if names.isdisjoint(_RECIPIENT_FIELDS):
-                per_message.update((name, value) for name, value in fields if name not in per_message)
+                for name, value in fields:
+                    per_message.setdefault(name, value)
                 continue
-            finding = _finding(dict(_first_values(fields)), per_message)
+            finding = _finding(dict(_first_values(fields)), per_message, notice)
             if finding is not None:
                 findings.append(finding)
     return findings
 
 
-def _report_blocks(view: View) -> list[Fields] | None:
-    parts = view.parts_of(*REPORT_TYPES)
+def _report(view: View) -> tuple[str, str] | None:
+    """``(report fields text, human-readable text)``, or ``None`` when not a DSN."""
+    parts = _report_parts(view.msg)
     if parts:
-        blocks: list[Fields] = []
-        for part in parts:
-            blocks.extend(_blocks_of_part(part))
-        return blocks
+        return "\n\n".join(_part_text(part) for part in parts), view.text
+    wrapped = _wrapped_report(view.msg)
+    if wrapped is not None:
+        return wrapped
+    body = view.msg.get_payload()
+    if isinstance(body, str) and view.content_type.startswith("multipart/"):
+        broken = _report_in_raw(body)
+        if broken is not None:
+            return broken
     text = view.text
-    if "final-recipient" in text.lower() and _FIELD_LINE_RE.search(text):
-        return parse_fields(text[_FIELD_LINE_RE.search(text).start() - _per_message_lead(text):])
+    if "final-recipient" in text.lower():
+        first = _FIELD_LINE_RE.search(text)
+        if first is not None:
+            start = first.start()
+            lead = text.lower().rfind("reporting-mta:", 0, start)
+            start = lead if lead >= 0 else start
+            return text[start:], text[:start]
     return None
 
 
-def _per_message_lead(text: str) -> int:
-    """How far before the first recipient field a ``Reporting-MTA:`` block starts."""
-    first = _FIELD_LINE_RE.search(text)
-    assert first is not None
-    before = text[: first.start()]
-    index = before.lower().rfind("reporting-mta:")
-    return first.start() - index if index >= 0 else 0
+def _report_parts(msg: Message) -> list[Message]:
+    """Report parts of the notification itself, not of a message it returns."""
+    found: list[Message] = []
+    stack = [(msg, 0)]
+    seen = 0
+    while stack and seen < mime.MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        ctype = mime.content_type(part)
+        if ctype in REPORT_TYPES:
+            found.append(part)
+        elif ctype.startswith("multipart/") and depth < mime.MAX_DEPTH:
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                stack.extend((child, depth + 1) for child in reversed(payload) if isinstance(child, Message))
+    return found
 
 
-def _blocks_of_part(part: Message) -> list[Fields]:
+def _wrapped_report(msg: Message) -> tuple[str, str] | None:
+    """A DSN that a gateway forwarded as an attachment of its own notice."""
+    for part in _attached(msg):
+        if mime.content_type(part) == "multipart/report":
+            parts = _report_parts(part)
+            if parts:
+                return "\n\n".join(_part_text(p) for p in parts), mime.all_text(part)
+    return None
+
+
+def _attached(msg: Message) -> list[Message]:
+    """Messages attached at the top level of ``msg`` (``message/rfc822`` parts)."""
+    payload = msg.get_payload()
+    if not isinstance(payload, list):
+        return []
+    out = []
+    for part in payload:
+        if isinstance(part, Message) and mime.content_type(part) == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                out.append(inner[0])
+    return out
+
+
+def _part_text(part: Message) -> str:
+    """A report part's text. compat32 parses ``message/delivery-status`` into one
+    Message per block; a line that is not a field (an unfolded continuation) ends its
+    headers, so the block's body is kept too and everything is re-read as text."""
     payload = part.get_payload()
-    if isinstance(payload, list):
-        # compat32 parses message/delivery-status into one Message per block.
-        blocks = [
-            [(name.lower(), mime.decode_value(value)) for name, value in block.raw_items()]
-            for block in payload
-            if isinstance(block, Message)
-        ]
-        if any(blocks):
-            return blocks
-    return parse_fields(mime.text(part))
+    if not isinstance(payload, list):
+        return mime.text(part)
+    chunks = []
+    for block in payload:
+        if not isinstance(block, Message):
+            continue
+        lines = [f"{name}: {value}" for name, value in block.raw_items()]
+        body = block.get_payload()
+        if isinstance(body, str) and body.strip():
+            lines.append(body)
+        chunks.append("\n".join(lines))
+    text = "\n\n".join(chunks)
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
+def _report_in_raw(body: str) -> tuple[str, str] | None:
+    """The report and the notice in a multipart whose boundary did not parse."""
+    header = _REPORT_HEADER_RE.search(body)
+    if header is None:
+        return None
+    start = body.find("\n\n", header.end())
+    if start < 0:
+        return None
+    end = body.find("\n--", start)
+    end = len(body) if end < 0 else end
+    return body[start + 2:end], body[: header.start()]
 
 
 def parse_fields(text: str) -> list[Fields]:
-    """Split ``Name: value`` blocks separated by blank lines; folded lines are joined."""
+    """Split ``Name: value`` blocks separated by blank lines; folded lines are joined,
+    and so are lines that continue a value without the leading white space."""
     blocks: list[Fields] = []
     current: Fields = []
     for line in text.splitlines():
@@ -124,9 +212,6 @@ def _split_recipients(block: Fields) -> list[Fields]:
         if name in _RECIPIENT_FIELDS and name in seen and current:
             out.append(current)
             current, seen = [], set()
-        elif name == "final-recipient" and "final-recipient" in seen:
-            out.append(current)
-            current, seen = [], set()
         current.append((name, value))
         seen.add(name)
     if current:
@@ -141,39 +226,89 @@ def _first_values(fields: Fields) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def _finding(fields: dict[str, str], per_message: dict[str, str]) -> Finding | None:
-    final = mime.clean_address(fields.get("final-recipient", ""))
-    original = mime.clean_address(fields.get("original-recipient", ""))
-    recipient = final or original
+def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice) -> Finding | None:
+    final_value = fields.get("final-recipient", "")
+    final = recipient_address(final_value)
+    original = recipient_address(fields.get("original-recipient", ""))
+    recipient = final or original or notice.generated_by(_address_value(final_value))
     if not recipient:
         return None
+    action = fields.get("action", "").strip().lower().split(" ")[0] if fields.get("action") else ""
     raw_diagnostic = fields.get("diagnostic-code", "")
     diagnostic = diagnostic_text(raw_diagnostic)
-    code = status.normalize(fields.get("status", ""))
-    if not code or (code.endswith(".0.0") and diagnostic):
-        code = status.find_status(diagnostic) or code
-    action = fields.get("action", "").strip().lower().split(" ")[0] if fields.get("action") else ""
+    if raw_diagnostic[:6].lower() == "x-unix":
+        # A local delivery program's words: keep the type, the text rules read it.
+        diagnostic = f"X-Unix; {diagnostic}"
+    notes = notice.notes(recipient) or notice.notes(_address_value(final_value))
+    if _is_thin(diagnostic) and notes:
+        diagnostic = f"{diagnostic} {notes}".strip() if diagnostic else notes
+    code = _status(status.normalize(fields.get("status", "")), diagnostic, notes)
+    kind = _kind(action, code)
     return Finding(
         recipient=recipient,
-        kind=_kind(action, code),
+        kind=kind,
         action=action,
-        status=code,
-        replycode=status.find_replycode(diagnostic),
+        status=code or _CLASS_BY_KIND[kind] + ".0.0",
+        replycode=status.find_replycode(diagnostic) or status.find_replycode(notes),
         diagnostic=diagnostic,
         reporting_mta=mime.mtaname(per_message.get("reporting-mta", "")),
         remote_mta=mime.mtaname(fields.get("remote-mta", "")),
         original_recipient=original if original != recipient else "",
         arrival_date=per_message.get("arrival-date", ""),
-        reason="mailererror" if raw_diagnostic.lower().startswith("x-unix") else "",
-        extra={"sender": mime.clean_address(per_message.get("x-postfix-sender", ""))},
+        extra={
+            "sender": mime.clean_address(per_message.get("x-postfix-sender", "")),
+            "command": command_in(diagnostic) or notice.command(recipient),
+        },
     )
+
+
+def _status(field: str, diagnostic: str, notes: str) -> str:
+    """The status: the remote's own code in the diagnostic when it is specific (a
+    Sendmail ``4.4.7`` field over a ``450 4.7.1`` reply, a vague ``5.0.0`` field),
+    else the field, else a code the notice gives."""
+    spoken = status.find_status(diagnostic)
+    if spoken and not spoken.endswith(".0.0"):
+        return spoken
+    if field and not field.endswith(".0.0"):
+        return field
+    from_notes = status.find_status(notes) if notes else ""
+    if from_notes and not from_notes.endswith(".0.0"):
+        return from_notes
+    return field or spoken or from_notes
+
+
+def _is_thin(diagnostic: str) -> bool:
+    """Whether a diagnostic says nothing in words (``""``, ``550``, ``255``)."""
+    return _WORD_RE.search(diagnostic) is None
+
+
+def recipient_address(value: str) -> str:
+    """A ``Final-Recipient``/``Original-Recipient`` value's address: ``rfc822;
+    <a@b>`` and RFC 6533 ``utf-8; a@b`` (``\\x{HH}`` and xtext ``+HH`` decoded)."""
+    if value.isascii() and "\\x{" not in value:
+        return mime.clean_address(value)
+    return _utf8_address(_address_value(value))
+
+
+def _utf8_address(value: str) -> str:
+    value = _XTEXT_RE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), value.strip())
+    match = _UTF8_ADDR_RE.search(value.strip("<> "))
+    if not match:
+        return ""
+    local, _, domain = match.group(0).rpartition("@")
+    return f"{local}@{domain.strip('.').lower()}" if "." in domain else ""
+
+
+def _address_value(value: str) -> str:
+    """The value after the address type (``rfc822;/var/mail/x`` -> ``/var/mail/x``)."""
+    return value.partition(";")[2].strip() if ";" in value else value.strip()
 
 
 def diagnostic_text(value: str) -> str:
     """``smtp; 550 5.1.1 ...`` -> ``550 5.1.1 ...`` (the type prefix dropped, unfolded)."""
     value = " ".join(value.split())
     head, sep, rest = value.partition(";")
-    if sep and head.strip().lower() in ("smtp", "x-unix", "x-local", "x-postfix", "x-exim", "x-ses", "x-notes", "x-smtp"):
+    if sep and head.strip().lower() in _DIAGNOSTIC_TYPES:
         return rest.strip()
     if sep and " " not in head.strip() and len(head) < 16:
         return rest.strip()
@@ -185,4 +320,33 @@ def _kind(action: str, code: str) -> str:
         return _KIND_BY_ACTION[action]
     if code.startswith("2"):
         return "delivered"
+    if code.startswith("4"):
+        return "delay"
     return "bounce"
+
+
+def _recipientless(view: View, notice: Notice) -> list[Finding]:
+    """Findings for a DSN whose report names no recipient: the ``X-Failed-Recipients``
+    header, else the addresses the notice lists, else one finding with no address
+    (the classifier then takes the returned original's ``To:``)."""
+    listed = mime.addresses(view.header("X-Failed-Recipients")) or notice.recipients()
+    text = notice.text.strip()
+    if not listed:
+        return [Finding(recipient="", status="5.0.0", diagnostic=_summary(text))]
+    findings = []
+    for address in listed:
+        notes = notice.notes(address)
+        diagnostic = notes if not _is_thin(notes.replace(address, "")) else _summary(text)
+        findings.append(Finding(
+            recipient=address,
+            status=status.find_status(diagnostic) or "5.0.0",
+            replycode=status.find_replycode(diagnostic),
+            diagnostic=diagnostic,
+            extra={"command": notice.command(address)},
+        ))
+    return findings
+
+
+def _summary(text: str) -> str:
+    """The notice cut to a diagnostic's length."""
+    return " ".join(text.split())[:MAX_SUMMARY]

@@ -1,9 +1,18 @@
 """How MTAs word each failure: the text rules behind :func:`bouncefilter.reasons.decide`.
 
-One ordered table. Reasons are tried top to bottom and the first whose phrases occur in
-the (lower-cased, whitespace-collapsed) diagnostic wins, so more specific reasons come
-before broader ones. Phrases are regular expressions kept linear: literal words,
-character classes and bounded gaps (``.{0,40}``), never nested quantifiers.
+One ordered table of ``(reason, phrases)`` rows; the first row with a phrase anywhere
+in the (lower-cased, whitespace-collapsed) diagnostic wins, so a row stands above the
+rows it must beat. A reason may have several rows: a decisive wording high up, a vague
+one near the bottom (``recipient address rejected`` says userunknown only when nothing
+more precise follows it, as in ``Recipient address rejected: Policy violation``).
+
+The whole table is compiled into a single regular expression of zero-width lookaheads,
+one alternative per row, so one scan of the text finds, at every position, the highest
+row starting there; the lowest row number found is the answer. Phrases stay linear:
+literal words, character classes and bounded gaps (``.{0,40}``), no nested quantifiers.
+
+The wordings are facts collected from real bounces (Postfix, Sendmail, Exim, qmail,
+Exchange, Gmail, Yahoo, Orange, ...) and from sisimai's per-reason message lists.
 """
 
 from __future__ import annotations
@@ -11,136 +20,333 @@ from __future__ import annotations
 import re
 
 _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("feedback", ()),
+    # The remote names the reason outright, whatever else the text says.
     ("virusdetected", (
-        r"virus", r"malware", r"infected", r"banned attachment",
+        r"virus (?:detected|found)", r"infected with", r"contains? (?:a )?virus", r"malware",
+        r"executable (?:attachment|files are not allowed)", r"used by recent viruses",
+        r"virus phishing",
     )),
     ("spamdetected", (
-        r"spam", r"\bubec?\b", r"junk mail", r"bulk mail", r"message content rejected",
-    )),
-    ("requireptr", (
-        r"reverse dns", r"reverse lookup", r"\bptr\b", r"rdns", r"cannot find your hostname",
-        r"cannot resolve your address", r"client host name unknown", r"no ptr",
+        r"spam or virus", r"spam/virus", r"spam classification", r"(?:detected|classified|identified|scored|rejected|considered) as spam",
+        r"spam (?:detected|blocked|refused|rejection|score|message rejected|not accepted|content)",
+        r"looks? like spam", r"appears? to be (?:spam|unsolicited)", r"probable spam",
+        r"high probability of spam", r"message content rejected", r"\bube\b",
+        r"unsolicited (?:bulk|commercial)", r"spam-like", r"mail content denied",
+        r"blocked by spamassassin", r"spamassassin score", r"rejecting banned content",
+        r"is spam", r"- spam\b", r"classification as bulk", r"bulk e-?mail",
     )),
     ("authfailure", (
-        r"\bspf\b", r"\bdkim\b", r"\bdmarc\b", r"sender policy framework",
+        r"\bdmarc\b", r"\bspf\b", r"\bdkim\b", r"sender policy framework",
+        r"authentication checks? failed", r"unauthenticated email", r"does not have authentication information",
+        r"required authentication level", r"authentication requirements", r"sender is unauthenticated",
+    )),
+    ("requireptr", (
+        r"reverse dns", r"reverse lookup", r"\bptr\b", r"\brdns\b", r"cannot find your hostname",
+        r"cannot resolve your address", r"ip name lookup failed", r"mismatches client ip",
+        r"unverifyable sending ips", r"unresolvable relay host name", r"no reverse",
+        r"client host name unknown",
+    )),
+    ("notcompliantrfc", (
+        r"not rfc ?\d{3,4} compliant", r"rfcmessagenoncompliant", r"multiple .{0,30}addresses in from",
+        r"multiple [a-z-]{2,20} headers", r"duplicate header",
+    )),
+    ("badreputation", (
+        r"reputation", r"unexpected volume or user complaints",
+    )),
+    ("speeding", (
+        r"receiving mail at a rate", r"sending rate", r"rate limit", r"rate-limit", r"too fast",
+        r"try again slower", r"too many (?:messages|emails|mails) .{0,30}(?:hour|minute|second|day)",
+        r"sent to too many recipients", r"(?:daily|hourly|sending) (?:message |relay )?quota",
+    )),
+    ("toomanyconn", (
+        r"too many (?:connections|concurrent|sessions|smtp sessions|simultaneous)", r"connection limit",
+        r"frequency limit", r"too many recipients", r"too many errors from your ip", r"trop de connexions",
+        r"maximum connection",
+    )),
+    ("securityerror", (
+        r"smtp authentication", r"without authentication", r"authentication (?:is )?required",
+        r"unauthenticated senders", r"authentication credentials invalid", r"must authenticate",
+        r"not authorized to send mail",
     )),
     ("norelaying", (
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited|not allowed)",
-        r"not permitted to relay", r"unable to relay", r"relay not permitted",
-        r"we do not relay", r"not allowed to relay", r"no relaying",
+        r"not (?:permitted|allowed|configured) to relay", r"unable to relay", r"(?:we do not|cannot) relay",
+        r"no relaying", r"as a relay", r"insecure mail relay", r"not an open relay",
+        r"email address is not verified", r"not local host", r"not a gateway",
     )),
-    ("hasmoved", (
-        r"has moved", r"address changed", r"user has changed",
+    ("mailererror", (
+        r"procmail", r"maildrop", r"mailer error", r"command (?:died|failed|output)", r"pipe to \|",
+        r"\|\| exit", r"x-unix;.{0,40}[a-z]",
     )),
-    ("mesgtoobig", (
-        r"message (?:size )?exceeds", r"message too (?:big|large)", r"too big",
-        r"size limit", r"exceeds? (?:the )?(?:maximum|size)", r"message is too large",
+    ("exceedlimit", (
+        r"limit set by recipient", r"administrative limit", r"recipsizelimit",
+        r"too large for this recipient", r"header size exceeds",
     )),
     ("mailboxfull", (
-        r"mailbox (?:is )?full", r"over ?quota", r"quota exceeded", r"exceeded storage",
-        r"mailbox full", r"insufficient (?:disk )?space", r"disk quota", r"full mailbox",
-        r"mailbox size limit", r"exceeds? (?:his|her|its|the user'?s?) (?:mailbox )?quota",
-        r"user'?s? mailbox is full", r"storage (?:quota|allocation)", r"too much mail",
+        r"mailbox (?:is |was |would be )?full", r"mailbox size limit", r"mail ?(?:box|folder) .{0,20}(?:full|exceeded)",
+        r"full mailbox", r"over ?quota", r"quota (?:exceeded|violation|full)", r"exceeds? (?:the )?(?:user'?s? |mailbox |his |her |their )?quota",
+        r"(?:disk|storage|mailbox|maildir|mail) quota", r"exceeded (?:storage|quota)",
+        r"(?:user|recipient)'?s? (?:mailbox|space|mail ?folder) (?:is full|has been used up)",
+        r"too much mail data", r"too many messages on the server", r"boite du destinataire pleine",
+        r"not enough (?:disk )?space", r"mailbox exceeds",
     )),
-    ("suspend", (
-        r"disabled", r"suspended", r"inactive", r"deactivated", r"not active",
-        r"account (?:is )?locked", r"expired account", r"account expired",
-        r"mailbox (?:is )?(?:currently )?unavailable",
+    ("mesgtoobig", (
+        r"message (?:is )?too (?:big|large)", r"message (?:file )?too big", r"message size exceeds",
+        r"(?:message )?size limit", r"exceeds? (?:the )?(?:maximum|fixed) (?:message )?size",
+        r"maximum (?:inbound |incoming )?message size", r"line limit exceeded", r"taille limite",
+        r"message length exceeds",
     )),
-    ("hostunknown", (
-        r"host (?:or domain name )?not found", r"unknown host", r"host unknown",
-        r"domain (?:name )?not found", r"no such domain", r"unrouteable",
-        r"unroutable", r"name service error", r"domain does not exist",
-        r"unknown domain", r"nxdomain", r"no mx", r"domain not found",
-        r"illegal host/domain", r"host not found",
+    ("systemfull", (
+        r"mail system full", r"system storage", r"insufficient (?:disk|system) (?:space|storage)",
+        r"disk full", r"out of disk space", r"no space left",
     )),
-    ("userunknown", (
-        r"user unknown", r"unknown user", r"no such (?:user|mailbox|recipient|person|address)",
-        r"(?:user|mailbox|recipient|address|account) (?:does not|doesn'?t) exist",
-        r"(?:user|mailbox|recipient|address|account) (?:is )?unknown",
-        r"invalid (?:recipient|mailbox|address|user)", r"unknown (?:recipient|mailbox|address|local part)",
-        r"recipient (?:address )?rejected", r"not a valid (?:user|mailbox|recipient)",
-        r"user not found", r"mailbox not found", r"recipient not found",
-        r"address (?:not|non) ?existent", r"non-?existent", r"no mailbox",
-        r"not our customer", r"unknown or illegal alias", r"bad destination mailbox",
-        r"no account", r"user doesn'?t have", r"unrouteable address",
-        r"mailbox unavailable", r"is not a known user", r"not listed in",
-        r"unknown local part", r"verify failed", r"undeliverable address",
+    ("contenterror", (
+        r"8-bit data", r"headers? too large", r"header size", r"mime (?:complexity|headers)",
+        r"invalid mime", r"media error", r"binary content", r"unnecessary base64",
+        r"message content or media",
+    )),
+    ("hasmoved", (
+        r"has moved", r"has been replaced by", r"no longer on (?:this )?server", r"not our customer",
+        r"address (?:has )?changed", r"user has changed",
     )),
     ("notaccept", (
-        r"does not accept mail", r"null mx", r"not accepting mail", r"accepts no mail",
+        r"does not accept mail", r"null mx", r"doesn'?t receive e-?mail", r"accepts no mail",
+        r"no mx (?:record )?found", r"mx or srv record indicated no smtp service",
+        r"couldn'?t find a mail exchanger", r"mail receiving disabled", r"not accepting network messages",
+        r"no route for current request",
     )),
-    ("expired", (
-        r"delivery time expired", r"retry time(?:out)? (?:exceeded|expired)",
-        r"message expired", r"queue time", r"too long in queue", r"gave up",
-        r"could not be delivered within", r"was not delivered within",
-        r"delivery expired", r"have been failing for", r"retry timeout",
+    ("networkerror", (
+        r"malformed (?:or unexpected )?name server reply", r"not found, try again",
+        r"dns (?:error|query failed|lookup failure)", r"host name lookup failure",
+        r"no route to host", r"(?:host|network) is unreachable", r"mail (?:forwarding )?loop",
+        r"routing loop", r"too many hops", r"hop count exceeded", r"message looping",
+        r"forwarding loop", r"unable to resolve route",
     )),
-    ("toomanyconn", (
-        r"too many (?:connections|sessions|concurrent)", r"connection limit",
+    ("hostunknown", (
+        r"host (?:or domain name )?not found", r"unknown host", r"host unknown", r"no such domain",
+        r"domain (?:name )?not found", r"domain (?:does not|doesn'?t) exist", r"unknown domain",
+        r"unroutable address", r"unrouteable", r"illegal host", r"name or service not known",
+        r"domain must exist", r"domain may not exist", r"couldn'?t find any host", r"nxdomain",
+        r"bad destination system", r"domain is not reachable", r"host unreachable",
     )),
-    ("speeding", (
-        r"rate limit", r"too many (?:messages|emails|recipients)", r"sending rate",
-        r"receiving mail at a rate",
+    ("networkerror", (
+        r"name service error", r"name server",
     )),
-    ("badreputation", (
-        r"reputation", r"sender score",
+    ("suspend", (
+        r"(?:account|mailbox|user|address|recipient) (?:is |has been |was )?(?:currently |temporarily |temporary )?"
+        r"(?:disabled|suspended|inactive|deactivated|frozen|locked|blocked|terminated|discontinued)",
+        r"disabled (?:recipient|account|mailbox|user)", r"inactive (?:account|user|mailbox)",
+        r"temporar(?:il)?y locked", r"recipient suspend", r"user suspended", r"archived recipient",
+        r"compte du destinataire est bloque", r"account (?:expired|locked)", r"expired account",
+        r"disabled or discontinued",
+    )),
+    ("filtered", (
+        r"message filtered", r"user reject", r"refuses? to receive", r"rejected due to user rules",
+        r"blocked by the recipient", r"only accepting mail from", r"recipient preferences",
+        r"is not accepting any mail", r"account is protected by", r"content filter",
+        r"filtered", r"restricted sms",
+    )),
+    ("policyviolation", (
+        r"policy violation", r"policy reasons", r"denied by policy", r"protocol violation",
+        r"header error", r"organization(?:al)? (?:policy|settings)", r"host network not allowed",
+        r"not accepting mail with", r"illegal attachment", r"members-only", r"closed mailing list",
+        r"mass mailer", r"low priority", r"security policies", r"rejected by organization",
+        r"containing images or other attachments",
+    )),
+    ("userunknown", (
+        r"user unknown", r"unknown user", r"no such (?:user|mailbox|recipient|person|address|account)",
+        r"(?:user|mailbox|recipient|address|account|addressee) (?:does not|doesn'?t|not) exists?",
+        r"(?:user|mailbox|recipient|address|addressee) (?:is )?unknown",
+        r"unknown (?:recipient|mailbox|address|local[- ]?part|e-?mail address|alias)",
+        r"invalid (?:recipient|mailbox|address|user|account)", r"not a valid (?:user|mailbox|recipient|address)",
+        r"(?:user|mailbox|recipient|address|account|addressee) (?:was )?not found", r"recipientnotfound",
+        r"(?:user|recipient) not (?:known|listed|local|active)", r"is not a known user",
+        r"(?:bad|illegal) (?:destination mailbox|recipient)", r"no (?:mailbox|mail box|account) (?:by that name|here|found|available)",
+        r"mailbox (?:is )?(?:currently )?unavail(?:able|iable)", r"mailbox not present", r"address not present",
+        r"user doesn'?t have a", r"account that you tried to reach does not exist",
+        r"address couldn'?t be found", r"recipient name is not recognized", r"badrcptto",
+        r"validrcptto", r"no one at this address", r"non-?existent (?:user|recipient|address)",
+        r"address (?:invalid|rejected: (?:invalid|unknown|userunknown))", r"not a local address",
+        r"mailbox (?:invalid|does not exist)", r"no mailbox", r"user missing home directory",
+        r"utilisateur inconnu", r"no existe", r"not listed in (?:domino|the directory)",
+        r"addressee unknown",
+    )),
+    ("rejected", (
+        r"sender (?:address |email address |domain )?(?:rejected|denied|not allowed|blacklisted|invalid|verify failed)",
+        r"rejected sender", r"domain of sender", r"sender verif", r"invalid sender", r"envelope sender",
+        r"bogus mail from", r"null sender", r"empty (?:envelope )?senders?", r"sender was rejected",
+        r"returned mail not accepted", r"registered gateway user", r"not allowed to post",
+        r"send mail as", r"different address or alias", r"unroutable sender",
+        r"address that has been blacklisted", r"email address has been blacklisted", r"backscatter",
+        r"\bbatv\b", r"third-party dsns", r"sender is (?:spammer|in my black list)",
+        r"mail from not owned", r"sender not pre-approved", r"unsigned dsn", r"sender domain",
+        r"fully qualified email address required", r"access denied \(in reply to mail from",
     )),
     ("blocked", (
-        r"blacklist", r"blocklist", r"block ?list", r"black list", r"\brbl\b",
-        r"dnsbl", r"spamhaus", r"spamcop", r"blocked", r"client host .{0,80} rejected",
-        r"access denied", r"connection refused", r"not allowed to send",
-        r"ip .{0,40} (?:is )?(?:listed|rejected|banned)", r"banned",
+        r"blacklist", r"black list", r"block ?list", r"blocked (?:using|by|for)", r"dnsbl", r"\brbl\b",
+        r"spamhaus", r"spamcop", r"client host (?:\S{1,200} )?(?:rejected|blocked)",
+        r"helo command rejected", r"not allowed to connect", r"connection refused by",
+        r"connection (?:dropped|was dropped)", r"reset by peer",
+        r"smtp server of your isp", r"dynamic ip", r"\bips? .{0,50}(?:blocked|listed|banned|bloquee)",
+        r"ip (?:address )?(?:is )?(?:blocked|listed|blacklisted|banned)", r"bad sender ip", r"sending ip",
+        r"invalid ip for sending", r"may not be mail exchanger", r"not accepting connections",
+        r"service not available, closing", r"blocked for abuse", r"go away", r"weren'?t sent",
+        r"service refused, please try later", r"service refuse", r"your network", r"your ip",
+        r"open proxy", r"abus detecte", r"confirm this mail server", r"no access from mail server",
+        r"access from ip address", r"suspiciously like spammer",
+    )),
+    ("spamdetected", (
+        r"\bspam", r"unsolicited", r"bulk mail", r"junk mail",
+    )),
+    ("failedstarttls", (
+        r"starttls", r"tls required but not supported", r"requiretls",
+    )),
+    ("securityerror", (
+        r"\btls\b", r"certificate", r"encryption", r"authentication (?:failure|failed)",
+        r"verification failure", r"not subscribed to ses", r"not authorized",
+    )),
+    ("expired", (
+        r"timed out", r"time ?out", r"message expired", r"delivery (?:time )?expired", r"envelope expired",
+        r"retry time(?:out)? (?:exceeded|expired|not reached)", r"have been failing for",
+        r"could not be delivered (?:for|within)", r"was not delivered within", r"giving up", r"gave up",
+        r"undelivered after", r"unable to deliver (?:this message )?(?:in|after)", r"too long in (?:the )?queue",
+        r"delivery attempts will continue", r"has been delayed", r"could not deliver for",
+        r"not reachable within", r"after multiple retries", r"did not accept our requests to connect",
+        r"server did not respond", r"delivery failed \d{1,4} attempts",
+    )),
+    ("networkerror", (
+        r"lost connection", r"connection (?:reset|closed|refused)", r"could not connect",
+        r"unable to connect", r"establish an smtp connection", r"\bdns\b", r"network",
+        r"no answer from", r"connect to .{0,80} failed",
+    )),
+    ("systemerror", (
+        r"system error", r"internal (?:server )?error", r"server error", r"local error",
+        r"configuration error", r"misconfigured", r"config error", r"could not load drd",
+        r"service currently unavailable", r"temporary local problem", r"interrupted system call",
+        r"queue file write error", r"loops? back to myself", r"no mdb", r"mail system configuration",
+        r"encountered an error while being processed", r"create user output file",
+    )),
+    ("syntaxerror", (
+        r"syntax error", r"command unrecognized", r"unrecognized command", r"bad sequence",
+        r"improper sequence", r"malformed address", r"invalid command", r"command not implemented",
+    )),
+    ("expired", (
+        r"queue too long", r"in the queue too long",
+    )),
+    # Vague wordings: they count only when nothing above matched.
+    ("userunknown", (
+        r"recipient address rejected", r"address rejected", r"recipient (?:rejected|refused)",
+        r"rcpt to .{0,40}(?:rejected|not accepted)", r"undeliverable address", r"not accepted here",
+    )),
+    ("blocked", (
+        r"blocked", r"access denied", r"bloque",
     )),
     ("policyviolation", (
         r"policy", r"prohibited", r"not permitted",
     )),
-    ("rejected", (
-        r"sender (?:address )?rejected", r"domain of sender", r"sender verify",
-        r"sender denied", r"mail from .{0,60} rejected", r"envelope sender",
-        r"address rejected",
-    )),
-    ("filtered", (
-        r"filtered", r"content filter", r"delivery not authorized", r"refused",
-        r"rejected by", r"not authorized",
-    )),
-    ("securityerror", (
-        r"authentication required", r"tls", r"encryption", r"certificate",
-        r"must issue a starttls",
-    )),
-    ("syntaxerror", (
-        r"syntax error", r"command unrecognized", r"bad sequence", r"unrecognized command",
-    )),
-    ("contenterror", (
-        r"content", r"header", r"mime",
-    )),
-    ("systemfull", (
-        r"system full", r"disk full", r"out of (?:disk )?space",
-    )),
-    ("mailererror", (
-        r"mailer error", r"command (?:died|failed|output)", r"procmail", r"exit code",
-        r"x-unix", r"pipe to",
-    )),
-    ("networkerror", (
-        r"network", r"connection (?:timed out|reset|closed|refused)", r"timed out",
-        r"mail loop", r"routing loop", r"loops? back", r"too many hops", r"dns",
-        r"no route",
-    )),
-    ("systemerror", (
-        r"system error", r"internal error", r"server error", r"temporary failure",
-        r"local error", r"try again later",
-    )),
 )
 
-_COMPILED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (reason, re.compile("|".join(patterns))) for reason, patterns in _TABLE if patterns
-)
+_LITERAL = set("abcdefghijklmnopqrstuvwxyz0123456789 '-:;,/=#_")
+_QUANTIFIERS = set("?*+{")
+_LEADING_GROUP_RE = re.compile(r"\(\?:([a-z |]+)\)(?![?*{])")
+
+
+def _anchors(phrase: str) -> tuple[str, ...]:
+    """Literal strings one of which every match of ``phrase`` contains: its longest
+    literal run (``over ?quota`` -> ``quota``), else the words of a leading group
+    (``(?:bad|illegal) recipient`` -> ``bad``, ``illegal``); ``()`` if neither."""
+    runs: list[str] = []
+    run: list[str] = []
+    depth = 0
+    index = 0
+    while index < len(phrase):
+        char = phrase[index]
+        following = phrase[index + 1] if index + 1 < len(phrase) else ""
+        if char == "\\":
+            runs.append("".join(run))
+            run = []
+            index += 2
+            continue
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        if depth == 0 and char in _LITERAL and following not in _QUANTIFIERS and char not in ")]":
+            run.append(char)
+        else:
+            runs.append("".join(run))
+            run = []
+        index += 1
+    runs.append("".join(run))
+    best = max((r.strip() for r in runs), key=len, default="")
+    if len(best) >= 2:
+        return (best,)
+    lead = _LEADING_GROUP_RE.match(phrase)
+    return tuple(lead.group(1).split("|")) if lead else ()
+
+
+def _trie(words: list[str]) -> str:
+    """A regular expression matching the longest of ``words`` at a position, written
+    as a character trie so the engine never tries the words one by one."""
+    root: dict[str, dict] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_node(root)
+
+
+def _trie_node(node: dict[str, dict]) -> str:
+    branches = [re.escape(char) + _trie_node(child) for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body
+
+
+Rule = tuple[int, re.Pattern[str]]
+
+
+def _compile() -> tuple[re.Pattern[str], dict[str, tuple[Rule, ...]], tuple[Rule, ...]]:
+    """One scanner for every anchor; for each anchor, the ``(row, regex)`` rules it wakes
+    (with those of the anchors it starts with, as the scanner reports only the longest
+    anchor at each position); rules without an anchor, always tried."""
+    grouped: dict[tuple[str, int], list[str]] = {}
+    for number, (_, phrases) in enumerate(_TABLE):
+        for phrase in phrases:
+            for anchor in _anchors(phrase) or ("",):
+                grouped.setdefault((anchor, number), []).append(phrase)
+    by_anchor: dict[str, list[Rule]] = {}
+    always: list[Rule] = []
+    for (anchor, number), phrases in grouped.items():
+        rule = (number, re.compile("|".join(phrases)))
+        (by_anchor.setdefault(anchor, []) if anchor else always).append(rule)
+    wakes = {
+        anchor: tuple(rule for other, rules in by_anchor.items() if anchor.startswith(other) for rule in rules)
+        for anchor in by_anchor
+    }
+    scanner = re.compile("(?=(" + _trie(sorted(by_anchor)) + "))")
+    return scanner, wakes, tuple(always)
+
+
+_SCANNER, _WAKES, _ALWAYS = _compile()
 
 
 def match(text: str) -> str:
-    """The first reason whose phrases occur in ``text`` (lower case), or ``""``."""
-    for reason, pattern in _COMPILED:
+    """The reason of the highest row with a phrase in ``text`` (lower case), or ``""``.
+
+    One scan finds the anchors (literal words every match of a phrase contains) present
+    in ``text``; only the phrases they wake are tried, highest row first.
+    """
+    rules = list(_ALWAYS)
+    for found in _SCANNER.finditer(text):
+        rules.extend(_WAKES[found.group(1)])
+    for number, pattern in sorted(set(rules), key=_row_of):
         if pattern.search(text):
-            return reason
+            return _TABLE[number][0]
     return ""
+
+
+def _row_of(rule: Rule) -> int:
+    return rule[0]

@@ -1,8 +1,19 @@
 """The reason taxonomy: why a delivery failed, and whether the address is bad for good.
 
 Reason names are sisimai's. Every parser hands its findings here; this module alone
-decides the reason (from the parser's hint, the diagnostic text and the RFC 3463
-status) and the ``hard`` verdict, so the two stay consistent across formats.
+decides the reason and the ``hard`` verdict, so the two stay consistent across formats.
+
+Order of precedence, from what settles a reason best to what only suggests one:
+
+1. the record's kind (complaint, auto-reply, success) and a parser's explicit hint;
+2. a decisive RFC 3463 status (``X.2.2`` is a full mailbox whatever the words say);
+3. the diagnostic text (:mod:`bouncefilter.phrases`), read in context: "user unknown"
+   after the message data was sent, or with a mailbox status (``X.2.x``), is a filter
+   speaking, not a missing mailbox; an unknown domain under a temporary status is a DNS
+   problem; an address refused at ``MAIL FROM`` is our sender being rejected;
+4. the status code's general meaning, then the reply code's;
+5. the SMTP command alone (refused at connection or greeting: blocked), a delay notice
+   (expired), words that match nothing (onhold), nothing at all (undefined).
 """
 
 from __future__ import annotations
@@ -23,83 +34,121 @@ REASONS = frozenset(
 #: Reasons that mean the address itself is permanently bad.
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
 
-#: RFC 3463 codes whose meaning settles the reason, whatever the text says.
+#: Status details (``subject.detail``) whose meaning outranks any wording.
 _DECISIVE_STATUS = {
-    "1.1": "userunknown",
-    "1.2": "hostunknown",
     "1.6": "hasmoved",
-    "1.10": "notaccept",
-    "2.2": "mailboxfull",
-    "3.4": "mesgtoobig",
-    "4.7": "expired",
-    "7.25": "requireptr",
-}
-
-#: RFC 3463 codes that suggest a reason when the text says nothing clearer.
-_STATUS_FALLBACK = {
-    "1.0": "userunknown",
-    "1.3": "userunknown",
-    "1.4": "userunknown",
     "1.7": "rejected",
     "1.8": "rejected",
-    "2.0": "mailboxfull",
-    "2.1": "suspend",
+    "2.2": "mailboxfull",
     "2.3": "exceedlimit",
+    "3.4": "mesgtoobig",
+    "7.13": "suspend",
+    "7.17": "hasmoved",
+    "7.18": "hasmoved",
+    "7.25": "requireptr",
+    "7.27": "rejected",
+    "7.30": "failedstarttls",
+}
+
+#: RFC 3463 meanings, used when the text says nothing clearer. ``X.0.0``, ``X.5.0``
+#: and ``X.3.0``/``4.4.0``-style "other" codes say too little to name a reason.
+_STATUS_MEANING = {
+    "1.0": "userunknown",
+    "1.1": "userunknown",
+    "1.2": "hostunknown",
+    "1.3": "userunknown",
+    "1.4": "filtered",
+    "1.9": "systemerror",
+    "1.10": "notaccept",
+    "2.0": "filtered",
+    "2.1": "suspend",
     "2.4": "systemerror",
-    "3.0": "systemerror",
     "3.1": "systemfull",
-    "3.2": "systemerror",
+    "3.2": "notaccept",
     "3.3": "systemerror",
     "3.5": "systemerror",
-    "4.0": "networkerror",
-    "4.1": "networkerror",
+    "4.1": "expired",
     "4.2": "networkerror",
     "4.3": "systemerror",
-    "4.4": "networkerror",
-    "4.5": "toomanyconn",
+    "4.4": "hostunknown",
+    "4.5": "systemfull",
     "4.6": "networkerror",
-    "5.0": "syntaxerror",
+    "4.7": "expired",
+    "4.8": "networkerror",
     "5.2": "syntaxerror",
-    "5.3": "exceedlimit",
+    "5.3": "toomanyconn",
     "5.4": "syntaxerror",
-    "5.5": "syntaxerror",
+    "5.5": "systemerror",
+    "5.6": "syntaxerror",
     "6.0": "contenterror",
     "6.1": "contenterror",
     "6.2": "contenterror",
     "6.3": "contenterror",
     "6.4": "contenterror",
     "6.5": "contenterror",
+    "6.6": "contenterror",
+    "6.7": "contenterror",
+    "6.8": "contenterror",
+    "6.9": "contenterror",
     "7.0": "securityerror",
-    "7.1": "rejected",
-    "7.2": "systemerror",
-    "7.3": "systemerror",
+    "7.1": "securityerror",
+    "7.2": "securityerror",
+    "7.3": "securityerror",
     "7.4": "securityerror",
     "7.5": "securityerror",
     "7.6": "securityerror",
     "7.7": "securityerror",
-    "7.8": "authfailure",
+    "7.8": "securityerror",
     "7.9": "securityerror",
     "7.10": "securityerror",
-    "7.13": "suspend",
+    "7.11": "securityerror",
+    "7.12": "securityerror",
     "7.14": "securityerror",
+    "7.15": "securityerror",
+    "7.16": "mesgtoobig",
+    "7.19": "securityerror",
     "7.20": "authfailure",
     "7.21": "authfailure",
     "7.22": "authfailure",
     "7.23": "authfailure",
     "7.24": "authfailure",
     "7.26": "authfailure",
-    "7.27": "notaccept",
+    "7.28": "spamdetected",
+    "7.29": "authfailure",
 }
+#: Temporary failures read differently: a disabled mailbox or a refused client.
+_TEMPORARY_MEANING = {"2.1": "blocked", "7.1": "blocked", "7.0": "securityerror"}
+
+#: SMTP reply codes that name a reason (RFC 5321, RFC 7504, RFC 3207, RFC 4954).
+_REPLY_MEANING = {
+    "521": "notaccept",
+    "556": "notaccept",
+    "525": "suspend",
+    "551": "hasmoved",
+    "523": "failedstarttls",
+    "524": "failedstarttls",
+    "530": "securityerror",
+    "535": "securityerror",
+    "538": "securityerror",
+    "571": "blocked",
+}
+_SYNTAX_REPLIES = frozenset({"500", "501", "502", "503", "504", "505", "506", "507"})
+
+#: Reasons a wording gives about the recipient's address; refused at ``MAIL FROM``
+#: they are about our sender instead.
+_ADDRESS_REASONS = frozenset({"userunknown", "hostunknown", "filtered", "suspend", "hasmoved", "notaccept"})
 
 _SPACE_RE = re.compile(r"\s+")
+_REPLY_RE = re.compile(r"\b([245]\d\d)\b")
+_WORDS_RE = re.compile(r"[a-z]{3,}")
 
 
-def decide(kind: str, status: str, diagnostic: str, hint: str = "") -> str:
+def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str = "") -> str:
     """The reason for one record.
 
-    Order: the record's kind (complaints, auto-replies, successes); a parser's hint;
-    a decisive status code; the diagnostic text; the status code's general meaning;
-    ``expired`` for a delay notice that says nothing more; else ``undefined``.
+    ``status`` is the record's RFC 3463 code, ``diagnostic`` the remote's or the MTA's
+    words, ``hint`` a reason a parser is sure of, ``command`` the SMTP command the error
+    answered (``CONN``, ``EHLO``, ``HELO``, ``MAIL``, ``RCPT``, ``DATA``, ...).
     """
     if kind == "complaint":
         return "feedback"
@@ -109,17 +158,55 @@ def decide(kind: str, status: str, diagnostic: str, hint: str = "") -> str:
         return "delivered"
     if hint in REASONS:
         return hint
-    detail = status[2:] if len(status) > 2 else ""
+    detail = _detail(status)
     decisive = _DECISIVE_STATUS.get(detail)
     if decisive:
         return decisive
-    found = phrases.match(_SPACE_RE.sub(" ", diagnostic.lower())) if diagnostic else ""
+    text = _SPACE_RE.sub(" ", diagnostic.lower()) if diagnostic else ""
+    found = phrases.match(text) if text else ""
     if found:
-        return found
-    fallback = _STATUS_FALLBACK.get(detail)
-    if fallback:
-        return fallback
-    return "undefined"
+        return _in_context(found, status, detail, command)
+    return _without_words(kind, status, detail, text, command)
+
+
+def _in_context(found: str, status: str, detail: str, command: str) -> str:
+    """A reason the text gave, corrected by what the status and the command add."""
+    if command == "MAIL" and found in _ADDRESS_REASONS:
+        return "rejected"
+    if found == "userunknown" and detail != "1.1":
+        if command == "DATA" or detail in ("2.0", "2.4"):
+            return "filtered"
+        if detail == "2.1":
+            return "suspend"
+    if found == "hostunknown" and status.startswith("4"):
+        return "networkerror"
+    return found
+
+
+def _without_words(kind: str, status: str, detail: str, text: str, command: str) -> str:
+    """The reason when no wording in the text names one."""
+    meaning = (_TEMPORARY_MEANING.get(detail) if status.startswith("4") else None) or _STATUS_MEANING.get(detail)
+    if meaning:
+        return meaning
+    reply = _REPLY_RE.search(text)
+    code = reply.group(1) if reply else ""
+    if code in _REPLY_MEANING:
+        return _REPLY_MEANING[code]
+    if command in ("CONN", "EHLO", "HELO"):
+        return "blocked"
+    if command == "MAIL":
+        return "rejected"
+    if code in _SYNTAX_REPLIES or code[:2] == "40" and code[2:] in "1234567":
+        return "syntaxerror"
+    if kind == "delay" or status.startswith("4") and not _WORDS_RE.search(text):
+        return "expired"
+    return "onhold" if _WORDS_RE.search(text) else "undefined"
+
+
+def _detail(status: str) -> str:
+    """``5.1.1`` -> ``1.1``; ``""`` for an empty or malformed status."""
+    head, sep, rest = status.partition(".")
+    return rest if sep and head in ("2", "4", "5") else ""
 
 
 def is_hard(reason: str, status: str) -> bool:
