@@ -67,7 +67,7 @@ def complete(finding: Finding, identity: Original, parser: str) -> BounceRecord:
     replycode = finding.replycode or status.find_replycode(finding.diagnostic)
     if finding.kind in ("complaint", "autoreply"):
         code = replycode = ""
-    reason = reasons.decide(finding.kind, code, finding.diagnostic, finding.reason)
+    reason = reasons.decide(finding.kind, code, finding.diagnostic, finding.reason, finding.extra.get("command", ""))
     recipient = finding.recipient or (identity.to and mime.clean_address(identity.to)) or ""
     return BounceRecord(
         recipient=recipient,
