@@ -46,7 +46,12 @@ def parse(raw: bytes) -> Message:
         raw = raw[:MAX_PARSE_BYTES]
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return BytesParser(policy=compat32).parsebytes(raw)
+    try:
+        return BytesParser(policy=compat32).parsebytes(raw)
+    except RecursionError:
+        # Parts nested hundreds deep exhaust the parser's recursion: keep the headers
+        # and read the body as one text part.
+        return BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
 
 
 def parse_headers(text: str) -> Message:
