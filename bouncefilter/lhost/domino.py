@@ -22,7 +22,7 @@ from bouncefilter.lhost.plain import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_SUBJECTS = ("delivery failure:", "delivery report")
+_SUBJECTS = ("delivery failure:", "delivery_failure:", "delivery report")
 _TO = "was not delivered to:"
 _BECAUSE = "because:"
 

@@ -11,8 +11,11 @@ Layout::
         The recipient name is not recognized
         MSEXCH:IMS:ORG:SITE:SERVER 0 (000C05A6) Unknown Recipient
 
-Recognised by ``X-MS-Embedded-Report``, the ``X-Mailer`` of these versions, or an
-``Undeliverable:`` subject, together with the recipient-list sentence.
+Recognised by ``X-MS-Embedded-Report``, the ``X-Mailer`` or ``X-MimeOLE`` of these
+versions, or an ``Undeliverable:`` subject, together with the recipient-list sentence.
+A recipient may be written as an X.400 address carrying ``SMTP=user@example.com``.
+The hexadecimal code after ``MSEXCH:`` names the failure; the few codes whose words
+the text rules would not read are passed on as the reason.
 """
 
 from __future__ import annotations
@@ -23,9 +26,18 @@ from bouncefilter.lhost.plain import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_MAILERS = ("internet mail service", "internet mail connector")
+_MAILERS = ("internet mail service", "internet mail connector", "produced by microsoft exchange")
 _LIST_RE = re.compile(r"^(?:did not reach the following recipient\(s\)|The following recipient\(s\) could not be reached):[ \t]*$", re.M)
-_RECIPIENT_RE = re.compile(r"^[ \t]*([^\s<>()@]{1,64}@[A-Za-z0-9_.-]{1,255}) on \S.{0,60}$")
+_RECIPIENT_RE = re.compile(
+    r"^[ \t]*(?:[^\n]{0,200}?SMTP=)?([^\s<>()@;]{1,64}@[A-Za-z0-9_.-]{1,255});? on \S.{0,60}$", re.I
+)
+_MSEXCH_CODE_RE = re.compile(r"MSEXCH:.{0,200}?\(([0-9A-F]{8})\)")
+#: MSEXCH codes -> reason, for the codes whose words say little to the text rules.
+_CODE_REASONS = {
+    "000C05A6": "userunknown",  # Unknown Recipient
+    "00050311": "contenterror",  # Conversion to Internet format failed
+    "000502CC": "contenterror",  # Conversion to Internet format failed
+}
 #: The MTS-ID line (and its folded tail) identifies the message, not the failure.
 _NOISE_RE = re.compile(r"^(?:The MTS-ID of the original message is:|;)")
 
@@ -37,7 +49,12 @@ def parse(view: View) -> list[Finding] | None:
     listing = _LIST_RE.search(view.text)
     if listing is None:
         return None
-    return [finding(addr, unfold(lines)) for addr, lines in _blocks(view.text[listing.end():])] or None
+    out = []
+    for address, lines in _blocks(view.text[listing.end():]):
+        diagnostic = unfold(lines)
+        code = _MSEXCH_CODE_RE.search(diagnostic)
+        out.append(finding(address, diagnostic, reason=_CODE_REASONS.get(code.group(1), "") if code else ""))
+    return out or None
 
 
 def _blocks(text: str) -> list[tuple[str, list[str]]]:
@@ -62,5 +79,5 @@ def _blocks(text: str) -> list[tuple[str, list[str]]]:
 def _is_exchange(view: View) -> bool:
     if view.header("X-MS-Embedded-Report") or view.subject_lower.startswith("undeliverable"):
         return True
-    mailer = view.header("X-Mailer").lower()
+    mailer = f"{view.header('X-Mailer')} {view.header('X-MimeOLE')}".lower()
     return any(name in mailer for name in _MAILERS)

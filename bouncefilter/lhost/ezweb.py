@@ -49,9 +49,12 @@ def _recipient_blocks(text: str) -> list[Finding]:
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
         lines = [line.strip() for line in text[match.end(): end].splitlines() if line.strip()]
         replies = [line[3:].strip() for line in lines if line.startswith("<<<")]
+        sent = next((line[3:].split() for line in lines if line.startswith(">>>")), [])
         address = mime.clean_address(match.group(1))
         if address:
             out.append(finding(address, unfold(replies or lines)))
+            if sent:
+                out[-1].extra["command"] = sent[0].split(":")[0].upper()
     return out
 
 

@@ -1,6 +1,7 @@
 """Lotus Notes' SMTP MTA (before Domino 5): ``Undeliverable message``.
 
-Layout: the reason comes first, then the address it applies to::
+Layout: the reason comes first, then the address it applies to; a notice that names
+no address means the recipient in the returned message's ``To:``::
 
     ------- Failure Reasons  --------
 
@@ -21,6 +22,7 @@ from bouncefilter.view import View
 
 _START_RE = re.compile(r"^-{3,} Failure Reasons +-{3,}[ \t]*$", re.M)
 _END_RE = re.compile(r"^-{3,} Returned Message +-{3,}", re.M)
+_TO_RE = re.compile(r"^To: *(.{3,400})$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -41,4 +43,9 @@ def parse(view: View) -> list[Finding] | None:
             reasons = []
         elif line.strip():
             reasons.append(line)
+    if not out and end:
+        returned_to = _TO_RE.search(text, end.end())
+        address = mime.clean_address(returned_to.group(1)) if returned_to else ""
+        if address:
+            out.append(finding(address, unfold(reasons)))
     return out or None

@@ -28,6 +28,8 @@ def parse(view: View) -> list[Finding] | None:
         if "<<<" not in text or "interscan" not in view.header("Content-Type").lower():
             return None
     out = [finding(mime.clean_address(m.group(1)), (m.group(2) or "").strip()) for m in _SENT_RE.finditer(text)]
+    for item in out:
+        item.extra["command"] = "RCPT"
     for match in _REASON_RE.finditer(text):
         reason = match.group(1).strip()
         out.extend(finding(addr, reason) for addr in mime.addresses(reason))

@@ -1,4 +1,5 @@
-"""Yahoo! Mail's (and AOL's, and SES-relayed) ``Failure Notice`` bounces.
+"""Yahoo! Mail's (and AOL's, and SES-relayed) ``Failure Notice`` bounces, told by
+their opening sentence.
 
 Layout::
 
@@ -9,7 +10,8 @@ Layout::
 
     --- Below this line is a copy of the message.
 
-The bracketed tag names the SMTP command the remote host refused.
+The bracketed tag names the SMTP command the remote host refused; it is kept as the
+finding's ``command`` (the SMTP verb: ``RCPT``, ``MAIL``, ``DATA``, ...).
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ _COMMAND_RE = re.compile(r"\s*\[(RCPT_TO|MAIL_FROM|DATA|CONNECT|HELO|EHLO)\]\s*$
 
 def parse(view: View) -> list[Finding] | None:
     """Findings for a Yahoo! ``Failure Notice``; ``None`` otherwise."""
-    if view.subject_lower != "failure notice":
-        return None
     text = view.text
     start = text.find(_START)
     if start < 0:
@@ -48,6 +48,6 @@ def parse(view: View) -> list[Finding] | None:
         code = _CODE_RE.match(error)
         item = finding(address, error, replycode=code.group(1) if code else "")
         if command:
-            item.extra["command"] = command.group(1).replace("_", " ")
+            item.extra["command"] = command.group(1).split("_")[0]
         out.append(item)
     return out or None
