@@ -25,6 +25,8 @@ from bouncefilter.view import View
 _SUBJECTS = ("delivery failure:", "delivery_failure:", "delivery report")
 _TO = "was not delivered to:"
 _BECAUSE = "because:"
+#: The recipient list is a few lines; a bound keeps address scanning cheap on junk.
+_MAX_LISTING = 8192
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -36,7 +38,7 @@ def parse(view: View) -> list[Finding] | None:
     if start < 0:
         return None
     because = text.find(_BECAUSE, start)
-    listing = text[start + len(_TO): because if because >= 0 else len(text)]
+    listing = text[start + len(_TO): because if because >= 0 else len(text)][:_MAX_LISTING]
     diagnostic = _first_paragraph(text[because + len(_BECAUSE):]) if because >= 0 else ""
     return [finding(addr, diagnostic) for addr in mime.addresses(listing)] or None
 

@@ -33,6 +33,8 @@ _START_RE = re.compile(r"^Delivery to the following recipients? (failed permanen
 _DETAILS_RE = re.compile(r"^Technical details of (permanent|temporary) failure:[ \t]*$", re.M)
 _SERVER_SAID = "The error that the other server returned was:"
 _RETRY_RE = re.compile(r"^Message will be retried for .{0,40}$", re.M)
+#: The recipient list is a few lines; a bound keeps address scanning cheap on junk.
+_MAX_LISTING = 8192
 _REMOTE_RE = re.compile(r"\bby ([A-Za-z0-9][A-Za-z0-9.-]{0,250})\.? \[([0-9A-Fa-f.:]{3,45})\]")
 
 
@@ -45,7 +47,7 @@ def parse(view: View) -> list[Finding] | None:
     if start is None:
         return None
     details = _DETAILS_RE.search(text, start.end())
-    listing = text[start.end(): details.start() if details else len(text)]
+    listing = text[start.end(): details.start() if details else len(text)][:_MAX_LISTING]
     delayed = start.group(1) == "has been delayed"
     kind = "delay" if delayed else "bounce"
     diagnostic, remote = _diagnostic(text[details.end():] if details else "", listing)
