@@ -18,6 +18,10 @@ from bouncefilter import mime, status
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
+#: The longest error text kept for one recipient: real ones are a few hundred
+#: characters; a longer one is hostile or garbage and must not cost time downstream.
+MAX_ERROR = 4096
+
 #: A mail address as MTAs print it in notices: for embedding in a format's patterns.
 ADDRESS = r"[^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9_.-]{1,255}\.[A-Za-z]{2,63}"
 
@@ -31,6 +35,8 @@ _DAEMON_RE = re.compile(r"mailer[-_ ]?daemon|postmaster|post_master|mail ?delive
 #: The start of an SMTP reply line: ``550-5.7.1 `` or ``550 ``.
 _REPLY_PREFIX_RE = re.compile(r"^([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})(?: |$))?")
 #: ``host mx.example.com [192.0.2.1]`` or ``mx.example.com[192.0.2.1]`` in an error text.
+#: A host is named early in an error text; looking no further keeps hostile text cheap.
+_HOST_SEARCH = 2000
 _HOST_RE = re.compile(r"\b(?:host:?[ \t]+)?([A-Za-z0-9][A-Za-z0-9_.-]{0,252}\.[A-Za-z0-9-]{2,63})[ \t]?[\[(]\d{1,3}(?:\.\d{1,3}){3}[\])]")
 
 
@@ -93,17 +99,22 @@ def address_blocks(
 
 
 def unfold(lines: Iterable[str]) -> str:
-    """Lines of an error text as one line, whitespace collapsed.
+    """Lines of an error text as one line, whitespace collapsed, at most
+    :data:`MAX_ERROR` characters.
 
     A multi-line SMTP reply (``550-5.7.1 a`` / ``550 5.7.1 b``) keeps its code and
     status once: ``550 5.7.1 a b``.
     """
     out: list[str] = []
     code = ""
+    size = 0
     for line in lines:
-        line = line.strip()
+        line = line.strip()[:MAX_ERROR]
         if not line:
             continue
+        size += len(line)
+        if size > 2 * MAX_ERROR:
+            break
         match = _REPLY_PREFIX_RE.match(line)
         if match and match.group(1) == code:
             line = line[match.end():]
@@ -111,12 +122,12 @@ def unfold(lines: Iterable[str]) -> str:
             code = match.group(1)
             line = f"{code} {match.group(2) or ''} {line[match.end():]}"
         out.append(line)
-    return " ".join(" ".join(out).split())
+    return " ".join(" ".join(out).split())[:MAX_ERROR]
 
 
 def remote_host(text: str) -> str:
     """The first ``host [ip]`` name in an error text, lower case; ``""`` if none."""
-    match = _HOST_RE.search(text)
+    match = _HOST_RE.search(text, 0, _HOST_SEARCH)
     return match.group(1).lower() if match else ""
 
 

@@ -107,7 +107,9 @@ def _transcript(notice: str) -> list[Finding]:
 
 def _merge(fatal: list[Finding], transcript: list[Finding]) -> list[Finding]:
     """The fatal list, detailed by the transcript; transcript-only recipients after."""
-    by_address = {finding.recipient.lower(): finding for finding in transcript}
+    by_address: dict[str, Finding] = {}
+    for finding in transcript:
+        by_address.setdefault(finding.recipient.lower(), finding)
     merged: list[Finding] = []
     for finding in fatal:
         detail = by_address.pop(finding.recipient.lower(), None)
