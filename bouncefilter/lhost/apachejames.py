@@ -27,6 +27,8 @@ _RCPT_RE = re.compile(r"^[ \t]*RCPT TO:[ \t]*(.{1,2000})$", re.M | re.I)
 
 def parse(view: View) -> list[Finding] | None:
     """A finding per ``RCPT TO`` recipient of a James notice; ``None`` otherwise."""
+    if not textbounce.is_daemon(view):
+        return None
     text = view.text
     if "Error message below:" not in text or _DETAILS not in text:
         return None
