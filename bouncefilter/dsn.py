@@ -236,20 +236,21 @@ def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice
     action = fields.get("action", "").strip().lower().split(" ")[0] if fields.get("action") else ""
     raw_diagnostic = fields.get("diagnostic-code", "")
     diagnostic = diagnostic_text(raw_diagnostic)
+    if _is_thin(diagnostic):
+        # Say more with the status field's comment, else the notice's paragraph.
+        notes = notice.notes(recipient) or notice.notes(_address_value(final_value))
+        diagnostic = " ".join(filter(None, (diagnostic, _status_comment(fields.get("status", "")), notes)))
     if raw_diagnostic[:6].lower() == "x-unix":
         # A local delivery program's words: keep the type, the text rules read it.
         diagnostic = f"X-Unix; {diagnostic}"
-    notes = notice.notes(recipient) or notice.notes(_address_value(final_value))
-    if _is_thin(diagnostic) and notes:
-        diagnostic = f"{diagnostic} {notes}".strip() if diagnostic else notes
-    code = _status(status.normalize(fields.get("status", "")), diagnostic, notes)
+    code = _status(status.normalize(fields.get("status", "")), diagnostic)
     kind = _kind(action, code)
     return Finding(
         recipient=recipient,
         kind=kind,
         action=action,
         status=code or _CLASS_BY_KIND[kind] + ".0.0",
-        replycode=status.find_replycode(diagnostic) or status.find_replycode(notes),
+        replycode=status.find_replycode(diagnostic),
         diagnostic=diagnostic,
         reporting_mta=mime.mtaname(per_message.get("reporting-mta", "")),
         remote_mta=mime.mtaname(fields.get("remote-mta", "")),
@@ -262,19 +263,20 @@ def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice
     )
 
 
-def _status(field: str, diagnostic: str, notes: str) -> str:
-    """The status: the remote's own code in the diagnostic when it is specific (a
-    Sendmail ``4.4.7`` field over a ``450 4.7.1`` reply, a vague ``5.0.0`` field),
-    else the field, else a code the notice gives."""
+def _status(field: str, diagnostic: str) -> str:
+    """The status: the code in the diagnostic (the remote's own words, or the notice's
+    when the report had none) when it is specific (a Sendmail ``4.4.7`` field over a
+    ``450 4.7.1`` reply, a vague ``5.0.0`` field), else the field."""
     spoken = status.find_status(diagnostic)
     if spoken and not spoken.endswith(".0.0"):
         return spoken
-    if field and not field.endswith(".0.0"):
-        return field
-    from_notes = status.find_status(notes) if notes else ""
-    if from_notes and not from_notes.endswith(".0.0"):
-        return from_notes
-    return field or spoken or from_notes
+    return field or spoken
+
+
+def _status_comment(value: str) -> str:
+    """``4.0.0 (host name lookup failure)`` -> ``host name lookup failure``."""
+    opening = value.find("(")
+    return value[opening + 1:].rstrip(") ").strip() if opening >= 0 else ""
 
 
 def _is_thin(diagnostic: str) -> bool:

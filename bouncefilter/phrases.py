@@ -76,7 +76,7 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("mailererror", (
         r"procmail", r"maildrop", r"mailer error", r"command (?:died|failed|output)", r"pipe to \|",
-        r"\|\| exit", r"x-unix;.{0,40}[a-z]",
+        r"\|\| exit",
     )),
     ("exceedlimit", (
         r"limit set by recipient", r"administrative limit", r"recipsizelimit",
@@ -117,13 +117,14 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("networkerror", (
         r"malformed (?:or unexpected )?name server reply", r"not found, try again",
-        r"dns (?:error|query failed|lookup failure)", r"host name lookup failure",
+        r"dns (?:error|query failed)", r"host name lookup failure",
         r"no route to host", r"(?:host|network) is unreachable", r"mail (?:forwarding )?loop",
         r"routing loop", r"too many hops", r"hop count exceeded", r"message looping",
         r"forwarding loop", r"unable to resolve route",
     )),
     ("hostunknown", (
-        r"host (?:or domain name )?not found", r"unknown host", r"host unknown", r"no such domain",
+        r"host (?:or domain name )?not found", r"host \S{1,100} not found", r"unknown host",
+        r"[a-z0-9]\.[a-z]{2,20}\.? (?:does not|doesn'?t) exist", r"host unknown", r"no such domain",
         r"domain (?:name )?not found", r"domain (?:does not|doesn'?t) exist", r"unknown domain",
         r"unroutable address", r"unrouteable", r"illegal host", r"name or service not known",
         r"domain must exist", r"domain may not exist", r"couldn'?t find any host", r"nxdomain",
@@ -144,7 +145,7 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"message filtered", r"user reject", r"refuses? to receive", r"rejected due to user rules",
         r"blocked by the recipient", r"only accepting mail from", r"recipient preferences",
         r"is not accepting any mail", r"account is protected by", r"content filter",
-        r"filtered", r"restricted sms",
+        r"filtered by", r"restricted sms",
     )),
     ("policyviolation", (
         r"policy violation", r"policy reasons", r"denied by policy", r"protocol violation",
@@ -168,8 +169,8 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"validrcptto", r"no one at this address", r"non-?existent (?:user|recipient|address)",
         r"address (?:invalid|rejected: (?:invalid|unknown|userunknown))", r"not a local address",
         r"mailbox (?:invalid|does not exist)", r"no mailbox", r"user missing home directory",
-        r"utilisateur inconnu", r"no existe", r"not listed in (?:domino|the directory)",
-        r"addressee unknown",
+        r"utilisateur inconnu", r"no existe", r"not listed in (?:domino|the directory|public name)",
+        r"addressee unknown", r"no valid recipients", r"delivery userid",
     )),
     ("rejected", (
         r"sender (?:address |email address |domain )?(?:rejected|denied|not allowed|blacklisted|invalid|verify failed)",
@@ -193,13 +194,13 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"service not available, closing", r"blocked for abuse", r"go away", r"weren'?t sent",
         r"service refused, please try later", r"service refuse", r"your network", r"your ip",
         r"open proxy", r"abus detecte", r"confirm this mail server", r"no access from mail server",
-        r"access from ip address", r"suspiciously like spammer",
+        r"access from ip address", r"suspiciously like spammer", r"my name was rejected",
     )),
     ("spamdetected", (
         r"\bspam", r"unsolicited", r"bulk mail", r"junk mail",
     )),
     ("failedstarttls", (
-        r"starttls", r"tls required but not supported", r"requiretls",
+        r"starttls", r"tls required but not supported", r"requiretls", r"(?:support|offer|advertise)s? (?:the )?(?:starttls|tls)",
     )),
     ("securityerror", (
         r"\btls\b", r"certificate", r"encryption", r"authentication (?:failure|failed)",
@@ -234,6 +235,9 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"queue too long", r"in the queue too long",
     )),
     # Vague wordings: they count only when nothing above matched.
+    ("mailererror", (
+        r"x-unix;",
+    )),
     ("userunknown", (
         r"recipient address rejected", r"address rejected", r"recipient (?:rejected|refused)",
         r"rcpt to .{0,40}(?:rejected|not accepted)", r"undeliverable address", r"not accepted here",

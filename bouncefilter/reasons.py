@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 
 from bouncefilter import phrases
+from bouncefilter.dsntext import command_in
 
 #: Every reason a record can carry.
 REASONS = frozenset(
@@ -139,8 +140,16 @@ _SYNTAX_REPLIES = frozenset({"500", "501", "502", "503", "504", "505", "506", "5
 _ADDRESS_REASONS = frozenset({"userunknown", "hostunknown", "filtered", "suspend", "hasmoved", "notaccept"})
 
 _SPACE_RE = re.compile(r"\s+")
+_ADDRESS_RE = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[a-z0-9.\[\]:-]{1,255}")
 _REPLY_RE = re.compile(r"\b([245]\d\d)\b")
 _WORDS_RE = re.compile(r"[a-z]{3,}")
+#: Wordings only the recipient's own mailbox system uses: a directory or local
+#: delivery agent that looked the user up (Lotus Domino, IMail, sendmail's mail.local).
+_DIRECTORY_RE = re.compile(
+    r"not listed in (?:the |public )?(?:domino directory|directory|name & address book)"
+    r"|final delivery userid|mail\.local: unknown user|no valid recipients for this mm"
+)
+_STATUS_RE = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 
 
 def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str = "") -> str:
@@ -163,21 +172,24 @@ def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str
     if decisive:
         return decisive
     text = _SPACE_RE.sub(" ", diagnostic.lower()) if diagnostic else ""
+    command = command or command_in(text)
+    # Addresses say nothing about the failure (``<filtered@...>``, ``spam.example``).
+    text = _ADDRESS_RE.sub("<>", text)
     found = phrases.match(text) if text else ""
     if found:
-        return _in_context(found, status, detail, command)
+        return _in_context(found, status, detail, command, text)
     return _without_words(kind, status, detail, text, command)
 
 
-def _in_context(found: str, status: str, detail: str, command: str) -> str:
+def _in_context(found: str, status: str, detail: str, command: str, text: str) -> str:
     """A reason the text gave, corrected by what the status and the command add."""
     if command == "MAIL" and found in _ADDRESS_REASONS:
         return "rejected"
-    if found == "userunknown" and detail != "1.1":
-        if command == "DATA" or detail in ("2.0", "2.4"):
-            return "filtered"
-        if detail == "2.1":
-            return "suspend"
+    if found == "userunknown" and not detail.startswith("1.") and command != "RCPT" and not _DIRECTORY_RE.search(text):
+        # Only an addressing status, a refusal of RCPT TO or the mailbox system's own
+        # directory prove the mailbox missing; after the data was sent, or with nothing
+        # to tell, the words may be the recipient's filter speaking.
+        return "filtered"
     if found == "hostunknown" and status.startswith("4"):
         return "networkerror"
     return found
@@ -187,7 +199,7 @@ def _without_words(kind: str, status: str, detail: str, text: str, command: str)
     """The reason when no wording in the text names one."""
     meaning = (_TEMPORARY_MEANING.get(detail) if status.startswith("4") else None) or _STATUS_MEANING.get(detail)
     if meaning:
-        return meaning
+        return "rejected" if command == "MAIL" and meaning in _ADDRESS_REASONS else meaning
     reply = _REPLY_RE.search(text)
     code = reply.group(1) if reply else ""
     if code in _REPLY_MEANING:
@@ -200,7 +212,7 @@ def _without_words(kind: str, status: str, detail: str, text: str, command: str)
         return "syntaxerror"
     if kind == "delay" or status.startswith("4") and not _WORDS_RE.search(text):
         return "expired"
-    return "onhold" if _WORDS_RE.search(text) else "undefined"
+    return "onhold" if code or _STATUS_RE.search(text) else "undefined"
 
 
 def _detail(status: str) -> str:
