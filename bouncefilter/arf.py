@@ -44,9 +44,7 @@ def _report_part(view: View) -> Message | None:
     parts = view.parts_of(REPORT_TYPE)
     if parts:
         return parts[0]
-    if view.content_type != "multipart/report":
-        return None
-    if (view.msg.get_param("report-type") or "").lower() != "feedback-report":
+    if view.content_type != "multipart/report" or "feedback-report" not in view.header("Content-Type").lower():
         return None
     children = view.msg.get_payload()
     if isinstance(children, list) and len(children) > 1 and isinstance(children[1], Message):

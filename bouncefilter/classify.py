@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import cache
 
-from bouncefilter import arf, autoreply, dsn, heuristic, lhost, mime, original, reasons, status
+from bouncefilter import arf, dsn, mime, original, reasons, status
 from bouncefilter.record import BounceRecord, Classification, Finding, Original
 from bouncefilter.view import View
 
@@ -21,13 +22,27 @@ log = logging.getLogger(__name__)
 
 Parser = Callable[[View], "list[Finding] | None"]
 
-PARSERS: tuple[tuple[str, Parser], ...] = (
+#: The standard reports, tried first.
+STANDARD: tuple[tuple[str, Parser], ...] = (
     ("arf", arf.parse),
     ("dsn", dsn.parse),
-    *lhost.PARSERS,
-    ("autoreply", autoreply.parse),
-    ("heuristic", heuristic.parse),
 )
+
+
+@cache
+def fallbacks() -> tuple[tuple[str, Parser], ...]:
+    """The parsers tried when no standard report claims a message: the plain-text
+    formats, auto-replies, the heuristic. Imported on first need, so that a process
+    that classifies one DSN (the pipe transport) does not pay for them."""
+    from bouncefilter import autoreply, heuristic, lhost
+
+    return (*lhost.PARSERS, ("autoreply", autoreply.parse), ("heuristic", heuristic.parse))
+
+
+def parsers() -> tuple[tuple[str, Parser], ...]:
+    """Every parser, in the order they are tried."""
+    return STANDARD + fallbacks()
+
 
 _OUTCOME_BY_KIND = {"complaint": "complaint", "autoreply": "autoreply"}
 
@@ -35,15 +50,23 @@ _OUTCOME_BY_KIND = {"complaint": "complaint", "autoreply": "autoreply"}
 def classify(raw: bytes) -> Classification:
     """Classify one message given as bytes. Never raises on any input."""
     view = View(mime.parse(raw))
-    for name, parser in PARSERS:
+    found = _first_claim(view, STANDARD) or _first_claim(view, fallbacks())
+    if found:
+        return _classification(view, *found)
+    return Classification("unknown", (), _original(view))
+
+
+def _first_claim(view: View, candidates: tuple[tuple[str, Parser], ...]) -> tuple[str, list[Finding]] | None:
+    """The first parser among ``candidates`` that claims ``view``, with its findings."""
+    for name, parser in candidates:
         try:
             findings = parser(view)
         except Exception:  # a parser bug must not lose the message: log it, try the next
             log.exception("parser %s failed; trying the next one", name)
             continue
         if findings:
-            return _classification(view, name, findings)
-    return Classification("unknown", (), _original(view))
+            return name, findings
+    return None
 
 
 def _classification(view: View, parser: str, findings: list[Finding]) -> Classification:

@@ -52,9 +52,14 @@ class View:
     def parts(self) -> tuple[Message, ...]:
         return tuple(mime.walk(self.msg))
 
+    @cached_property
+    def part_types(self) -> tuple[str, ...]:
+        """The MIME type of each of :attr:`parts`, in the same order."""
+        return tuple(mime.content_type(part) for part in self.parts)
+
     def parts_of(self, *ctypes: str) -> list[Message]:
         """Parts (at any depth) whose MIME type is one of ``ctypes``."""
-        return [part for part in self.parts if mime.content_type(part) in ctypes]
+        return [part for part, ctype in zip(self.parts, self.part_types) if ctype in ctypes]
 
     @cached_property
     def returned(self) -> Message | None:
