@@ -38,6 +38,7 @@ _FIELD_LINE_RE = re.compile(r"^(final-recipient|original-recipient|action|status
 _REPORT_HEADER_RE = re.compile(r"^content-type:[ \t]*message/(?:global-)?delivery-status\b", re.I | re.M)
 _DIAGNOSTIC_TYPES = ("smtp", "x-unix", "x-local", "x-postfix", "x-exim", "x-ses", "x-notes", "x-smtp")
 _WORD_RE = re.compile(r"[A-Za-z]{3,}")
+_EXPANDED_RE = re.compile(r"\(expanded from:[^()]{0,300}\)", re.I)
 _XTEXT_RE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}|\+([0-9A-Fa-f]{2})")
 _UTF8_ADDR_RE = re.compile(r"[^\s<>()\[\]\"',;:@]{1,64}@[^\s<>()\[\]\"',;:@]{1,255}")
 
@@ -236,9 +237,12 @@ def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice
     action = fields.get("action", "").strip().lower().split(" ")[0] if fields.get("action") else ""
     raw_diagnostic = fields.get("diagnostic-code", "")
     diagnostic = diagnostic_text(raw_diagnostic)
-    if _is_thin(diagnostic):
-        # Say more with the status field's comment, else the notice's paragraph.
+    if _is_thin(_EXPANDED_RE.sub("", diagnostic)):
+        # Say more with the status field's comment and the notice's paragraph; a
+        # local mailer's exit code, with the Sendmail transcript.
         notes = notice.notes(recipient) or notice.notes(_address_value(final_value))
+        if not status.find_replycode(notes):
+            notes = f"{notes} {notice.transcript()}".strip()
         diagnostic = " ".join(filter(None, (diagnostic, _status_comment(fields.get("status", "")), notes)))
     if raw_diagnostic[:6].lower() == "x-unix":
         # A local delivery program's words: keep the type, the text rules read it.

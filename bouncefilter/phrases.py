@@ -206,6 +206,11 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\btls\b", r"certificate", r"encryption", r"authentication (?:failure|failed)",
         r"verification failure", r"not subscribed to ses", r"not authorized",
     )),
+    # A local delivery program failed (``X-Unix; 75``): its words outrank a delay
+    # warning's boilerplate below.
+    ("mailererror", (
+        r"x-unix;",
+    )),
     ("expired", (
         r"timed out", r"time ?out", r"message expired", r"delivery (?:time )?expired", r"envelope expired",
         r"retry time(?:out)? (?:exceeded|expired|not reached)", r"have been failing for",
@@ -235,9 +240,6 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"queue too long", r"in the queue too long",
     )),
     # Vague wordings: they count only when nothing above matched.
-    ("mailererror", (
-        r"x-unix;",
-    )),
     ("userunknown", (
         r"recipient address rejected", r"address rejected", r"recipient (?:rejected|refused)",
         r"rcpt to .{0,40}(?:rejected|not accepted)", r"undeliverable address", r"not accepted here",
