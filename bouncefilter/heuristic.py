@@ -42,7 +42,7 @@ _FAILURE_SUBJECT_RE = re.compile(
     r"|(?:mail|message) delivery (?:failed|failure)|returned mail|failure notice"
     r"|non[- ]?deliver|could not be delivered|not delivered|bounced? (?:mail|message|notification)"
     r"|delivery has failed|mail system error|permanent error|unzustellbar|nicht zugestellt"
-    r"|non remis|no entregado|non recapitabile|non consegnato",
+    r"|non remis|no entregado|non recapitabile|non consegnato|メールエラー|配信エラー|送信エラー|配信不能|不達",
     re.I,
 )
 _REPLY_PREFIX_RE = re.compile(r"^[ \t]{0,8}(?:re|aw|sv|vs|fw|fwd|wg|tr|rif|antw|odp|ynt)[ \t]{0,4}(?:\[\d{1,4}\])?[ \t]{0,4}:", re.I)
@@ -53,6 +53,7 @@ _UNDELIVERED_RE = re.compile(
     r"|fatal error|returned to sender|was rejected|were rejected|has been rejected"
     r"|message (?:was )?(?:refused|bounced)|bounce notification|could not deliver"
     r"|error[^\n.]{0,40}deliver|has been delayed|delivery[^\n.]{0,40}delayed"
+    r"|delivery errors?\b|returned mail"
     r"|nicht zugestellt|unzustellbar|n'a pas pu (?:être|etre) (?:remis|distribu)|no se (?:ha )?pudo entregar",
     re.I,
 )
@@ -70,7 +71,12 @@ _ERROR_RE = re.compile(
     r"|over ?quota|quota exceeded|undeliverable|could ?n[o']t be delivered|delivery (?:has )?failed"
     r"|failed permanently|permanent (?:error|failure)|rejected|refused|disabled|suspended"
     r"|invalid (?:recipient|address|mailbox|user)|host unknown|unknown host|domain not found"
-    r"|not accepting mail|timed out|expired|temporary failure|delayed|will be retried",
+    r"|not accepting mail|timed out|expired|temporary failure|delayed|will be retried|not listed",
+    re.I,
+)
+_SENDER_RE = re.compile(
+    r"\b(?:sent by|from|sender|generated from|expanded from)[\s:<\"'(]{1,8}"
+    r"([^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9_.-]{1,255})",
     re.I,
 )
 #: A line holding nothing but an address, as plain-text bounces start a recipient's block.
@@ -99,7 +105,7 @@ def parse(view: View) -> list[Finding] | None:
     text = notification(view.text[:MAX_TEXT])
     if not (_UNDELIVERED_RE.search(text) or _UNDELIVERED_RE.search(view.subject)):
         return None
-    others = _correspondents(view)
+    others = _correspondents(view) | _senders(text)
     found = _findings(text, (others, _ROLE_LOCAL_PARTS)) or _findings(text, (others, frozenset()))
     if found and _DELAY_RE.search(text):
         for finding in found:
@@ -128,6 +134,12 @@ def _correspondents(view: View) -> set[str]:
     if view.returned is not None:
         values += [mime.header(view.returned, name) for name in ("From", "Return-Path", "Sender")]
     return {addr.lower() for value in values for addr in mime.addresses(value)}
+
+
+def _senders(text: str) -> set[str]:
+    """Addresses the text introduces as a sender or an alias (``A message sent by <a@b>``,
+    ``(ultimately generated from a@b)``, ``(expanded from <a@b>)``): not recipients."""
+    return {mime.clean_address(match.group(1)).lower() for match in _SENDER_RE.finditer(text)}
 
 
 def _candidate(address: str, excluded: Excluded) -> bool:
