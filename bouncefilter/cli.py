@@ -1,8 +1,9 @@
 """The ``bouncefilter`` command. The only module that turns outcomes into exit codes.
 
-Exit codes: 0 success; 1 a command failed (an input file could not be read); 2 usage
-error; 78 (EX_CONFIG) the configuration is missing or invalid. ``bouncefilter pipe``
-has its own contract (0 or 75 only) described in its help.
+Exit codes: 0 success; 1 a command failed (an input file could not be read, the milter
+could not start, ``verp decode`` found no valid token); 2 usage error; 78 (EX_CONFIG)
+the configuration is missing or invalid. ``bouncefilter pipe`` has its own contract
+(0 or 75 only) described in its help.
 
 Subcommands import what they need when they run, so that ``classify`` (and the pipe
 transport, which starts once per bounce) pays for nothing it does not use.
@@ -11,15 +12,25 @@ transport, which starts once per bounce) pays for nothing it does not use.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bouncefilter import __version__
+
+if TYPE_CHECKING:
+    import logging
+    from datetime import date
+
+    from bouncefilter.config import LoggingSettings, Settings, VerpSettings
+    from bouncefilter.verp import Verdict
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
+SYSLOG_SOCKET = "/dev/log"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +65,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_option(check)
     check.set_defaults(run=_run_check_config)
+
+    _add_milter(commands)
+    _add_verp(commands)
+    _add_db(commands)
     return parser
+
+
+def _add_milter(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "milter", help="run the outbound milter (foreground)",
+        description="Run the outbound milter in the foreground: the accounts' mail gets signed "
+        "VERP envelope senders and a tracking header, and is recorded in the database. "
+        "SIGTERM lets messages in flight finish, then exits 0. Logs to syslog or standard "
+        "error as the logging settings say.",
+        epilog="Exit codes: 0 stopped by a signal, 1 could not start, 78 bad configuration.",
+    )
+    _add_config_option(run)
+    run.add_argument("--socket", metavar="SOCKET", type=_socket_spec,
+                     help="unix:/PATH or inet:PORT@HOST (default: milter.socket from the configuration)")
+    run.set_defaults(run=_run_milter)
+
+
+def _add_verp(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verp = commands.add_parser(
+        "verp", help="make or check signed VERP addresses",
+        description="Make a signed VERP address with the configured keys, or check one.",
+    )
+    actions = verp.add_subparsers(dest="verp_command", metavar="ACTION", required=True)
+    encode = actions.add_parser(
+        "encode", help="print a signed VERP address",
+        description="Print PREFIX+TOKEN@DOMAIN for MESSAGE_KEY_HEX (16 hex digits; random when "
+        "left out), issued today (UTC) or on --date, signed with the first key.",
+        epilog="Exit codes: 0 ok, 2 bad arguments, 78 bad configuration (no verp.domain or keys).",
+    )
+    _add_config_option(encode)
+    encode.add_argument("--date", type=_iso_date, metavar="YYYY-MM-DD", help="issue date (default: today, UTC)")
+    encode.add_argument("message_key", nargs="?", type=_message_key, metavar="MESSAGE_KEY_HEX",
+                        help="the message key, 16 hex digits (default: random)")
+    encode.set_defaults(run=_run_verp_encode)
+    decode = actions.add_parser(
+        "decode", help="check a VERP address or token",
+        description="Check ADDRESS (PREFIX+TOKEN@DOMAIN, or a bare token as in the "
+        "X-Bouncefilter-Token header) against the configured keys and print one line: "
+        "'valid message_key=HEX issued=YYYY-MM-DD token=TOKEN', 'expired ...' with the "
+        "same fields, 'forged token=TOKEN' (no key signed it), or 'notours' (not this "
+        "prefix and domain, or not a token).",
+        epilog="Exit codes: 0 valid, 1 expired, forged or notours, 78 bad configuration.",
+    )
+    _add_config_option(decode)
+    decode.add_argument("address", metavar="ADDRESS", help="a VERP address or a bare token")
+    decode.set_defaults(run=_run_verp_decode)
+
+
+def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = commands.add_parser("db", help="manage the database", description="Manage the SQLite database.")
+    actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    migrate = actions.add_parser(
+        "migrate", help="create the tables or bring them to the current schema",
+        description="Create the database's tables, or bring an older database to the schema "
+        "of this version, and print the schema version reached.",
+        epilog="Exit codes: 0 ok, 1 the database cannot be opened or is newer than this "
+        "program, 78 bad configuration.",
+    )
+    _add_config_option(migrate)
+    migrate.set_defaults(run=_run_db_migrate)
 
 
 def _add_config_option(command: argparse.ArgumentParser) -> None:
@@ -105,3 +180,166 @@ def _run_check_config(args: argparse.Namespace) -> int:
     print(f"# {path}: valid ({len(keys)} VERP keys, {len(settings.accounts)} accounts)")
     print(config.describe(settings), end="")
     return EXIT_OK
+
+
+def _load(args: argparse.Namespace) -> Settings | None:
+    """The settings, or ``None`` after printing why they cannot be loaded."""
+    from bouncefilter import config
+
+    try:
+        return config.load(config.locate(args.config))
+    except config.ConfigError as exc:
+        print(f"bouncefilter: {exc}", file=sys.stderr)
+        return None
+
+
+def _run_milter(args: argparse.Namespace) -> int:
+    import logging
+
+    from bouncefilter import config
+
+    settings = _load(args)
+    if settings is None:
+        return EXIT_CONFIG
+    _configure_logging(settings.logging, "bouncefilter/milter")
+    from bouncefilter import milter
+
+    try:
+        milter.serve(settings, args.socket)
+    except (config.ConfigError, milter.MilterStartError) as exc:
+        logging.getLogger("bouncefilter.milter").error("cannot start: %s", exc)
+        if settings.logging.target != "stderr":
+            print(f"bouncefilter: {exc}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(exc, config.ConfigError) else EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_verp_encode(args: argparse.Namespace) -> int:
+    import secrets
+    from datetime import datetime, timezone
+
+    from bouncefilter import verp
+
+    loaded = _load_verp(args)
+    if loaded is None:
+        return EXIT_CONFIG
+    settings, keys = loaded
+    key = args.message_key or secrets.token_bytes(verp.KEY_BYTES)
+    issued = args.date or datetime.now(timezone.utc).date()
+    print(verp.address(settings.prefix, settings.domain or "", verp.make_token(key, issued, keys[0])))
+    return EXIT_OK
+
+
+def _run_verp_decode(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from bouncefilter import verp
+
+    loaded = _load_verp(args)
+    if loaded is None:
+        return EXIT_CONFIG
+    settings, keys = loaded
+    today = datetime.now(timezone.utc).date()
+    text, ttl = args.address.strip(), settings.max_age_days
+    if "@" in text:
+        verdict = verp.decode(text, settings.prefix, settings.domain or "", keys, today, ttl)
+    else:
+        verdict = verp.verify(text, keys, today, ttl)
+    print(_verdict_line(verdict))
+    return EXIT_OK if verdict.valid else EXIT_FAILED
+
+
+def _load_verp(args: argparse.Namespace) -> tuple[VerpSettings, tuple[bytes, ...]] | None:
+    """The VERP settings and keys, or ``None`` after printing why they cannot be used."""
+    from bouncefilter import config
+
+    settings = _load(args)
+    if settings is None:
+        return None
+    try:
+        keys = config.signing_keys(settings.verp)
+    except config.ConfigError as exc:
+        print(f"bouncefilter: {exc}", file=sys.stderr)
+        return None
+    if not settings.verp.domain or not keys:
+        print("bouncefilter: verp.domain and verp.keys (or verp.keys_file) must be set", file=sys.stderr)
+        return None
+    return settings.verp, keys
+
+
+def _verdict_line(verdict: Verdict) -> str:
+    """``valid message_key=HEX issued=DATE token=TOKEN``, ``forged token=TOKEN`` or ``notours``."""
+    fields = [verdict.status]
+    if verdict.issued is not None:
+        fields += [f"message_key={verdict.message_key}", f"issued={verdict.issued.isoformat()}"]
+    if verdict.token and verdict.status != "notours":
+        fields.append(f"token={verdict.token}")
+    return " ".join(fields)
+
+
+def _run_db_migrate(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from bouncefilter import store
+
+    settings = _load(args)
+    if settings is None:
+        return EXIT_CONFIG
+    try:
+        conn = store.connect(settings.database)
+        try:
+            reached = store.migrate(conn)
+        finally:
+            conn.close()
+    except (store.StoreError, sqlite3.Error, OSError) as exc:
+        print(f"bouncefilter: database {settings.database}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{settings.database}: schema {reached}")
+    return EXIT_OK
+
+
+def _configure_logging(settings: LoggingSettings, ident: str) -> None:
+    """Send the log to syslog (falling back to standard error without /dev/log) or stderr."""
+    import logging
+    from logging.handlers import SysLogHandler
+
+    handler: logging.Handler
+    fallback = settings.target == "syslog" and not os.path.exists(SYSLOG_SOCKET)
+    if settings.target == "syslog" and not fallback:
+        handler = SysLogHandler(SYSLOG_SOCKET, facility=SysLogHandler.facility_names[settings.facility])
+        handler.setFormatter(logging.Formatter(f"{ident}[%(process)d]: %(levelname)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {ident}[%(process)d]: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+    if fallback:
+        logging.getLogger(__name__).warning("no %s: logging to standard error", SYSLOG_SOCKET)
+
+
+def _socket_spec(value: str) -> str:
+    from bouncefilter import config
+
+    for _, message in config.MilterSettings(socket=value).problems():
+        raise argparse.ArgumentTypeError(message)
+    return value
+
+
+def _iso_date(value: str) -> date:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2024-01-31: {value!r}") from None
+
+
+def _message_key(value: str) -> bytes:
+    try:
+        key = bytes.fromhex(value)
+    except ValueError:
+        key = b""
+    if len(key) != 8:
+        raise argparse.ArgumentTypeError(f"expected 16 hex digits, got {value!r}")
+    return key

@@ -40,6 +40,7 @@ _SECRET = {"secret": True}
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SOCKET = re.compile(r"(?:unix|local):/\S+|inet6?:(\d{1,5})(?:@\S+)?")
+_GROUP = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 
 #: A problem found by a ``problems`` method: (key relative to the object, message).
 Problem = tuple[str, str]
@@ -101,13 +102,25 @@ class MilterSettings:
     """The outbound milter (``bouncefilter milter``)."""
 
     socket: str = "unix:/run/bouncefilter/milter.sock"
+    #: The group a unix socket is given (mode 0660) so that Postfix's smtpd can connect;
+    #: ``None`` leaves the socket as the umask made it.
+    socket_group: str | None = "postfix"
     on_error: Literal["accept", "tempfail"] = field(default="accept", metadata=_LOWER)
+    #: Give tracked mail the ESMTP envelope id ``ENVID=TOKEN`` when the client set none,
+    #: so DSNs name the message a second time (``Original-Envelope-Id``).
+    envid: bool = True
+    #: How long SIGTERM waits for messages in flight before the milter exits, in seconds.
+    stop_timeout: int = 30
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work in these settings."""
         match = _SOCKET.fullmatch(self.socket)
         if not match or (match.group(1) and not 0 < int(match.group(1)) < 65536):
             yield "socket", f"expected unix:/PATH or inet:PORT@HOST, got {self.socket!r}"
+        if self.socket_group is not None and not _GROUP.fullmatch(self.socket_group):
+            yield "socket_group", f"not a group name: {self.socket_group!r}"
+        if self.stop_timeout < 0:
+            yield "stop_timeout", "must be 0 or more"
 
 
 @dataclass(frozen=True)
@@ -151,8 +164,10 @@ class LoggingSettings:
 class Account:
     """One owner of outbound mail, and how the milter recognises its messages.
 
-    A message belongs to the first account that matches its SASL login, its envelope
-    sender address, or the domain of that address (compared without regard to case).
+    A message belongs to the first account that lists its SASL login; failing that, the
+    first that lists its envelope sender address; failing that, the first that lists
+    the domain of that address (addresses and domains compared without regard to case).
+    See :mod:`bouncefilter.accounts`.
     """
 
     name: str
@@ -181,6 +196,9 @@ class Settings:
     """Everything the configuration file says, with the defaults filled in."""
 
     database: str = field(default="/var/lib/bouncefilter/bouncefilter.db", metadata=_PATH)
+    #: Whether the milter brings an older (or new, empty) database to the current schema
+    #: when it starts; otherwise ``bouncefilter db migrate`` does it.
+    database_auto_migrate: bool = True
     verp: VerpSettings = field(default_factory=VerpSettings)
     milter: MilterSettings = field(default_factory=MilterSettings)
     pipe: PipeSettings = field(default_factory=PipeSettings)
@@ -256,6 +274,15 @@ def verp_keys(settings: VerpSettings) -> tuple[str, ...]:
     if not keys:
         raise ConfigError("verp.keys_file", f"no keys in {path}")
     return tuple(keys)
+
+
+def signing_keys(settings: VerpSettings) -> tuple[bytes, ...]:
+    """The VERP keys as the bytes :mod:`bouncefilter.verp` signs with (UTF-8 of each key).
+
+    Every program that signs or verifies must use this one conversion. Raises
+    :class:`ConfigError` as :func:`verp_keys` does.
+    """
+    return tuple(key.encode("utf-8") for key in verp_keys(settings))
 
 
 def describe(settings: Settings) -> str:

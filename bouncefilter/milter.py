@@ -1,0 +1,512 @@
+"""The outbound milter (``bouncefilter milter``): signed VERP envelope senders.
+
+For each message the MTA shows it, the milter finds the account (SASL login, envelope
+sender, sender domain: :mod:`bouncefilter.accounts`) and then, at end of message:
+
+- tracking on: ``MAIL FROM`` becomes a fresh ``PREFIX+TOKEN@VERP_DOMAIN`` (with
+  ``ENVID=TOKEN`` when the client gave no envelope id), the header
+  :data:`~bouncefilter.record.TRACKING_HEADER` carries the token (complaints return
+  headers, not the envelope), and the message is recorded in the store with the
+  address of a submitted ``Return-Path:`` header as its own bounce address;
+- tracking off: only a submitted ``Return-Path:`` header changes anything: its address
+  becomes the envelope sender;
+- either way every ``Return-Path:`` header is removed once read.
+
+Null-sender mail, mail whose sender is already in the VERP domain and mail no account
+claims is accepted at ``MAIL FROM`` untouched, so the MTA sends nothing more about it.
+
+A failure never takes the daemon down: an exception in a callback is logged and the
+message goes on unchanged (``milter.on_error: accept``) or is tempfailed; a failed
+database write is logged and the message still leaves with its VERP address (the MAC
+proves it is ours). The milter asks the MTA only for the actions it uses: CHGFROM,
+ADDHDRS, CHGHDRS.
+
+Over TCP every callback replies (Postfix and libmilter set no TCP_NODELAY, and a step
+that gets no reply stalls the next one on a delayed ACK, about 40 ms); over a unix
+socket the RCPT and header steps take no reply, which saves round trips.
+"""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import Milter
+import milter as libmilter
+
+from bouncefilter import accounts, mime, store, verp
+from bouncefilter.config import Account, Settings, signing_keys
+from bouncefilter.record import TRACKING_HEADER
+
+log = logging.getLogger(__name__)
+
+#: The name the milter registers with libmilter.
+NAME = "bouncefilter"
+#: Everything the milter may ask the MTA to do.
+ACTIONS = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS
+#: Longest Subject or Message-ID recorded, in characters.
+MAX_FIELD = 998
+TEMPFAIL_REPLY = ("451", "4.3.0", "bouncefilter cannot process this message now, try again later")
+
+
+class MilterStartError(Exception):
+    """The milter cannot start (socket folder missing, cannot bind, wrong socket group)."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the milter decides with, prepared once from the settings."""
+
+    accounts: tuple[Account, ...]
+    verp_domain: str = ""
+    prefix: str = "b"
+    signing_key: bytes = b""
+    on_error: str = "accept"
+    envid: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        """The policy for ``settings``; raises ``ConfigError`` if the VERP keys are unreadable."""
+        keys = signing_keys(settings.verp)
+        return cls(
+            accounts=settings.accounts,
+            verp_domain=settings.verp.domain or "",
+            prefix=settings.verp.prefix,
+            signing_key=keys[0] if keys else b"",
+            on_error=settings.milter.on_error,
+            envid=settings.milter.envid,
+        )
+
+
+class Recorder:
+    """Writes sent messages to the store; a failed write is logged and reported, never raised.
+
+    Connections are pooled: a thread takes an idle one (or opens one), writes, and puts
+    it back, so no connection serves two threads at once. libmilter runs one thread per
+    MTA connection, and a pool spares each SMTP session opening the database anew.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def record(self, message: store.SentMessage) -> bool:
+        """Store ``message``; ``False`` (and an error logged) if that failed."""
+        conn = None
+        try:
+            conn = self._take()
+            store.record_message(conn, message)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("%s: not recorded (token %s): database %s: %s", message.queue_id or "NOQUEUE",
+                      message.token, self._path, exc)
+            if conn is not None:
+                conn.close()
+            return False
+        self._give_back(conn)
+        return True
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _take(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return store.connect(self._path)
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._idle.append(conn)
+
+
+class InFlight:
+    """Counts the messages between MAIL FROM and end of message, so a stop can wait for them."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    def begin(self) -> None:
+        """One more message in flight."""
+        with self._changed:
+            self._count += 1
+
+    def end(self) -> None:
+        """One message done."""
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for none to be in flight; returns how many still are."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count <= 0, timeout)
+            return self._count
+
+
+@dataclass
+class _Message:
+    """What the milter learns about one message it will change."""
+
+    account: Account
+    sender: str
+    params: tuple[str, ...]
+    queue_id: str
+    recipients: list[str] = field(default_factory=list)
+    message_id: str = ""
+    subject: str = ""
+    return_paths: list[str] = field(default_factory=list)
+    failed: bool = False
+
+
+class OutboundMilter(Milter.Base):
+    """One MTA connection; every callback it implements replies."""
+
+    def __init__(self, policy: Policy, recorder: Recorder, flight: InFlight) -> None:
+        self._policy = policy
+        self._recorder = recorder
+        self._flight = flight
+        self._message: _Message | None = None
+
+    def negotiate(self, opts: list[int]) -> int:
+        """Ask the MTA only for the actions the milter uses."""
+        result = int(super().negotiate(opts))
+        opts[0] &= ACTIONS
+        self._actions = opts[0]
+        return result
+
+    def envfrom(self, sender: str, *params: str) -> int:
+        """MAIL FROM: start a message of an account, or accept it untouched."""
+        self._end_message()
+        try:
+            return self._start(sender, params)
+        except Exception:
+            log.exception("MAIL FROM %s: failed", _clean(sender))
+            return self._failure()
+
+    def envrcpt(self, to: str, *params: str) -> int:
+        """RCPT TO: remember the recipient."""
+        message = self._message
+        if message is not None:
+            try:
+                message.recipients.append(_clean(accounts.bare_address(to)))
+            except Exception:
+                self._fail(message, "RCPT TO")
+        return Milter.CONTINUE
+
+    def header(self, name: str, value: str) -> int:
+        """A header: keep Message-ID, Subject and Return-Path."""
+        message = self._message
+        if message is not None:
+            try:
+                _read_header(message, name.lower(), value)
+            except Exception:
+                self._fail(message, f"header {name}")
+        return Milter.CONTINUE
+
+    def eom(self) -> int:
+        """End of message: rewrite, tag and record it."""
+        message, self._message = self._message, None
+        if message is None:
+            return Milter.CONTINUE
+        try:
+            message.queue_id = self._macro("i") or message.queue_id
+            if message.failed:
+                return self._failure()
+            self._finish(message)
+            return Milter.CONTINUE
+        except Exception:
+            log.exception("%s: failed", message.queue_id or "NOQUEUE")
+            return self._failure()
+        finally:
+            self._flight.end()
+
+    def abort(self) -> int:
+        """The MTA gave up on the message."""
+        self._end_message()
+        return Milter.CONTINUE
+
+    def close(self) -> int:
+        """The MTA closed the connection."""
+        self._end_message()
+        return Milter.CONTINUE
+
+    # -- the work ---------------------------------------------------------------------
+
+    def _start(self, sender: str, params: Sequence[str]) -> int:
+        address = _clean(accounts.bare_address(sender))
+        if not address:
+            return Milter.ACCEPT
+        domain = accounts.domain_of(address)
+        if self._policy.verp_domain and domain == self._policy.verp_domain:
+            return Milter.ACCEPT
+        login = self._macro("{auth_authen}")
+        account = accounts.match(self._policy.accounts, login, address)
+        if account is None:
+            log.debug("MAIL FROM <%s> (login %r): no account", address, login)
+            return Milter.ACCEPT
+        self._message = _Message(account, address, tuple(params), self._macro("i"))
+        self._flight.begin()
+        return Milter.CONTINUE
+
+    def _finish(self, message: _Message) -> None:
+        bounce_address = _bounce_address(message.return_paths)
+        sent = None
+        if message.account.tracking and self._policy.verp_domain:
+            sent = self._rewrite(message, bounce_address)
+        elif bounce_address and bounce_address.lower() != message.sender.lower():
+            self.chgfrom(f"<{bounce_address}>", _esmtp(message.params, ""))
+            log.info("%s: account=%s from=<%s> to=<%s> (Return-Path), nrcpt=%d", message.queue_id,
+                     message.account.name, message.sender, bounce_address, len(message.recipients))
+        self._drop_return_paths(len(message.return_paths))
+        if sent is not None:
+            self._recorder.record(sent)
+
+    def _rewrite(self, message: _Message, bounce_address: str) -> store.SentMessage:
+        """Give the message a fresh VERP sender and the tracking header; return its record."""
+        policy = self._policy
+        key = secrets.token_bytes(verp.KEY_BYTES)
+        now = time.time()
+        token = verp.make_token(key, datetime.fromtimestamp(now, timezone.utc).date(), policy.signing_key)
+        address = verp.address(policy.prefix, policy.verp_domain, token)
+        self.chgfrom(f"<{address}>", _esmtp(message.params, token if policy.envid else ""))
+        self.addheader(TRACKING_HEADER, token)
+        log.info("%s: account=%s from=<%s> verp=<%s> nrcpt=%d", message.queue_id, message.account.name,
+                 message.sender, address, len(message.recipients))
+        return store.SentMessage(
+            message_key=key.hex(), token=token, account=message.account.name, sent_at=now,
+            queue_id=message.queue_id, message_id=message.message_id, subject=message.subject,
+            sender=message.sender, bounce_address=bounce_address, recipients=tuple(message.recipients),
+        )
+
+    def _drop_return_paths(self, count: int) -> None:
+        # Last first, so each index still names the header it named when it was read.
+        for index in range(count, 0, -1):
+            self.chgheader("Return-Path", index, None)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _macro(self, name: str) -> str:
+        value = self.getsymval(name)
+        return _clean(value) if isinstance(value, str) else ""
+
+    def _fail(self, message: _Message, step: str) -> None:
+        """Note a failure in a step that may not reply; end of message applies the policy."""
+        log.exception("%s: %s failed", message.queue_id or "NOQUEUE", step)
+        message.failed = True
+
+    def _failure(self) -> int:
+        """The reply to a message the milter failed on, as ``milter.on_error`` says."""
+        if self._policy.on_error != "tempfail":
+            return Milter.ACCEPT
+        try:
+            self.setreply(*TEMPFAIL_REPLY)
+        except Exception:
+            log.exception("cannot set the tempfail reply")
+        return Milter.TEMPFAIL
+
+    def _end_message(self) -> None:
+        if self._message is not None:
+            self._message = None
+            self._flight.end()
+
+
+class TcpMilter(OutboundMilter):
+    """For ``inet:`` sockets: DATA gets a callback too, so that every step is answered."""
+
+    def data(self) -> int:
+        """DATA: nothing to do but answer."""
+        return Milter.CONTINUE
+
+
+class UnixMilter(OutboundMilter):
+    """For unix sockets: RCPT TO and headers take no reply (fewer round trips)."""
+
+    envrcpt = Milter.noreply(OutboundMilter.envrcpt)
+    header = Milter.noreply(OutboundMilter.header)
+
+
+# pymilter caches the steps a class negotiates on the class it is asked about, where a
+# subclass asked later would find its base's cache: work each out now, subclasses first.
+for _cls in (TcpMilter, UnixMilter, OutboundMilter):
+    _cls.protocol_mask()
+
+
+def milter_class(socket_spec: str) -> type[OutboundMilter]:
+    """The milter class that suits the socket: :class:`TcpMilter` or :class:`UnixMilter`."""
+    return TcpMilter if socket_spec.startswith("inet") else UnixMilter
+
+
+# -- pure helpers -----------------------------------------------------------------------
+
+
+def _read_header(message: _Message, name: str, value: str) -> None:
+    if name == "return-path":
+        message.return_paths.append(value)
+    elif name == "message-id" and not message.message_id:
+        message.message_id = mime.decode_value(value)[:MAX_FIELD]
+    elif name == "subject" and not message.subject:
+        message.subject = mime.decode_value(value)[:MAX_FIELD]
+
+
+def _bounce_address(return_paths: Sequence[str]) -> str:
+    """The first address found in the submitted Return-Path headers, or ``""``."""
+    for value in return_paths:
+        address = mime.clean_address(_clean(value))
+        if address:
+            return address
+    return ""
+
+
+def _esmtp(params: Sequence[str], envid: str) -> str | None:
+    """The MAIL FROM parameters for ``chgfrom``: the client's RET and ENVID kept, and
+    ``ENVID=envid`` added when the client gave none and ``envid`` is set."""
+    kept = [p for p in params if p.upper().startswith(("RET=", "ENVID="))]
+    if envid and not any(p.upper().startswith("ENVID=") for p in kept):
+        kept.append(f"ENVID={envid}")
+    return " ".join(kept) or None
+
+
+def _clean(text: str) -> str:
+    """``text`` with undecodable bytes (surrogate escapes) replaced: safe to log and store."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# -- the daemon -------------------------------------------------------------------------
+
+
+def prepare_database(path: str, auto_migrate: bool) -> bool:
+    """Check (and if allowed, migrate) the database; log and return ``False`` if it cannot
+    be used: the milter then runs anyway and logs each message it cannot record."""
+    try:
+        conn = store.connect(path)
+        try:
+            store.ensure_schema(conn, auto_migrate)
+        finally:
+            conn.close()
+    except (store.StoreError, sqlite3.Error, OSError) as exc:
+        log.error("database %s cannot be used: %s; messages are rewritten but not recorded", path, exc)
+        return False
+    return True
+
+
+def serve(settings: Settings, socket_spec: str | None = None) -> None:
+    """Run the milter in the foreground until SIGTERM (or SIGINT, SIGHUP).
+
+    SIGTERM lets the messages in flight finish (up to ``milter.stop_timeout`` seconds)
+    before returning; libmilter itself takes a few seconds to notice. Raises
+    ``ConfigError`` (VERP keys) or :class:`MilterStartError`.
+    """
+    spec = socket_spec or settings.milter.socket
+    policy = Policy.from_settings(settings)
+    prepare_database(settings.database, settings.database_auto_migrate)
+    recorder = Recorder(settings.database)
+    flight = InFlight()
+    cls = milter_class(spec)
+    Milter.factory = lambda: cls(policy, recorder, flight)
+    _open(spec, settings.milter.socket_group, settings.milter.on_error)
+    log.info("bouncefilter milter listening on %s (%d accounts)", spec, len(settings.accounts))
+    try:
+        libmilter.main()
+    finally:
+        left = flight.wait(settings.milter.stop_timeout)
+        if left:
+            log.warning("stopping with %d messages still in flight", left)
+        recorder.close()
+        _remove_socket(spec)
+        log.info("bouncefilter milter stopped")
+
+
+def _open(spec: str, group: str | None, on_error: str) -> None:
+    """Register the callbacks and open the listening socket (removing a stale one)."""
+    path = _unix_path(spec)
+    if path and not os.path.isdir(os.path.dirname(path) or "."):
+        raise MilterStartError(f"the folder of the socket {path} does not exist")
+    libmilter.set_flags(ACTIONS)
+    libmilter.set_exception_policy(libmilter.TEMPFAIL if on_error == "tempfail" else libmilter.CONTINUE)
+    libmilter.set_connect_callback(Milter.connect_callback)
+    libmilter.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b))
+    libmilter.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b))
+    libmilter.set_header_callback(lambda ctx, f, v: ctx.getpriv().header_bytes(f, v))
+    libmilter.set_eom_callback(lambda ctx: ctx.getpriv().eom())
+    libmilter.set_abort_callback(lambda ctx: ctx.getpriv().abort())
+    libmilter.set_close_callback(Milter.close_callback)
+    libmilter.setconn(spec)
+    libmilter.register(NAME, data=lambda ctx: ctx.getpriv().data(), negotiate=Milter.negotiate_callback)
+    try:
+        libmilter.opensocket(True)
+    except libmilter.error as exc:
+        raise MilterStartError(f"cannot listen on {spec}: {exc}") from None
+    if path:
+        _share_socket(path, group)
+    else:
+        _set_nodelay()
+
+
+def _unix_path(spec: str) -> str:
+    """The file of a ``unix:`` or ``local:`` socket, ``""`` for ``inet:``."""
+    kind, _, rest = spec.partition(":")
+    return rest if kind in ("unix", "local") else ""
+
+
+def _share_socket(path: str, group: str | None) -> None:
+    """Give the socket file to ``group`` with mode 0660, so that Postfix may connect."""
+    if group is None:
+        return
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        log.warning("no group %r on this system: the socket %s keeps the mode the umask gave it", group, path)
+        return
+    try:
+        os.chown(path, -1, gid)
+        os.chmod(path, 0o660)
+    except OSError as exc:
+        raise MilterStartError(
+            f"cannot give the socket {path} to group {group}: {exc.strerror}"
+            f" (run the milter as a member of {group}, or set milter.socket_group)") from None
+
+
+def _set_nodelay() -> None:
+    """Set TCP_NODELAY on libmilter's listening socket (accepted sockets inherit it).
+
+    libmilter does not expose the socket, so it is found among the open descriptors.
+    """
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for name in names:
+        try:
+            if not stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                continue
+            with socket.socket(fileno=os.dup(int(name))) as sock:
+                listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                if listening and sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, ValueError):
+            continue
+
+
+def _remove_socket(spec: str) -> None:
+    path = _unix_path(spec)
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
