@@ -16,6 +16,7 @@ fields, and a report inside a multipart whose boundary does not match its header
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from email.message import Message
 
 from bouncefilter import mime, status
@@ -77,21 +78,23 @@ def findings_from_blocks(blocks: list[Fields], notice: Notice | None = None) -> 
     return findings
 
 
-def _report(view: View) -> tuple[str, str] | None:
-    """``(report fields text, human-readable text)``, or ``None`` when not a DSN."""
-    parts = _report_parts(view.msg)
-    if parts:
-        return "\n\n".join(_part_text(part) for part in parts), view.text
-    wrapped = _wrapped_report(view.msg)
-    if wrapped is not None:
-        return wrapped
+def _report(view: View) -> tuple[str, str | Callable[[], str]] | None:
+    """``(report fields text, human-readable text or a function giving it)``, or
+    ``None`` when not a DSN."""
+    if any(ctype in REPORT_TYPES for ctype in view.part_types):
+        parts = _report_parts(view.msg)
+        if parts:
+            return "\n\n".join(_part_text(part) for part in parts), lambda: view.text
+        wrapped = _wrapped_report(view.msg)
+        if wrapped is not None:
+            return wrapped
     body = view.msg.get_payload()
     if isinstance(body, str) and view.content_type.startswith("multipart/"):
         broken = _report_in_raw(body)
         if broken is not None:
             return broken
     text = view.text
-    if "final-recipient" in text.lower():
+    if _mentions_final_recipient(text):
         first = _FIELD_LINE_RE.search(text)
         if first is not None:
             start = first.start()
@@ -99,6 +102,11 @@ def _report(view: View) -> tuple[str, str] | None:
             start = lead if lead >= 0 else start
             return text[start:], text[:start]
     return None
+
+
+def _mentions_final_recipient(text: str) -> bool:
+    """A cheap test for a ``Final-Recipient`` field in any usual spelling."""
+    return "inal-Recipient" in text or "inal-recipient" in text or "FINAL-RECIPIENT" in text
 
 
 def _report_parts(msg: Message) -> list[Message]:

@@ -11,6 +11,8 @@ error answered, and the recipients a report without recipient blocks names.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import cached_property
 
 from bouncefilter import mime
 
@@ -66,10 +68,20 @@ class Notice:
     """The human-readable text of one DSN, searched case-insensitively. A copy of the
     returned message's headers pasted below the notice is left out."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str | Callable[[], str]) -> None:
+        """``text`` or a function giving it, called on first use (most reports never
+        need their notice)."""
+        self._source = text
+
+    @cached_property
+    def text(self) -> str:
+        text = self._source() if callable(self._source) else self._source
         pasted = _PASTED_HEADERS_RE.search(text)
-        self.text = text[: pasted.start()] if pasted else text
-        self.lower = self.text.lower()
+        return text[: pasted.start()] if pasted else text
+
+    @cached_property
+    def lower(self) -> str:
+        return self.text.lower()
 
     def notes(self, address: str) -> str:
         """The notice's lines about ``address``, joined into one line (``""`` if none).

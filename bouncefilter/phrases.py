@@ -258,19 +258,23 @@ _LEADING_GROUP_RE = re.compile(r"\(\?:([a-z |]+)\)(?![?*{])")
 
 
 def _anchors(phrase: str) -> tuple[str, ...]:
-    """Literal strings one of which every match of ``phrase`` contains: its longest
-    literal run (``over ?quota`` -> ``quota``), else the words of a leading group
-    (``(?:bad|illegal) recipient`` -> ``bad``, ``illegal``); ``()`` if neither."""
+    """Literal strings one of which every match of ``phrase`` contains, each starting
+    a word (the scanner looks only at word starts): the longest literal run
+    (``(?:de|in)tected as spam`` -> ``as spam``, ``over ?quota`` -> ``over``), else the
+    words of a leading group (``(?:bad|illegal) recipient`` -> ``bad``, ``illegal``);
+    ``()`` if neither."""
     runs: list[str] = []
     run: list[str] = []
+    safe = True  # the current run starts where a word must start
     depth = 0
     index = 0
     while index < len(phrase):
         char = phrase[index]
         following = phrase[index + 1] if index + 1 < len(phrase) else ""
         if char == "\\":
-            runs.append("".join(run))
+            runs.append(_word_start("".join(run), safe))
             run = []
+            safe = following == "b"
             index += 2
             continue
         if char in "([":
@@ -280,15 +284,27 @@ def _anchors(phrase: str) -> tuple[str, ...]:
         if depth == 0 and char in _LITERAL and following not in _QUANTIFIERS and char not in ")]":
             run.append(char)
         else:
-            runs.append("".join(run))
+            runs.append(_word_start("".join(run), safe))
             run = []
+            safe = False
         index += 1
-    runs.append("".join(run))
-    best = max((r.strip() for r in runs), key=len, default="")
+    runs.append(_word_start("".join(run), safe))
+    best = max(runs, key=len, default="")
     if len(best) >= 2:
         return (best,)
     lead = _LEADING_GROUP_RE.match(phrase)
     return tuple(lead.group(1).split("|")) if lead else ()
+
+
+def _word_start(run: str, safe: bool) -> str:
+    """``run`` cut to begin at a word start: past its first word when the run itself
+    may begin inside a word of the text, then past leading spaces and punctuation;
+    trailing spaces dropped."""
+    if not safe and run[:1].isalnum():
+        cut = next((i for i, ch in enumerate(run) if not ch.isalnum()), len(run))
+        run = run[cut:]
+    start = next((i for i, ch in enumerate(run) if ch.isalnum()), len(run))
+    return run[start:].rstrip()
 
 
 def _trie(words: list[str]) -> str:
@@ -332,7 +348,7 @@ def _compile() -> tuple[re.Pattern[str], dict[str, tuple[Rule, ...]], tuple[Rule
         anchor: tuple(rule for other, rules in by_anchor.items() if anchor.startswith(other) for rule in rules)
         for anchor in by_anchor
     }
-    scanner = re.compile("(?=(" + _trie(sorted(by_anchor)) + "))")
+    scanner = re.compile("(?<![a-z0-9])(?=(" + _trie(sorted(by_anchor)) + "))")
     return scanner, wakes, tuple(always)
 
 
@@ -342,8 +358,9 @@ _SCANNER, _WAKES, _ALWAYS = _compile()
 def match(text: str) -> str:
     """The reason of the highest row with a phrase in ``text`` (lower case), or ``""``.
 
-    One scan finds the anchors (literal words every match of a phrase contains) present
-    in ``text``; only the phrases they wake are tried, highest row first.
+    One scan, looking only where words start, finds the anchors (literal words every
+    match of a phrase contains) present in ``text``; only the phrases they wake are
+    tried, highest row first.
     """
     rules = list(_ALWAYS)
     for found in _SCANNER.finditer(text):

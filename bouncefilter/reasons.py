@@ -139,8 +139,8 @@ _SYNTAX_REPLIES = frozenset({"500", "501", "502", "503", "504", "505", "506", "5
 #: they are about our sender instead.
 _ADDRESS_REASONS = frozenset({"userunknown", "hostunknown", "filtered", "suspend", "hasmoved", "notaccept"})
 
-_SPACE_RE = re.compile(r"\s+")
-_ADDRESS_RE = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[a-z0-9.\[\]:-]{1,255}")
+#: An address, tried only where a token starts.
+_ADDRESS_RE = re.compile(r"(?:(?<=[\s<(\[\"',;:])|^)[^\s<>()\[\]\"',;:]{1,64}@[a-z0-9.\[\]:-]{1,255}")
 _REPLY_RE = re.compile(r"\b([245]\d\d)\b")
 _WORDS_RE = re.compile(r"[a-z]{3,}")
 #: Wordings only the recipient's own mailbox system uses: a directory or local
@@ -171,10 +171,11 @@ def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str
     decisive = _DECISIVE_STATUS.get(detail)
     if decisive:
         return decisive
-    text = _SPACE_RE.sub(" ", diagnostic.lower()) if diagnostic else ""
+    text = " ".join(diagnostic.lower().split()) if diagnostic else ""
     command = command or command_in(text)
-    # Addresses say nothing about the failure (``<filtered@...>``, ``spam.example``).
-    text = _ADDRESS_RE.sub("<>", text)
+    if "@" in text:
+        # Addresses say nothing about the failure (``<filtered@...>``, ``spam.example``).
+        text = _ADDRESS_RE.sub("<>", text)
     found = phrases.match(text) if text else ""
     if found:
         return _in_context(found, status, detail, command, text)
