@@ -233,9 +233,14 @@ def returned_headers(msg: Message) -> Message | None:
         if ctype in ("message/rfc822", "message/global", "message/rfc822-headers"):
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
+                inner = payload[0]
+                body = inner.get_payload()
+                if not inner.keys() and isinstance(body, str):
+                    # A blank line before the returned headers made them its body.
+                    return parse_headers(body.lstrip())
+                return inner
             if isinstance(payload, str):
-                return parse_headers(payload)
+                return parse_headers(payload.lstrip())
         elif ctype in ("text/rfc822-headers", "message/global-headers"):
             return parse_headers(text(part))
     return None

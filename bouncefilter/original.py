@@ -15,9 +15,11 @@ from bouncefilter.record import TRACKING_HEADER, Original
 from bouncefilter.view import View
 
 _INLINE_START_RE = re.compile(
-    r"^(?:Return-Path|Received|Message-ID|Subject|X-Bouncefilter-Token|DKIM-Signature|MIME-Version|Date|From|To):[ \t]",
+    r"^(?:Return-Path|Received|Message-ID|Subject|X-Bouncefilter-Token|DKIM-Signature|MIME-Version|Date|From|To):[ \t]?(?=\S)",
     re.I | re.M,
 )
+#: A line that starts a header field; any other line of a pasted block continues one.
+_FIELD_START_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,75}:")
 _MAX_BLOCKS = 8
 #: Headers that must appear in a block for it to count as the original's headers.
 _IDENTITY_RE = re.compile(r"^(?:Message-ID|X-Bouncefilter-Token|Return-Path):", re.I | re.M)
@@ -27,7 +29,7 @@ def find(view: View) -> Original:
     """The original's identity; fields it cannot find are empty."""
     headers = view.returned
     if headers is None or not _has_identity(headers):
-        headers = inline_headers(view.text) or headers
+        headers = inline_headers(view.text) or _attached_without_wrapper(view) or headers
     if headers is None:
         return Original()
     return Original(
@@ -40,8 +42,27 @@ def find(view: View) -> Original:
     )
 
 
+def _attached_without_wrapper(view: View) -> Message | None:
+    """A part that is the original itself, its headers serving as the part's own (some
+    MTAs attach it with no ``message/rfc822`` wrapper): the first with a Message-ID."""
+    for part in view.parts[1:]:
+        if part.get("Message-ID"):
+            return part
+    return None
+
+
 def _has_identity(headers: Message) -> bool:
     return any(headers.get(name) for name in ("Message-ID", TRACKING_HEADER, "Subject"))
+
+
+def _refold(block: str) -> str:
+    """A pasted header block with every continuation line indented: Exchange and
+    others re-wrap long fields without the leading white space RFC 5322 asks for."""
+    lines = block.split("\n")
+    return "\n".join(
+        line if not index or line[:1] in (" ", "\t") or _FIELD_START_RE.match(line) else " " + line
+        for index, line in enumerate(lines)
+    )
 
 
 def inline_headers(text: str) -> Message | None:
@@ -55,6 +76,6 @@ def inline_headers(text: str) -> Message | None:
         end = len(text) if end < 0 else end
         block = text[start.start():end]
         if _IDENTITY_RE.search(block):
-            return mime.parse_headers(block)
+            return mime.parse_headers(_refold(block))
         position = end
     return None
