@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import postfix_lab as lab_harness
 import pytest
 
 #: The checkout's root folder.
@@ -21,3 +22,30 @@ def config_file(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``postfix`` where no Postfix lab can run, saying why."""
+    reason = lab_harness.unavailable()
+    if reason is None:
+        return
+    for item in items:
+        if item.get_closest_marker("postfix"):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def postfix_lab() -> Iterator[lab_harness.PostfixLab]:
+    """One throwaway Postfix with its smtp-sink peers for the whole run (tests/postfix_lab.py)."""
+    reason = lab_harness.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with lab_harness.PostfixLab() as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab(postfix_lab: lab_harness.PostfixLab) -> lab_harness.PostfixLab:
+    """The session's Postfix lab, emptied (queue, sink, pipe deliveries) and back to its defaults."""
+    postfix_lab.reset()
+    return postfix_lab

@@ -1,0 +1,96 @@
+"""The Postfix lab itself, end to end: what its peers and its pipe receive from a real Postfix.
+
+These tests pin down the facts the milter and pipe tests build on: the accepting peer
+sees the envelope as sent, a 550 from the hard peer comes back as a Postfix DSN with a
+null sender to the VERP address on the pipe transport, and the classifier reads that DSN.
+"""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+from postfix_lab import BOUNCE_DOMAIN, PostfixLab, make_message
+
+from bouncefilter.classify import classify
+
+pytestmark = pytest.mark.postfix
+
+ALICE = "alice@sender.example.test"
+
+
+def test_mail_to_an_accepting_peer_arrives_with_its_envelope(lab: PostfixLab):
+    message = make_message(ALICE, "good@dest.example.test", "Envelope check")
+    queue_id = lab.send(message, "envelope@sender.example.test", ["good@dest.example.test", "other@dest.example.test"])
+
+    (saved,) = lab.wait_sink()
+    assert queue_id
+    assert saved.sender == "envelope@sender.example.test"
+    assert saved.recipients == ("good@dest.example.test", "other@dest.example.test")
+    assert b"Subject: Envelope check" in saved.message
+    assert f"with ESMTP id {queue_id}".encode() in saved.message  # Postfix's own Received:
+
+
+def test_a_hard_reject_comes_back_as_a_dsn_through_the_pipe_and_classifies(lab: PostfixLab):
+    verp = f"b+lab1hard@{BOUNCE_DOMAIN}"
+    message = make_message(ALICE, "bad@bad.example.test", "Hard bounce check")
+    lab.send(message, verp, ["good@dest.example.test", "bad@bad.example.test"])
+
+    (dsn,) = lab.wait_deliveries()
+    assert dsn.sender == ""  # null_sender= in master.cf
+    assert dsn.recipient == verp
+    assert dsn.message.startswith(b"Return-Path: <>\n")
+    assert b"Subject: Undelivered Mail Returned to Sender" in dsn.message
+    verdict = classify(dsn.message)
+    assert verdict.outcome == "bounce"
+    (record,) = verdict.records
+    assert (record.recipient, record.kind, record.reason, record.hard) == ("bad@bad.example.test", "bounce", "userunknown", True)
+    assert (record.status, record.replycode) == ("5.1.1", "550")
+    assert verdict.original.subject == "Hard bounce check"
+    assert lab.wait_sink()[0].recipients == ("good@dest.example.test",)
+
+
+def test_a_soft_reject_produces_a_delay_notice(lab: PostfixLab):
+    # delay_warning_time = 1s in the lab: the first deferral already warns.
+    verp = f"b+lab1soft@{BOUNCE_DOMAIN}"
+    queue_id = lab.send(make_message(ALICE, "full@soft.example.test", "Soft bounce check"), verp, ["full@soft.example.test"])
+
+    (notice,) = lab.wait_deliveries()
+    assert (notice.sender, notice.recipient) == ("", verp)
+    assert b"Subject: Delayed Mail (still being retried)" in notice.message
+    (record,) = classify(notice.message).records
+    assert (record.recipient, record.kind, record.hard, record.status) == ("full@soft.example.test", "delay", False, "4.2.2")
+    assert queue_id in lab.queue()  # still being retried
+
+
+def test_the_mx_port_hands_an_inbound_bounce_to_the_pipe_unchanged(lab: PostfixLab):
+    verp = f"b+lab1inbound@{BOUNCE_DOMAIN}"
+    message = make_message("MAILER-DAEMON@remote.example.net", verp, "Returned mail: see transcript")
+    lab.send(message, "", [verp], port="mx")
+
+    (delivery,) = lab.wait_deliveries()
+    assert (delivery.sender, delivery.recipient) == ("", verp)
+    assert b"Subject: Returned mail: see transcript" in delivery.message
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_the_submission_port_keeps_a_return_path_header_only_when_configured(lab: PostfixLab, keep: bool):
+    # With no milter to remove it, a kept header reaches the peer: proof that the
+    # milter would see it. Postfix's default drops it in cleanup.
+    lab.configure(keep_return_path=keep)
+    message = make_message(ALICE, "good@dest.example.test", headers=[("Return-Path", "<owner@sender.example.test>")])
+    lab.send(message, ALICE, ["good@dest.example.test"])
+
+    (saved,) = lab.wait_sink()
+    assert (b"Return-Path: <owner@sender.example.test>" in saved.message) is keep
+
+
+def test_an_unreachable_milter_tempfails_submission_but_not_the_mx_port(lab: PostfixLab):
+    lab.configure(milter=f"unix:{lab.run_dir}/missing.sock")
+    message = make_message(ALICE, "good@dest.example.test")
+
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        lab.send(message, ALICE, ["good@dest.example.test"])
+    assert refused.value.smtp_code == 451
+    lab.send(message, ALICE, ["good@dest.example.test"], port="mx")
+    assert lab.wait_sink()[0].sender == ALICE
