@@ -23,7 +23,8 @@ from bouncefilter.reasons import REASONS
 from bouncefilter.record import KINDS, Classification
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SAMPLES = [path.read_bytes() for path in sorted(FIXTURES.glob("*/*.eml")) if path.stat().st_size]
+SAMPLE_PATHS = [path for path in sorted(FIXTURES.glob("*/*.eml")) if path.stat().st_size]
+SAMPLES = [path.read_bytes() for path in SAMPLE_PATHS]
 OUTCOMES = {"bounce", "complaint", "autoreply", "unknown"}
 #: Seconds any one pathological message may take; generous on purpose.
 TIME_BOUND = 2.0
@@ -92,9 +93,9 @@ def test_flipped_bytes(raw: bytes, flips: list[tuple[float, int]]) -> None:
     well_formed(classify(bytes(data)))
 
 
-@pytest.mark.parametrize("index", range(len(SAMPLES)))
-def test_truncated_fixtures(index: int) -> None:
-    raw = SAMPLES[index]
+@pytest.mark.parametrize("path", SAMPLE_PATHS, ids=lambda path: f"{path.parent.name}/{path.stem}")
+def test_truncated_fixtures(path: Path) -> None:
+    raw = path.read_bytes()
     step = max(1, len(raw) // CUTS)
     for cut in range(0, len(raw), step):
         well_formed(classify(raw[:cut]))
