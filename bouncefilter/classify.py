@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import cache
 
 from bouncefilter import arf, dsn, mime, original, reasons, status
+from bouncefilter.dsntext import Notice
 from bouncefilter.record import BounceRecord, Classification, Finding, Original
 from bouncefilter.view import View
 
@@ -71,6 +72,12 @@ def _first_claim(view: View, candidates: tuple[tuple[str, Parser], ...]) -> tupl
 
 def _classification(view: View, parser: str, findings: list[Finding]) -> Classification:
     identity = _original(view)
+    notice = Notice(lambda: view.text)
+    for finding in findings:
+        if finding.kind in ("bounce", "delay") and "command" not in finding.extra:
+            # The notice often names the SMTP step a format parser did not read
+            # (``>>> RCPT To:``, ``in reply to RCPT TO command``); reasons weigh it.
+            finding.extra["command"] = notice.command(finding.recipient)
     records = tuple(complete(finding, identity, parser) for finding in findings)
     outcome = _OUTCOME_BY_KIND.get(records[0].kind, "bounce")
     return Classification(outcome, records, identity, parser)

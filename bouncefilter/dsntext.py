@@ -31,9 +31,10 @@ _COMMANDS = {
 }
 _COMMAND_WORDS = r"(end of data|data|rcpt to|rcpt|mail from|ehlo|helo|lhlo|starttls|auth|bdat|initial connection|greeting|banner|text)"
 #: Postfix ``(in reply to end of DATA command)``, Exim ``after RCPT TO:<...>``,
-#: DragonFly ``did not like our RCPT TO``, GMX ``for TEXT command``.
+#: DragonFly ``did not like our RCPT TO``, GMX ``for TEXT command``, ``SMTP:RCPT host``.
 _REPLY_TO_RE = re.compile(
-    r"\b(?:in reply to|after|in response to|did not like our(?: final)?|for)\s{1,12}" + _COMMAND_WORDS + r"\b(?! command from)", re.I
+    r"\b(?:(?:in reply to|after|in response to|did not like our(?: final)?|for)\s{1,12}|smtp:)"
+    + _COMMAND_WORDS + r"\b(?! command from)", re.I
 )
 #: Steps named in words: qmail's phrases; Postfix's smtpd rejects a recipient with
 #: ``Recipient address rejected`` only in answer to RCPT TO.
@@ -148,14 +149,14 @@ class Notice:
 
     def _command_at(self, index: int) -> str:
         """The command named in the paragraph of the mention at ``index``: in words
-        after it, else (a session transcript) on the last ``>>>`` line before the
+        on its line or after it, else (a session transcript) on the last ``>>>`` line before the
         first ``<<<`` answer at or after the mention's line."""
         blank = _BLANK_RE.search(self.text, index)
         end = blank.start() if blank else len(self.text)
-        found = command_in(self.text[index:end])
+        line_start = self.text.rfind("\n", 0, index) + 1
+        found = command_in(self.text[line_start:end])
         if found:
             return found
-        line_start = self.text.rfind("\n", 0, index) + 1
         answer = self.text.find("<<<", line_start, end)
         block_start = self.text.rfind("\n\n", 0, index) + 1
         sent = list(_SENT_RE.finditer(self.text, block_start, answer if answer >= 0 else index))
