@@ -230,10 +230,12 @@ class PostfixLab:
         if self.own_root and not os.environ.get("BOUNCEFILTER_LAB_KEEP"):
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def reset(self) -> None:
-        """Empty the queue, the sink and the saved deliveries; restore the default settings."""
-        if self.settings != self.defaults:
-            self.configure(**dataclasses.asdict(self.defaults))
+    def reset(self, **changes: object) -> None:
+        """Empty the queue, the sink and the saved deliveries; settings back to the defaults
+        with ``changes`` applied (Postfix reloads only when that differs from now)."""
+        wanted = _replace(self.defaults, changes)
+        if wanted != self.settings:
+            self._apply(wanted)
         self.run(["postsuper", "-c", str(self.etc), "-d", "ALL"])
         for folder in (self.sink, self.bounces):
             for path in folder.iterdir():
@@ -245,9 +247,10 @@ class PostfixLab:
 
         Returns once ``master`` has reloaded: new connections and deliveries see the change.
         """
-        if "pipe_argv" in changes:
-            changes["pipe_argv"] = tuple(changes["pipe_argv"])  # type: ignore[arg-type]
-        self.settings = dataclasses.replace(self.settings, **changes)  # type: ignore[arg-type]
+        self._apply(_replace(self.settings, changes))
+
+    def _apply(self, settings: Settings) -> None:
+        self.settings = settings
         self._write_config()
         master = self._master_pid()
         if master is None:
@@ -259,7 +262,11 @@ class PostfixLab:
         self._wait(lambda: _reloaded(master, old), 10.0, "Postfix to reload")
 
     def __enter__(self) -> PostfixLab:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()  # the error carries the log's tail
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
@@ -553,6 +560,13 @@ with open(temporary, "wb") as handle:
     handle.write(sys.stdin.buffer.read())
 os.rename(temporary, os.path.join(folder, name + ".eml"))
 '''
+
+
+def _replace(settings: Settings, changes: Mapping[str, object]) -> Settings:
+    """``settings`` with ``changes``; a pipe argv given as any sequence becomes a tuple."""
+    if "pipe_argv" in changes:
+        changes = {**changes, "pipe_argv": tuple(changes["pipe_argv"])}  # type: ignore[arg-type]
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
 def _at_least(

@@ -1,0 +1,234 @@
+"""``bouncefilter milter`` behind a real Postfix (the lab), judged by what the peer receives.
+
+The milter runs as its own process from this interpreter's environment, on a unix socket
+in the lab, with a configuration written here: one account with tracking on
+(``shop.example.test``), one with tracking off (``plain.example.test``). Mail goes in
+through the lab's submission port; the accepting smtp-sink shows the envelope and the
+headers that left Postfix, and the database shows what the milter recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, make_message
+
+from bouncefilter.classify import classify
+from bouncefilter.record import TRACKING_HEADER
+
+pytestmark = pytest.mark.postfix
+
+SHOP = "orders@shop.example.test"
+PLAIN = "news@plain.example.test"
+CONFIG = """\
+database: {folder}/bouncefilter.db
+verp:
+  domain: {domain}
+  keys: [lab-signing-key-0123456789abcdef]
+milter:
+  socket: {socket}
+  on_error: tempfail
+logging:
+  target: stderr
+  level: INFO
+accounts:
+  - name: shop
+    domains: [shop.example.test]
+    tracking: true
+  - name: plain
+    domains: [plain.example.test]
+    tracking: false
+"""
+VERP = re.compile(rf"b\+([a-z2-7]+)@{re.escape(BOUNCE_DOMAIN)}")
+
+
+@dataclass(frozen=True)
+class RunningMilter:
+    """The milter process the tests talk to through Postfix."""
+
+    socket: str
+    config: Path
+    database: Path
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def milter(postfix_lab: PostfixLab) -> Iterator[RunningMilter]:
+    pytest.importorskip("Milter", reason="pymilter is not installed in this interpreter (make test puts it in .venv)")
+    folder = postfix_lab.root / "milter"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    socket_path = postfix_lab.run_dir / "milter.sock"
+    config = folder / "bouncefilter.yaml"
+    config.write_text(CONFIG.format(folder=folder, domain=BOUNCE_DOMAIN, socket=f"unix:{socket_path}"), encoding="utf-8")
+    log = folder / "milter.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bouncefilter", "milter", "--config", str(config)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_socket(process, socket_path, log)
+        yield RunningMilter(f"unix:{socket_path}", config, folder / "bouncefilter.db", log)
+    finally:
+        code = _stop(process)
+    assert code == 0, f"the milter exited {code} on SIGTERM:\n{log.read_text()}"
+
+
+@pytest.fixture
+def lab(postfix_lab: PostfixLab, milter: RunningMilter) -> PostfixLab:
+    """The lab, emptied, with the milter on its submission port (contrib/postfix's setup)."""
+    postfix_lab.reset(milter=milter.socket, keep_return_path=True)
+    return postfix_lab
+
+
+def test_tracked_mail_leaves_with_a_signed_verp_sender_the_header_and_a_record(lab: PostfixLab, milter: RunningMilter):
+    message = make_message(SHOP, "ann@dest.example.test", "Your order 1001",
+                           headers=[("Return-Path", "<returns@shop.example.test>")])
+    queue_id = lab.send(message, SHOP, ["ann@dest.example.test", "bob@dest.example.test"])
+
+    (saved,) = lab.wait_sink()
+    token = _verp_token(saved.sender)
+    assert _decode(milter, saved.sender).startswith("valid message_key=")
+    assert _headers(saved, TRACKING_HEADER) == [token]
+    assert _headers(saved, "Return-Path") == []
+    assert saved.recipients == ("ann@dest.example.test", "bob@dest.example.test")
+    row = _row(milter, token)
+    assert row["account"] == "shop"
+    assert row["queue_id"] == queue_id
+    assert row["sender"] == SHOP
+    assert row["bounce_address"] == "returns@shop.example.test"
+    assert row["subject"] == "Your order 1001"
+    assert row["message_id"] == _headers(saved, "Message-ID")[0]
+    assert json.loads(row["recipients"]) == ["ann@dest.example.test", "bob@dest.example.test"]
+    assert row["message_key"] == _decode(milter, token).split("message_key=")[1].split()[0]
+
+
+def test_untracked_mail_takes_its_return_path_header_as_envelope_sender(lab: PostfixLab, milter: RunningMilter):
+    message = make_message(PLAIN, "ann@dest.example.test", headers=[("Return-Path", "<bounces@plain.example.test>")])
+    lab.send(message, PLAIN, ["ann@dest.example.test"])
+
+    (saved,) = lab.wait_sink()
+    assert saved.sender == "bounces@plain.example.test"
+    assert _headers(saved, "Return-Path") == []
+    assert _headers(saved, TRACKING_HEADER) == []
+    assert _rows(milter, "SELECT count(*) FROM messages WHERE account = 'plain'") == [(0,)]
+
+
+@pytest.mark.parametrize("tracking", [True, False], ids=["tracking", "no-tracking"])
+def test_without_contribs_cleanup_postfix_drops_return_path_before_the_milter(
+    postfix_lab: PostfixLab, milter: RunningMilter, tracking: bool
+):
+    # Postfix's default message_drop_headers: the milter never sees the header, so it
+    # can neither record it nor make it the envelope sender; it is gone all the same.
+    postfix_lab.reset(milter=milter.socket, keep_return_path=False)
+    sender = SHOP if tracking else PLAIN
+    subject = f"Dropped Return-Path ({'tracking' if tracking else 'no tracking'})"
+    message = make_message(sender, "ann@dest.example.test", subject, headers=[("Return-Path", "<elsewhere@example.net>")])
+    postfix_lab.send(message, sender, ["ann@dest.example.test"])
+
+    (saved,) = postfix_lab.wait_sink()
+    assert _headers(saved, "Return-Path") == []
+    if tracking:
+        row = _row(milter, _verp_token(saved.sender))
+        assert (row["subject"], row["bounce_address"]) == (subject, "")
+    else:
+        assert saved.sender == PLAIN
+
+
+@pytest.mark.parametrize("sender", ["", f"b+alreadyverp@{BOUNCE_DOMAIN}", "someone@unknown.example.test"],
+                         ids=["null-sender", "verp-sender", "no-account"])
+def test_mail_the_milter_must_not_touch_passes_unchanged(lab: PostfixLab, sender: str):
+    message = make_message("someone@example.net", "ann@dest.example.test", headers=[("Return-Path", "<keep@example.net>")])
+    lab.send(message, sender, ["ann@dest.example.test"])
+
+    (saved,) = lab.wait_sink()
+    assert saved.sender == sender
+    assert _headers(saved, TRACKING_HEADER) == []
+    assert _headers(saved, "Return-Path") == ["<keep@example.net>"]  # kept: not ours to remove
+
+
+def test_a_hard_bounce_of_tracked_mail_returns_to_its_verp_address(lab: PostfixLab, milter: RunningMilter):
+    message = make_message(SHOP, "gone@bad.example.test", "Tracked and bounced")
+    lab.send(message, SHOP, ["gone@bad.example.test"])
+
+    (dsn,) = lab.wait_deliveries()
+    token = _verp_token(dsn.recipient)
+    assert dsn.sender == ""
+    assert _row(milter, token)["recipients"] == '["gone@bad.example.test"]'
+    verdict = classify(dsn.message)
+    assert verdict.original.token == token
+    (record,) = verdict.records
+    assert (record.recipient, record.reason, record.hard, record.status) == ("gone@bad.example.test", "userunknown", True, "5.1.1")
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _wait_for_socket(process: subprocess.Popen[bytes], path: Path, log: Path, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.is_socket():
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            pytest.fail(f"bouncefilter milter did not open {path}:\n{log.read_text()}")
+        time.sleep(0.02)
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """SIGTERM (libmilter takes a few seconds), SIGKILL if it will not go; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def _verp_token(address: str) -> str:
+    match = VERP.fullmatch(address)
+    assert match, f"not a VERP address of the lab: {address!r}"
+    return match.group(1)
+
+
+def _decode(milter: RunningMilter, address: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "bouncefilter", "verp", "decode", "--config", str(milter.config), address],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
+def _headers(saved: SinkMessage, name: str) -> list[str]:
+    """The values of the header ``name`` in the top header block, unfolded."""
+    head = saved.message.split(b"\n\n", 1)[0].decode("utf-8", "replace")
+    unfolded = re.sub(r"\n[ \t]+", " ", head)
+    prefix = name.lower() + ":"
+    return [line[len(prefix):].strip() for line in unfolded.split("\n") if line.lower().startswith(prefix)]
+
+
+def _rows(milter: RunningMilter, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(milter.database) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def _row(milter: RunningMilter, token: str) -> sqlite3.Row:
+    conn = sqlite3.connect(milter.database)
+    try:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM messages WHERE token = ?", (token,)).fetchone()
+    finally:
+        conn.close()
+    assert row is not None, f"no messages row for token {token}"
+    return row
