@@ -41,7 +41,7 @@ def with_line_ends(raw: bytes, style: str) -> bytes:
 
 def expectation(path: Path) -> dict[str, Any]:
     """The parsed ``.json`` beside a fixture message."""
-    expected = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    expected: dict[str, Any] = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     unknown = set(expected) - TOP_KEYS
     assert not unknown, f"unknown keys in {path.with_suffix('.json').name}: {sorted(unknown)}"
     return expected
