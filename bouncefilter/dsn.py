@@ -163,9 +163,12 @@ def _part_text(part: Message) -> str:
         if not isinstance(block, Message):
             continue
         lines = [f"{name}: {value}" for name, value in block.raw_items()]
-        body = block.get_payload()
-        if isinstance(body, str) and body.strip():
-            lines.append(body)
+        if isinstance(block.get_payload(), str):
+            # The raw bytes: a plain get_payload() would turn 8-bit text (RFC 6533)
+            # into replacement characters.
+            body = block.get_payload(decode=True) or b""
+            if body.strip():
+                lines.append(mime.decode_bytes(body, "utf-8"))
         chunks.append("\n".join(lines))
     text = "\n\n".join(chunks)
     if not text.isascii():
