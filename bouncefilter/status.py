@@ -16,7 +16,9 @@ import re
 
 _STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 _PAIR_RE = re.compile(r"(?<![\w.#-])([245])(\d\d)[ -]['#]?([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
-_REPLY_RE = re.compile(r"(?<![\w.#-])([245][0-5]\d)(?=[ \t-]|$|\))", re.M)
+#: A reply code standing alone; an ``X-Unix;`` diagnostic's number is a program's exit
+#: status, not a reply.
+_REPLY_RE = re.compile(r"(?<![\w.#-])(?<!x-unix; )([245][0-5]\d)(?=[ \t-]|$|\))", re.M | re.I)
 _SAID_REPLY_RE = re.compile(r"\b(?:said|says|answered|replied|response|error)\b[^0-9\n]{0,20}?([245][0-5]\d)\b", re.I)
 
 
