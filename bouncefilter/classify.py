@@ -53,7 +53,10 @@ def classify(raw: bytes) -> Classification:
     view = View(mime.parse(raw))
     found = _first_claim(view, STANDARD) or _first_claim(view, fallbacks())
     if found:
-        return _classification(view, *found)
+        try:
+            return _classification(view, *found)
+        except Exception:  # a bug in completing records must not make the pipe fail
+            log.exception("could not complete the findings of parser %s", found[0])
     return Classification("unknown", (), _original(view))
 
 

@@ -169,3 +169,13 @@ def test_pathological_input_is_bounded(name: str) -> None:
         elapsed = time.perf_counter() - started
         well_formed(result)
         assert elapsed < TIME_BOUND, f"{name}: {elapsed:.2f} s"
+
+
+def test_a_bug_while_completing_records_gives_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("a bug in the reason rules")
+
+    monkeypatch.setattr("bouncefilter.reasons.decide", broken)
+    result = classify((FIXTURES / "autoreply" / "postfix-dsn-auto-submitted.eml").read_bytes())
+    well_formed(result)
+    assert result.outcome == "unknown"
