@@ -32,6 +32,7 @@ import grp
 import logging
 import os
 import secrets
+import signal
 import socket
 import sqlite3
 import stat
@@ -56,6 +57,9 @@ NAME = "bouncefilter"
 ACTIONS = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS
 #: Longest Subject or Message-ID recorded, in characters.
 MAX_FIELD = 998
+#: The signals that stop the milter, and how long libmilter may then take to return.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+LIBMILTER_STOP_SECONDS = 15
 TEMPFAIL_REPLY = ("451", "4.3.0", "bouncefilter cannot process this message now, try again later")
 
 
@@ -135,22 +139,34 @@ class Recorder:
 
 
 class InFlight:
-    """Counts the messages between MAIL FROM and end of message, so a stop can wait for them."""
+    """Counts the messages between MAIL FROM and end of message, so a stop can wait for them.
+
+    Once :meth:`close` is called no new message is let in.
+    """
 
     def __init__(self) -> None:
         self._count = 0
+        self._closed = False
         self._changed = threading.Condition()
 
-    def begin(self) -> None:
-        """One more message in flight."""
+    def begin(self) -> bool:
+        """One more message in flight; ``False`` (and not counted) once closed."""
         with self._changed:
+            if self._closed:
+                return False
             self._count += 1
+            return True
 
     def end(self) -> None:
         """One message done."""
         with self._changed:
             self._count -= 1
             self._changed.notify_all()
+
+    def close(self) -> None:
+        """Let no new message in."""
+        with self._changed:
+            self._closed = True
 
     def wait(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for none to be in flight; returns how many still are."""
@@ -260,8 +276,11 @@ class OutboundMilter(Milter.Base):
         if account is None:
             log.debug("MAIL FROM <%s> (login %r): no account", address, login)
             return Milter.ACCEPT
+        if not self._flight.begin():
+            log.info("MAIL FROM <%s>: the milter is stopping, message not tracked (%s)", address,
+                     self._policy.on_error)
+            return self._failure()
         self._message = _Message(account, address, tuple(params), self._macro("i"))
-        self._flight.begin()
         return Milter.CONTINUE
 
     def _finish(self, message: _Message) -> None:
@@ -406,10 +425,11 @@ def prepare_database(path: str, auto_migrate: bool) -> bool:
 
 
 def serve(settings: Settings, socket_spec: str | None = None) -> None:
-    """Run the milter in the foreground until SIGTERM (or SIGINT, SIGHUP).
+    """Run the milter in the foreground until SIGTERM, SIGINT or SIGHUP.
 
-    SIGTERM lets the messages in flight finish (up to ``milter.stop_timeout`` seconds)
-    before returning; libmilter itself takes a few seconds to notice. Raises
+    On the signal, messages already started may finish (up to ``milter.stop_timeout``
+    seconds) while new ones are treated as ``milter.on_error`` says; then libmilter is
+    stopped, which takes it a few seconds. A second signal stops at once. Raises
     ``ConfigError`` (VERP keys) or :class:`MilterStartError`.
     """
     spec = socket_spec or settings.milter.socket
@@ -422,14 +442,56 @@ def serve(settings: Settings, socket_spec: str | None = None) -> None:
     _open(spec, settings.milter.socket_group, settings.milter.on_error)
     log.info("bouncefilter milter listening on %s (%d accounts)", spec, len(settings.accounts))
     try:
-        libmilter.main()
+        _run(flight, settings.milter.stop_timeout)
     finally:
-        left = flight.wait(settings.milter.stop_timeout)
-        if left:
-            log.warning("stopping with %d messages still in flight", left)
         recorder.close()
         _remove_socket(spec)
-        log.info("bouncefilter milter stopped")
+    log.info("bouncefilter milter stopped")
+
+
+def _run(flight: InFlight, stop_timeout: float) -> None:
+    """Run libmilter in a thread until a stop signal, then drain ``flight`` and stop it.
+
+    libmilter blocks the stop signals in the thread that runs it (and in every thread it
+    starts) and stops them itself, its worker pool dropping sessions in the middle of a
+    message. Run from another thread, it leaves them to this (main) thread, whose
+    handlers drain the messages in flight before asking libmilter to stop.
+    """
+    stopping = threading.Event()
+    failure: list[BaseException] = []
+
+    def run_libmilter() -> None:
+        try:
+            libmilter.main()
+        except libmilter.error as exc:
+            failure.append(exc)
+        finally:
+            stopping.set()
+
+    def on_signal(number: int, frame: object) -> None:
+        if stopping.is_set():
+            raise SystemExit(0)  # a second signal: stop now
+        log.info("%s: stopping", signal.Signals(number).name)
+        stopping.set()
+
+    previous = {number: signal.signal(number, on_signal) for number in STOP_SIGNALS}
+    runner = threading.Thread(target=run_libmilter, name="libmilter", daemon=True)
+    try:
+        runner.start()
+        while not stopping.wait(1.0):
+            pass
+        flight.close()
+        if runner.is_alive():
+            left = flight.wait(stop_timeout)
+            if left:
+                log.warning("stopping with %d messages still in flight", left)
+            libmilter.stop()
+            runner.join(LIBMILTER_STOP_SECONDS)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if failure:
+        raise MilterStartError(f"libmilter failed: {failure[0]}")
 
 
 def _open(spec: str, group: str | None, on_error: str) -> None:

@@ -193,3 +193,112 @@ def test_check_config_exits_78_when_a_file_is_missing(config_file, tmp_path, cap
         path, named = config_file("verp: {domain: bounces.example.com, keys_file: verp.keys}\n"), "verp.keys"
     assert cli.main(["check-config", "--config", str(path)]) == cli.EXIT_CONFIG
     assert named in capsys.readouterr().err
+
+
+# -- milter, verp, db ---------------------------------------------------------------------
+
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+def test_the_nested_subcommands_have_help(capsys):
+    for argv in (["verp", "encode"], ["verp", "decode"], ["db", "migrate"], ["milter"]):
+        with pytest.raises(SystemExit) as caught:
+            cli.main([*argv, "--help"])
+        assert caught.value.code == 0, argv
+        out = capsys.readouterr().out
+        assert f"usage: bouncefilter {' '.join(argv)}" in out and "Exit codes:" in out
+
+
+def test_verp_encode_then_decode(config_file, capsys):
+    path = str(config_file(VALID))
+    assert cli.main(["verp", "encode", "--config", path, "--date", "2030-01-02", "0123456789abcdef"]) == cli.EXIT_OK
+    address = capsys.readouterr().out.strip()
+    assert address.startswith("b+") and address.endswith("@bounces.example.com")
+    token = address[2:].partition("@")[0]
+    # The same key and date always give the same address; the check prints what it holds.
+    assert cli.main(["verp", "encode", "--config", path, "--date", "2030-01-02", "0123456789ABCDEF"]) == cli.EXIT_OK
+    assert capsys.readouterr().out.strip() == address
+    assert cli.main(["--config", path, "verp", "decode", address.upper()]) == cli.EXIT_OK
+    assert capsys.readouterr().out == f"valid message_key=0123456789abcdef issued=2030-01-02 token={token}\n"
+    assert cli.main(["--config", path, "verp", "decode", token]) == cli.EXIT_OK  # a bare token, as in the header
+    assert capsys.readouterr().out.startswith("valid ")
+
+
+def test_verp_encode_picks_a_random_key_and_today(config_file, capsys):
+    path = str(config_file(VALID))
+    assert cli.main(["verp", "encode", "--config", path]) == cli.EXIT_OK
+    assert cli.main(["verp", "encode", "--config", path]) == cli.EXIT_OK
+    first, second = capsys.readouterr().out.split()
+    assert first != second
+    assert cli.main(["verp", "decode", "--config", path, first]) == cli.EXIT_OK
+    from datetime import datetime, timezone
+
+    assert f"issued={datetime.now(timezone.utc).date().isoformat()}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("address", "line"),
+    [
+        ("b+aeasgrlhrgv4332rc2w5kqiav5fkkla@bounces.example.com", "forged token=aeasgrlhrgv4332rc2w5kqiav5fkkla"),
+        ("someone@example.com", "notours"),
+        ("c+aeasgrlhrgv4332rc2w5kqiav5fkkli@bounces.example.com", "notours"),
+        ("not-a-token", "notours"),
+    ],
+)
+def test_verp_decode_exits_1_unless_valid(config_file, capsys, address, line):
+    assert cli.main(["verp", "decode", "--config", str(config_file(VALID)), address]) == cli.EXIT_FAILED
+    assert capsys.readouterr().out == line + "\n"
+
+
+def test_verp_decode_says_expired(config_file, capsys):
+    path = str(config_file(VALID))
+    assert cli.main(["verp", "encode", "--config", path, "--date", "2001-02-03", "00000000000000ff"]) == cli.EXIT_OK
+    address = capsys.readouterr().out.strip()
+    assert cli.main(["verp", "decode", "--config", path, address]) == cli.EXIT_FAILED
+    assert capsys.readouterr().out.startswith("expired message_key=00000000000000ff issued=2001-02-03 token=")
+
+
+@pytest.mark.parametrize("argv", [["--date", "2030-13-01"], ["0123"], ["zz23456789abcdef"]])
+def test_verp_encode_refuses_bad_arguments(config_file, capsys, argv):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["verp", "encode", "--config", str(config_file(VALID)), *argv])
+    assert caught.value.code == cli.EXIT_USAGE
+
+
+def test_verp_needs_a_domain_and_keys(config_file, capsys):
+    path = str(config_file("database: x.db\n"))
+    assert cli.main(["verp", "encode", "--config", path]) == cli.EXIT_CONFIG
+    assert cli.main(["verp", "decode", "--config", path, "b+x@bounces.example.com"]) == cli.EXIT_CONFIG
+    assert "verp.domain and verp.keys" in capsys.readouterr().err
+
+
+def test_db_migrate_creates_the_schema(config_file, tmp_path, capsys):
+    from bouncefilter import store
+
+    path = str(config_file("database: data/b.db\n"))
+    (tmp_path / "data").mkdir()
+    assert cli.main(["db", "migrate", "--config", path]) == cli.EXIT_OK
+    assert capsys.readouterr().out == f"{tmp_path / 'data' / 'b.db'}: schema {store.SCHEMA_VERSION}\n"
+    assert cli.main(["db", "migrate", "--config", path]) == cli.EXIT_OK  # again: nothing to do
+    assert cli.main(["db", "migrate", "--config", str(config_file("database: nowhere/b.db\n", "other.yaml"))]) \
+        == cli.EXIT_FAILED
+    assert "nowhere/b.db" in capsys.readouterr().err
+
+
+def test_milter_refuses_a_bad_socket_argument():
+    done = run(["milter", "--socket", "/run/milter.sock"])
+    assert done.returncode == cli.EXIT_USAGE
+    assert "expected unix:/PATH or inet:PORT@HOST" in done.stderr
+
+
+def test_milter_exits_78_on_a_bad_configuration(config_file):
+    done = run(["milter", "--config", str(config_file("milter: {on_error: bounce}\n"))])
+    assert done.returncode == cli.EXIT_CONFIG
+    assert "milter.on_error" in done.stderr
+
+
+def test_milter_exits_1_when_the_socket_folder_is_missing(config_file, tmp_path):
+    path = config_file(f"database: {tmp_path}/b.db\nlogging: {{target: stderr}}\n")
+    done = run(["milter", "--config", str(path), "--socket", f"unix:{tmp_path}/missing/milter.sock"])
+    assert done.returncode == cli.EXIT_FAILED
+    assert f"cannot start: the folder of the socket {tmp_path}/missing/milter.sock does not exist" in done.stderr

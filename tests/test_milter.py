@@ -1,0 +1,643 @@
+"""The outbound milter: every branch in process (Milter.testctx), then the daemon on a socket.
+
+The in-process tests drive the callbacks as libmilter would and record the actions the
+milter asks for. The daemon tests run ``bouncefilter milter`` and speak the milter
+protocol to it with a small client (:class:`WireClient`), so negotiation, the socket's
+permissions and the stop on SIGTERM are tested without an MTA.
+"""
+
+from __future__ import annotations
+
+import grp
+import io
+import json
+import os
+import signal
+import socket
+import sqlite3
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import Milter
+import Milter.testctx
+import pytest
+
+from bouncefilter import accounts, store, verp
+from bouncefilter import milter as bfmilter
+from bouncefilter.config import Account, MilterSettings, Settings, VerpSettings
+from bouncefilter.milter import InFlight, OutboundMilter, Policy, Recorder, TcpMilter, UnixMilter
+from bouncefilter.record import TRACKING_HEADER
+
+KEY = "0123456789abcdef0123456789abcdef"
+OLD_KEY = "fedcba9876543210fedcba9876543210"
+VERP_DOMAIN = "bounces.example.com"
+SHOP = Account(name="shop", sasl_users=("shop-mailer",), senders=("orders@shop.example.com",),
+               domains=("shop.example.com",))
+NEWS = Account(name="news", sasl_users=("news-mailer",), domains=("news.example.org",), tracking=False)
+ACCOUNTS = (SHOP, NEWS)
+GOING = (Milter.CONTINUE, Milter.NOREPLY)
+QUEUE_ID = "4Q7RZ1X2Y3"
+HEADERS = (
+    ("From", "Shop <orders@shop.example.com>"),
+    ("To", "Alice <alice@example.net>"),
+    ("Subject", "Your order 1234"),
+    ("Message-ID", "<order-1234@shop.example.com>"),
+)
+
+
+def today() -> Any:
+    return datetime.now(timezone.utc).date()
+
+
+class Ctx(Milter.testctx.TestCtx):  # type: ignore[misc]
+    """A TestCtx that records, in order, the actions the milter asks for (only at end of message)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[tuple[Any, ...]] = []
+
+    def _action(self, *action: Any) -> None:
+        assert self._stage == Milter.M_EOM, f"{action[0]} outside end of message"
+        self.actions.append(action)
+
+    def chgfrom(self, sender: str, params: str | None = None) -> None:
+        self._action("chgfrom", sender, params)
+
+    def addheader(self, field: str, value: str, idx: int) -> None:
+        self._action("addheader", field, value)
+
+    def chgheader(self, field: str, idx: int, value: str | None) -> None:
+        self._action("chgheader", field, idx, value)
+
+
+class Harness:
+    """Builds milters the way ``bouncefilter milter`` does, around a migrated database."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.database = str(tmp_path / "bouncefilter.db")
+        self.monkeypatch = monkeypatch
+        self.flight = InFlight()
+        conn = store.connect(self.database)
+        store.migrate(conn)
+        conn.close()
+
+    def ctx(self, cls: type[OutboundMilter] = UnixMilter, database: str | None = None, **policy: Any) -> Ctx:
+        """A new connection to a milter of class ``cls``, negotiated."""
+        settings = {"verp_domain": VERP_DOMAIN, "prefix": "b", "signing_key": KEY.encode(), **policy}
+        built = Policy(accounts=ACCOUNTS, **settings)
+        recorder = Recorder(database or self.database)
+        self.monkeypatch.setattr(Milter, "factory", lambda: cls(built, recorder, self.flight))
+        # TestCtx negotiates on a list it shares between instances: give each its own.
+        self.monkeypatch.setattr(Milter.testctx.TestCtx, "default_opts", [Milter.CURR_ACTS, 0x1FFFFF, 0, 0])
+        ctx = Ctx()
+        assert ctx._connect() == Milter.CONTINUE
+        return ctx
+
+    def rows(self) -> list[store.SentMessage]:
+        conn = sqlite3.connect(self.database)
+        keys = [key for (key,) in conn.execute("SELECT message_key FROM messages ORDER BY sent_at")]
+        conn.close()
+        conn = store.connect(self.database)
+        found = [store.sent_message(conn, key) for key in keys]
+        conn.close()
+        return [row for row in found if row is not None]
+
+
+@pytest.fixture
+def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    return Harness(tmp_path, monkeypatch)
+
+
+def wire(value: str) -> str:
+    """A header value as pymilter hands it over: UTF-8 bytes, undecodable ones escaped."""
+    return value.encode("utf-8").decode("ascii", "surrogateescape")
+
+
+def send(ctx: Ctx, sender: str, rcpts: Sequence[str] = ("<alice@example.net>",),
+         headers: Sequence[tuple[str, str]] = HEADERS, esmtp: Sequence[str] = ("SIZE=512",),
+         login: str = "", queue_id: str = QUEUE_ID) -> int:
+    """Drive one message through the callbacks; the milter's reply to MAIL FROM or to end of message."""
+    ctx._setsymval("{auth_authen}", login)
+    ctx._setsymval("i", "")
+    rc = ctx._envfrom(sender, *esmtp)
+    if rc != Milter.CONTINUE:
+        return int(rc)
+    for rcpt in rcpts:
+        assert ctx._envrcpt(rcpt) in GOING
+    assert ctx._data() in GOING
+    for name, value in headers:
+        assert ctx._header(name, wire(value)) in GOING
+    assert ctx._eoh() in GOING
+    assert ctx._feed_body(io.BytesIO(b"Hello.\r\n")) in GOING
+    ctx._setsymval("i", queue_id)  # Postfix names the queue file by end of message
+    return int(ctx._eom())
+
+
+def verp_of(ctx: Ctx) -> tuple[str, str | None]:
+    """The new envelope sender (without brackets) and the ESMTP parameters of the one chgfrom."""
+    (action,) = [a for a in ctx.actions if a[0] == "chgfrom"]
+    return action[1].strip("<>"), action[2]
+
+
+# -- tracking on ----------------------------------------------------------------------
+
+
+def test_tracked_mail_gets_a_signed_verp_sender_a_tracking_header_and_a_record(harness):
+    ctx = harness.ctx()
+    assert send(ctx, "<orders@shop.example.com>", ["<alice@example.net>", "<bob@example.org>"]) == Milter.CONTINUE
+    address, params = verp_of(ctx)
+    verdict = verp.decode(address, "b", VERP_DOMAIN, [KEY.encode()], today(), 60)
+    assert verdict.valid and verdict.issued == today()
+    assert address == f"b+{verdict.token}@{VERP_DOMAIN}"
+    assert params == f"ENVID={verdict.token}"
+    assert ctx.actions == [("chgfrom", f"<{address}>", params), ("addheader", TRACKING_HEADER, verdict.token)]
+    (row,) = harness.rows()
+    assert row.message_key == verdict.message_key and row.token == verdict.token
+    assert (row.account, row.queue_id, row.sender) == ("shop", QUEUE_ID, "orders@shop.example.com")
+    assert (row.message_id, row.subject) == ("<order-1234@shop.example.com>", "Your order 1234")
+    assert row.recipients == ("alice@example.net", "bob@example.org")
+    assert row.bounce_address == ""
+    assert abs(row.sent_at - time.time()) < 60
+    assert harness.flight.wait(0) == 0
+
+
+def test_every_message_gets_its_own_token(harness):
+    ctx = harness.ctx()
+    for _ in range(3):
+        assert send(ctx, "<orders@shop.example.com>") == Milter.CONTINUE
+    tokens = [a[2] for a in ctx.actions if a[0] == "addheader"]
+    assert len(set(tokens)) == 3
+    assert sorted(row.token for row in harness.rows()) == sorted(tokens)
+
+
+def test_a_submitted_return_path_is_recorded_as_the_bounce_address_and_removed(harness):
+    ctx = harness.ctx()
+    headers = (("Return-Path", "<Returns@Shop.Example.COM>"), *HEADERS)
+    assert send(ctx, "<orders@shop.example.com>", headers=headers) == Milter.CONTINUE
+    address, _ = verp_of(ctx)
+    assert address.endswith("@" + VERP_DOMAIN)
+    assert ctx.actions[1][:2] == ("addheader", TRACKING_HEADER)
+    assert ctx.actions[2:] == [("chgheader", "Return-Path", 1, None)]
+    (row,) = harness.rows()
+    assert row.bounce_address == "Returns@shop.example.com"
+
+
+def test_several_return_paths_are_all_removed_last_first_and_the_first_address_counts(harness):
+    ctx = harness.ctx()
+    headers = (("Return-Path", "<>"), ("Return-Path", "<first@example.org>"), *HEADERS,
+               ("Return-Path", "second@example.org"))
+    assert send(ctx, "<orders@shop.example.com>", headers=headers) == Milter.CONTINUE
+    assert [a for a in ctx.actions if a[0] == "chgheader"] == [
+        ("chgheader", "Return-Path", 3, None), ("chgheader", "Return-Path", 2, None),
+        ("chgheader", "Return-Path", 1, None)]
+    assert harness.rows()[0].bounce_address == "first@example.org"
+
+
+def test_the_clients_envelope_id_and_ret_are_kept(harness):
+    ctx = harness.ctx()
+    assert send(ctx, "<orders@shop.example.com>", esmtp=("SIZE=900", "RET=HDRS", "ENVID=order-1234")) == Milter.CONTINUE
+    assert verp_of(ctx)[1] == "RET=HDRS ENVID=order-1234"
+
+
+def test_envid_can_be_turned_off(harness):
+    ctx = harness.ctx(envid=False)
+    assert send(ctx, "<orders@shop.example.com>", esmtp=("SIZE=900", "BODY=8BITMIME")) == Milter.CONTINUE
+    assert verp_of(ctx)[1] is None
+
+
+def test_the_queue_id_from_mail_from_serves_when_end_of_message_has_none(harness):
+    ctx = harness.ctx()
+    ctx._setsymval("i", "EARLY1")
+    assert ctx._envfrom("<orders@shop.example.com>") == Milter.CONTINUE
+    assert ctx._envrcpt("<alice@example.net>") in GOING
+    ctx._setsymval("i", None)
+    assert ctx._eom() == Milter.CONTINUE
+    assert harness.rows()[0].queue_id == "EARLY1"
+
+
+def test_encoded_and_undecodable_header_values_are_stored_as_text(harness):
+    ctx = harness.ctx()
+    headers = (("Subject", "=?UTF-8?B?w5xiZXJ3ZWlzdW5n?= f\u00fcr Sie"), ("Message-ID", "<x\udcff@example.com>"))
+    ctx._setsymval("i", QUEUE_ID)
+    assert ctx._envfrom("<orders@shop.example.com>") == Milter.CONTINUE
+    for name, value in headers:
+        assert ctx._header(name, value.encode("utf-8", "surrogateescape").decode("ascii", "surrogateescape")) in GOING
+    assert ctx._envrcpt("<b\udcfcb@example.org>") in GOING
+    assert ctx._eom() == Milter.CONTINUE
+    (row,) = harness.rows()
+    assert row.subject == "\u00dcberweisung f\u00fcr Sie"
+    assert row.message_id.startswith("<x") and "\udcff" not in row.message_id
+    assert row.recipients == ("b\ufffdb@example.org",)
+
+
+# -- tracking off ---------------------------------------------------------------------
+
+
+def test_untracked_mail_without_return_path_is_left_alone(harness):
+    ctx = harness.ctx()
+    assert send(ctx, "<letters@news.example.org>") == Milter.CONTINUE
+    assert ctx.actions == []
+    assert harness.rows() == []
+
+
+def test_untracked_mail_takes_its_return_path_as_envelope_sender(harness):
+    ctx = harness.ctx()
+    headers = (*HEADERS, ("Return-Path", " <bounces@news.example.org> "))
+    assert send(ctx, "<letters@news.example.org>", headers=headers, esmtp=("RET=FULL", "SIZE=1")) == Milter.CONTINUE
+    assert ctx.actions == [("chgfrom", "<bounces@news.example.org>", "RET=FULL"),
+                           ("chgheader", "Return-Path", 1, None)]
+    assert harness.rows() == []
+
+
+def test_untracked_mail_whose_return_path_is_its_sender_only_loses_the_header(harness):
+    ctx = harness.ctx()
+    headers = (("Return-Path", "<Letters@news.example.org>"), *HEADERS)
+    assert send(ctx, "<letters@news.example.org>", headers=headers) == Milter.CONTINUE
+    assert ctx.actions == [("chgheader", "Return-Path", 1, None)]
+
+
+def test_an_empty_return_path_changes_no_sender(harness):
+    ctx = harness.ctx()
+    assert send(ctx, "<letters@news.example.org>", headers=(("Return-Path", "<>"),)) == Milter.CONTINUE
+    assert ctx.actions == [("chgheader", "Return-Path", 1, None)]
+
+
+# -- mail the milter leaves alone -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "<>",  # bounces and other null-sender mail
+        f"<b+aeasgrlhrgv4332rc2w5kqiav5fkkli@{VERP_DOMAIN}>",  # already VERP
+        "<postmaster@BOUNCES.example.com>",  # anything in the VERP domain
+        "<someone@example.net>",  # no account
+    ],
+)
+def test_mail_that_is_not_ours_to_change_is_accepted_at_mail_from(harness, sender):
+    ctx = harness.ctx()
+    assert send(ctx, sender, headers=(("Return-Path", "<x@example.org>"),)) == Milter.ACCEPT
+    assert ctx.actions == [] and harness.rows() == []
+    assert harness.flight.wait(0) == 0
+
+
+def test_a_sasl_login_decides_the_account_over_the_sender_domain(harness):
+    ctx = harness.ctx()
+    headers = (("Return-Path", "<bounces@news.example.org>"),)
+    # The login belongs to the untracked account although the sender is the shop's.
+    assert send(ctx, "<orders@shop.example.com>", headers=headers, login="news-mailer") == Milter.CONTINUE
+    assert ctx.actions[0] == ("chgfrom", "<bounces@news.example.org>", None)
+    assert harness.rows() == []
+    # And a login makes mail from an address no account lists tracked.
+    assert send(ctx, "<someone@example.net>", login="shop-mailer") == Milter.CONTINUE
+    assert harness.rows()[0].account == "shop"
+
+
+# -- failures -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["no folder", "not migrated"])
+def test_mail_flows_with_its_verp_sender_when_the_database_is_unavailable(harness, tmp_path, caplog, where):
+    database = str(tmp_path / "missing" / "b.db") if where == "no folder" else str(tmp_path / "empty.db")
+    ctx = harness.ctx(database=database)
+    assert send(ctx, "<orders@shop.example.com>") == Milter.CONTINUE
+    address, _ = verp_of(ctx)
+    token = accounts.bare_address(address).partition("+")[2].partition("@")[0]
+    assert ctx.actions[1] == ("addheader", TRACKING_HEADER, token)
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert error.getMessage().startswith(f"{QUEUE_ID}: not recorded (token {token}): database {database}: ")
+
+
+def break_token(*args: Any) -> str:
+    raise RuntimeError("broken on purpose")
+
+
+@pytest.mark.parametrize(("on_error", "expected"), [("accept", Milter.ACCEPT), ("tempfail", Milter.TEMPFAIL)])
+def test_an_exception_at_end_of_message_follows_on_error(harness, monkeypatch, caplog, on_error, expected):
+    ctx = harness.ctx(on_error=on_error)
+    monkeypatch.setattr(verp, "make_token", break_token)
+    assert send(ctx, "<orders@shop.example.com>") == expected
+    assert ctx.actions == [] and harness.rows() == []
+    assert ctx._reply == (("451", "4.3.0", bfmilter.TEMPFAIL_REPLY[2]) if on_error == "tempfail" else None)
+    assert "broken on purpose" in caplog.text and f"{QUEUE_ID}: failed" in caplog.text
+    assert harness.flight.wait(0) == 0
+    # The connection goes on: the next message is tracked as usual.
+    monkeypatch.undo()
+    harness.monkeypatch.setattr(Milter, "factory", Milter.factory)
+    assert send(ctx, "<orders@shop.example.com>") == Milter.CONTINUE
+    assert len(harness.rows()) == 1
+
+
+@pytest.mark.parametrize("cls", [UnixMilter, TcpMilter])
+@pytest.mark.parametrize(("on_error", "expected"), [("accept", Milter.ACCEPT), ("tempfail", Milter.TEMPFAIL)])
+def test_an_exception_in_a_header_step_is_applied_at_end_of_message(harness, monkeypatch, caplog, cls, on_error,
+                                                                   expected):
+    ctx = harness.ctx(cls, on_error=on_error)
+    monkeypatch.setattr(bfmilter, "_read_header", break_token)
+    assert send(ctx, "<orders@shop.example.com>", headers=(("Return-Path", "<x@example.org>"),)) == expected
+    assert ctx.actions == [] and harness.rows() == []
+    assert "header Return-Path failed" in caplog.text
+
+
+@pytest.mark.parametrize(("on_error", "expected"), [("accept", Milter.ACCEPT), ("tempfail", Milter.TEMPFAIL)])
+def test_an_exception_at_mail_from_follows_on_error(harness, monkeypatch, caplog, on_error, expected):
+    ctx = harness.ctx(on_error=on_error)
+    monkeypatch.setattr(accounts, "match", break_token)
+    assert send(ctx, "<orders@shop.example.com>") == expected
+    assert ctx.actions == [] and "MAIL FROM <orders@shop.example.com>: failed" in caplog.text
+    assert harness.flight.wait(0) == 0
+
+
+# -- protocol -------------------------------------------------------------------------------
+
+
+def test_the_milter_asks_only_for_the_actions_it_uses(harness):
+    ctx = harness.ctx()
+    assert ctx._opts[0] == Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS == bfmilter.ACTIONS
+
+
+@pytest.mark.parametrize(
+    ("cls", "steps", "without_reply"),
+    [
+        (UnixMilter, {"MAIL", "RCPT", "HEADER"}, {"RCPT", "HEADER"}),
+        (TcpMilter, {"MAIL", "RCPT", "DATA", "HEADER"}, set()),
+    ],
+)
+def test_which_steps_the_milter_takes_and_which_it_answers(harness, cls, steps, without_reply):
+    protocol = harness.ctx(cls)._opts[1]
+    skipped = {"CONNECT": Milter.P_NOCONNECT, "HELO": Milter.P_NOHELO, "MAIL": Milter.P_NOMAIL,
+               "RCPT": Milter.P_NORCPT, "DATA": Milter.P_NODATA, "HEADER": Milter.P_NOHDRS,
+               "EOH": Milter.P_NOEOH, "BODY": Milter.P_NOBODY}
+    quiet = {"RCPT": Milter.P_NR_RCPT, "HEADER": Milter.P_NR_HDR, "DATA": Milter.P_NR_DATA, "MAIL": Milter.P_NR_MAIL}
+    assert {step for step, bit in skipped.items() if not protocol & bit} == steps
+    assert {step for step, bit in quiet.items() if protocol & bit} == without_reply
+
+
+def test_milter_class_follows_the_socket():
+    assert bfmilter.milter_class("unix:/run/bouncefilter/milter.sock") is UnixMilter
+    assert bfmilter.milter_class("local:/run/m.sock") is UnixMilter
+    assert bfmilter.milter_class("inet:8891@127.0.0.1") is TcpMilter
+    assert bfmilter.milter_class("inet6:8891@[::1]") is TcpMilter
+
+
+def test_an_aborted_message_is_no_longer_in_flight_and_the_next_one_starts_clean(harness):
+    ctx = harness.ctx()
+    assert ctx._envfrom("<orders@shop.example.com>") == Milter.CONTINUE
+    assert ctx._envrcpt("<first@example.net>") in GOING
+    assert harness.flight.wait(0) == 1
+    ctx._priv.abort()
+    assert harness.flight.wait(0) == 0
+    assert send(ctx, "<orders@shop.example.com>", ["<second@example.net>"]) == Milter.CONTINUE
+    assert harness.rows()[0].recipients == ("second@example.net",)
+    assert ctx._envfrom("<orders@shop.example.com>") == Milter.CONTINUE
+    ctx._close()
+    assert harness.flight.wait(0) == 0
+
+
+@pytest.mark.parametrize(("on_error", "expected"), [("accept", Milter.ACCEPT), ("tempfail", Milter.TEMPFAIL)])
+def test_once_stopping_a_new_message_goes_as_on_error_says(harness, on_error, expected):
+    ctx = harness.ctx(on_error=on_error)
+    assert ctx._envfrom("<orders@shop.example.com>") == Milter.CONTINUE
+    harness.flight.close()
+    other = harness.ctx(on_error=on_error)
+    assert send(other, "<orders@shop.example.com>") == expected
+    assert harness.flight.wait(0) == 1  # the first one may still finish
+    assert ctx._envrcpt("<alice@example.net>") in GOING
+    assert ctx._eom() == Milter.CONTINUE
+    assert harness.flight.wait(0) == 0 and len(harness.rows()) == 1
+
+
+def test_the_recorder_takes_many_threads_at_once(harness):
+    recorder = Recorder(harness.database)
+
+    def write(thread: int) -> None:
+        for number in range(25):
+            sent = store.SentMessage(f"{thread:08x}{number:08x}", "t", "shop", time.time(), recipients=("a@example.net",))
+            assert recorder.record(sent)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.close()
+    assert len(harness.rows()) == 200
+
+
+def test_prepare_database_migrates_only_when_allowed(tmp_path, caplog):
+    assert not bfmilter.prepare_database(str(tmp_path / "new.db"), auto_migrate=False)
+    assert "run 'bouncefilter db migrate'" in caplog.text
+    assert bfmilter.prepare_database(str(tmp_path / "new.db"), auto_migrate=True)
+    conn = store.connect(str(tmp_path / "new.db"))
+    assert store.version(conn) == store.SCHEMA_VERSION
+    conn.close()
+    assert not bfmilter.prepare_database(str(tmp_path / "missing" / "x.db"), auto_migrate=True)
+
+
+def test_policy_from_settings_signs_with_the_first_key():
+    settings = Settings(verp=VerpSettings(domain=VERP_DOMAIN, prefix="bf", keys=(KEY, OLD_KEY)),
+                        milter=MilterSettings(on_error="tempfail", envid=False), accounts=ACCOUNTS)
+    policy = Policy.from_settings(settings)
+    assert (policy.verp_domain, policy.prefix, policy.signing_key) == (VERP_DOMAIN, "bf", KEY.encode())
+    assert (policy.on_error, policy.envid, policy.accounts) == ("tempfail", False, ACCOUNTS)
+    assert Policy.from_settings(Settings()).verp_domain == ""
+
+
+# -- the daemon on a socket ---------------------------------------------------------------
+
+
+class WireClient:
+    """Just enough of the MTA's side of the milter protocol (version 6) for these tests."""
+
+    FINAL = (b"c", b"a", b"t", b"r", b"d", b"y")
+
+    def __init__(self, spec: str) -> None:
+        kind, _, where = spec.partition(":")
+        if kind == "unix":
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(where)
+        else:
+            port, _, host = where.partition("@")
+            self.sock = socket.create_connection((host, int(port)))
+        self.sock.settimeout(20)
+        self.protocol = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, cmd: bytes, data: bytes = b"") -> None:
+        self.sock.sendall(struct.pack("!I", len(data) + 1) + cmd + data)
+
+    def read(self) -> tuple[bytes, bytes]:
+        body = self._exactly(struct.unpack("!I", self._exactly(4))[0])
+        return body[:1], body[1:]
+
+    def _exactly(self, size: int) -> bytes:
+        out = b""
+        while len(out) < size:
+            chunk = self.sock.recv(size - len(out))
+            if not chunk:
+                raise EOFError("the milter closed the connection")
+            out += chunk
+        return out
+
+    def negotiate(self) -> tuple[int, int]:
+        """Offer every action and protocol step; the milter's choice of (actions, protocol)."""
+        self.send(b"O", struct.pack("!III", 6, 0x1FF, 0x1FFFFF))
+        cmd, data = self.read()
+        assert cmd == b"O"
+        _, actions, self.protocol = struct.unpack("!III", data[:12])
+        return actions, self.protocol
+
+    def macros(self, stage: bytes, **values: str) -> None:
+        self.send(b"D", stage + b"".join(_z("{" + k + "}" if len(k) > 1 else k, v) for k, v in values.items()))
+
+    def step(self, cmd: bytes, data: bytes, skip: int, quiet: int) -> tuple[bytes, bytes] | None:
+        """Send one step unless negotiated away; its reply unless it takes none."""
+        if self.protocol & skip:
+            return None
+        self.send(cmd, data)
+        return None if self.protocol & quiet else self.read()
+
+    def start(self, sender: str, rcpts: Sequence[str], headers: Sequence[tuple[str, str]]) -> tuple[bytes, bytes] | None:
+        """Everything up to end of message; the reply to MAIL FROM if it ended the message."""
+        self.macros(b"M", auth_authen="")
+        reply = self.step(b"M", _z(sender, "SIZE=100"), Milter.P_NOMAIL, Milter.P_NR_MAIL)
+        if reply is not None and reply[0] != b"c":
+            return reply
+        for rcpt in rcpts:
+            assert self.step(b"R", _z(rcpt), Milter.P_NORCPT, Milter.P_NR_RCPT) in (None, (b"c", b""))
+        assert self.step(b"T", b"", Milter.P_NODATA, Milter.P_NR_DATA) in (None, (b"c", b""))
+        for name, value in headers:
+            assert self.step(b"L", _z(name, value), Milter.P_NOHDRS, Milter.P_NR_HDR) in (None, (b"c", b""))
+        assert self.step(b"N", b"", Milter.P_NOEOH, Milter.P_NR_EOH) in (None, (b"c", b""))
+        return None
+
+    def end(self, queue_id: str) -> list[tuple[bytes, bytes]]:
+        """End of message: the milter's actions and its final reply."""
+        self.macros(b"E", i=queue_id)
+        self.send(b"E")
+        replies = [self.read()]
+        while replies[-1][0] not in self.FINAL:
+            replies.append(self.read())
+        return replies
+
+
+def _z(*parts: str) -> bytes:
+    return b"".join(part.encode() + b"\0" for part in parts)
+
+
+class Daemon:
+    """``bouncefilter milter`` in a subprocess, logging to a file."""
+
+    def __init__(self, folder: Path, socket_spec: str) -> None:
+        self.folder = folder
+        self.spec = socket_spec
+        self.database = folder / "bouncefilter.db"
+        self.log = folder / "milter.log"
+        accounts_yaml = json.dumps([{"name": "shop", "domains": ["shop.example.com"]}])
+        (folder / "bouncefilter.yaml").write_text(
+            f"database: {self.database}\n"
+            f"verp: {{domain: {VERP_DOMAIN}, keys: [{KEY}]}}\n"
+            f"milter: {{socket: '{socket_spec}', stop_timeout: 20}}\n"
+            "logging: {target: stderr, level: DEBUG}\n"
+            f"accounts: {accounts_yaml}\n",
+            encoding="utf-8",
+        )
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bouncefilter", "milter", "--config", str(folder / "bouncefilter.yaml")],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while "listening on" not in self.log.read_text():
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "the milter did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status (libmilter takes a few seconds)."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def unix_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    folder = tmp_path_factory.mktemp("milter")
+    folder.chmod(0o755)
+    daemon = Daemon(folder, f"unix:{folder}/milter.sock")
+    yield daemon
+    assert daemon.stop() == 0, daemon.log.read_text()
+    assert not (folder / "milter.sock").exists()
+    assert "bouncefilter milter stopped" in daemon.log.read_text()
+
+
+TRACKED = (("Return-Path", "<returns@shop.example.com>"), ("Subject", "Your order"), ("Message-ID", "<o-1@shop.example.com>"))
+
+
+@pytest.mark.slow
+def test_the_daemon_on_a_unix_socket(unix_daemon):
+    path = Path(unix_daemon.spec.partition(":")[2])
+    mode = path.stat()
+    assert stat.S_ISSOCK(mode.st_mode)
+    try:
+        assert mode.st_gid == grp.getgrnam("postfix").gr_gid and stat.S_IMODE(mode.st_mode) == 0o660
+    except KeyError:
+        pass  # no postfix group here: the socket keeps the umask's mode
+    client = WireClient(unix_daemon.spec)
+    actions, protocol = client.negotiate()
+    assert actions == bfmilter.ACTIONS
+    assert protocol & Milter.P_NR_RCPT and protocol & Milter.P_NR_HDR and protocol & Milter.P_NODATA
+    assert client.start("<orders@shop.example.com>", ["<alice@example.net>"], TRACKED) is None
+    replies = client.end("4ABC")
+    (chgfrom, header, drop, final) = replies
+    token = header[1].split(b"\0")[1].decode()
+    assert chgfrom == (b"e", f"<b+{token}@{VERP_DOMAIN}>\0ENVID={token}\0".encode())
+    assert header == (b"h", f"{TRACKING_HEADER}\0{token}\0".encode())
+    assert drop == (b"m", struct.pack("!I", 1) + b"Return-Path\0\0")
+    assert final == (b"c", b"")
+    assert client.start("<>", ["<b+x@bounces.example.com>"], ()) == (b"a", b"")
+    client.close()
+    conn = store.connect(str(unix_daemon.database))
+    row = store.sent_message(conn, verp.verify(token, [KEY.encode()], today(), 60).message_key)
+    conn.close()
+    assert row is not None and (row.queue_id, row.bounce_address) == ("4ABC", "returns@shop.example.com")
+
+
+@pytest.mark.slow
+def test_sigterm_lets_a_message_in_flight_finish_over_tcp(tmp_path):
+    tmp_path.chmod(0o755)
+    daemon = Daemon(tmp_path, f"inet:{free_port()}@127.0.0.1")
+    client = WireClient(daemon.spec)
+    actions, protocol = client.negotiate()
+    assert actions == bfmilter.ACTIONS
+    assert not protocol & (Milter.P_NR_RCPT | Milter.P_NR_HDR | Milter.P_NODATA)
+    assert client.start("<orders@shop.example.com>", ["<alice@example.net>"], TRACKED) is None
+    daemon.process.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    assert daemon.process.poll() is None  # waiting for the message
+    late = WireClient(daemon.spec)  # a message that starts now goes as on_error says
+    late.negotiate()
+    assert late.start("<orders@shop.example.com>", ["<bob@example.net>"], ()) == (b"a", b"")
+    late.close()
+    replies = client.end("4DEF")
+    assert [cmd for cmd, _ in replies] == [b"e", b"h", b"m", b"c"]
+    client.close()
+    assert daemon.process.wait(timeout=60) == 0
+    log = daemon.log.read_text()
+    assert "4DEF: account=shop" in log and "bouncefilter milter stopped" in log
+    assert "still in flight" not in log
