@@ -33,6 +33,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -181,8 +182,12 @@ class PostfixLab:
     is safe to call twice); ``reset()`` empties the queue and the saved mail between tests.
     """
 
-    def __init__(self, root: Path | None = None, settings: Settings | None = None) -> None:
-        """Prepare a lab under ``root`` (default: a fresh folder in the system's temp dir)."""
+    def __init__(self, root: Path | None = None, settings: Settings | None = None, save_sink: bool = True) -> None:
+        """Prepare a lab under ``root`` (default: a fresh folder in the system's temp dir).
+
+        ``save_sink=False``: the accepting peer saves nothing (for benchmarks).
+        """
+        self.save_sink = save_sink
         self.own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="bouncefilter-lab-")) if root is None else root
         self.defaults = settings or Settings()
@@ -194,7 +199,7 @@ class PostfixLab:
         self.run_dir = self.root / "run"
         self.log_file = self.root / "maillog"
         self.saver = self.root / "bin" / "save-delivery"
-        self.ports = dict(zip(("submission", "mx", "accept", "hard", "soft"), _free_ports(5)))
+        self.ports = dict(zip(("submission", "mx", "accept", "hard", "soft"), free_ports(5)))
         self.sinks: dict[str, subprocess.Popen[bytes]] = {}
         self.running = False
 
@@ -353,7 +358,7 @@ class PostfixLab:
 
     def run(self, argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an admin command; on failure raise :class:`LabError` with its output and the log."""
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=_admin_env())
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=admin_env())
         if check and result.returncode != 0:
             raise LabError(
                 f"{' '.join(argv)} exited {result.returncode}\n{result.stdout}{result.stderr}\n"
@@ -377,7 +382,7 @@ class PostfixLab:
     def _start_sinks(self) -> None:
         common = ["smtp-sink", "-u", PIPE_USER, "-h", "peer.example.test"]
         behaviours = {
-            "accept": ["-d", f"{self.sink}/%H%M%S."],
+            "accept": ["-d", f"{self.sink}/%H%M%S."] if self.save_sink else [],
             "hard": ["-f", "RCPT", "-B", HARD_REPLY],
             "soft": ["-r", "RCPT", "-b", SOFT_REPLY],
         }
@@ -386,10 +391,10 @@ class PostfixLab:
                 self.sinks[name] = subprocess.Popen(
                     [*common, *options, f"127.0.0.1:{self.ports[name]}", "256"],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, env=_admin_env(),
+                    start_new_session=True, env=admin_env(),
                 )
         for name, process in self.sinks.items():
-            self._wait(lambda: process.poll() is not None or _listening(self.ports[name]) or None, 10.0,
+            self._wait(lambda: process.poll() is not None or listening(self.ports[name]) or None, 10.0,
                        f"smtp-sink {name} to listen")
             if process.poll() is not None:
                 raise LabError(f"smtp-sink {name} exited: {(self.root / f'smtp-sink-{name}.log').read_text()}")
@@ -458,6 +463,96 @@ class PostfixLab:
 
     def _log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.maillog().splitlines()[-lines:])
+
+
+# -- bouncefilter in the lab ---------------------------------------------------------
+
+#: The VERP signing key of every configuration :func:`write_config` writes.
+VERP_KEY = "lab-signing-key-0123456789abcdef"
+
+
+def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", level: str = "INFO") -> Path:
+    """Write a bouncefilter.yaml for the lab at ``path``; returns ``path``.
+
+    The database lies beside it, VERP addresses use the lab's bounce domain and
+    :data:`VERP_KEY`, logs go to standard error. ``accounts`` maps a sender domain to
+    tracking on or off; each account is named after its domain's first label.
+    """
+    lines = [
+        f"database: {path.parent / 'bouncefilter.db'}",
+        "verp:",
+        f"  domain: {BOUNCE_DOMAIN}",
+        f"  keys: [{VERP_KEY}]",
+        "milter:",
+        "  on_error: tempfail",
+        *([f"  socket: {socket}"] if socket else []),
+        "logging:",
+        "  target: stderr",
+        f"  level: {level}",
+        "accounts:",
+    ]
+    for domain, tracking in accounts.items():
+        lines += [f"  - name: {domain.split('.')[0]}", f"    domains: [{domain}]", f"    tracking: {str(tracking).lower()}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class MilterProcess:
+    """``bouncefilter milter`` as a child process, on a unix socket (a path) or on TCP (a port).
+
+    ``postfix_spec`` is the socket as ``smtpd_milters`` names it. ``python`` is the
+    interpreter that has bouncefilter and pymilter (default: this one).
+    """
+
+    def __init__(self, config: Path, socket: Path | int, log: Path, python: str = "") -> None:
+        self.config = config
+        self.socket = socket
+        self.log = log
+        self.python = python or sys.executable
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def spec(self) -> str:
+        """The socket as bouncefilter's ``--socket`` takes it."""
+        return f"inet:{self.socket}@127.0.0.1" if isinstance(self.socket, int) else f"unix:{self.socket}"
+
+    @property
+    def postfix_spec(self) -> str:
+        """The socket as Postfix's ``smtpd_milters`` takes it."""
+        return f"inet:127.0.0.1:{self.socket}" if isinstance(self.socket, int) else f"unix:{self.socket}"
+
+    def start(self, timeout: float = 15.0) -> MilterProcess:
+        """Start it and wait until it listens; :class:`LabError` with its output if it will not."""
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [self.python, "-m", "bouncefilter", "milter", "--config", str(self.config), "--socket", self.spec],
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while not self._listening():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise LabError(f"bouncefilter milter did not listen on {self.spec}:\n{self.log.read_text()}")
+            time.sleep(POLL_SECONDS)
+        return self
+
+    def terminate(self) -> None:
+        """Send SIGTERM (libmilter then takes a few seconds to exit)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, SIGKILL if it lingers past ``timeout``; returns its exit code."""
+        if self.process is None:
+            return None
+        self.terminate()
+        _end(self.process, timeout, terminate=False)
+        return self.process.returncode
+
+    def _listening(self) -> bool:
+        if isinstance(self.socket, int):
+            return listening(self.socket)
+        return self.socket.is_socket()
 
 
 def _main_cf(lab: PostfixLab) -> str:
@@ -585,7 +680,7 @@ def _bare(args: str) -> str:
     return first[1:-1] if first.startswith("<") and first.endswith(">") else first
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """``count`` distinct TCP ports free on 127.0.0.1 right now."""
     with ExitStack() as stack:
         sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
@@ -594,7 +689,8 @@ def _free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in sockets]
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
@@ -602,7 +698,7 @@ def _listening(port: int) -> bool:
         return False
 
 
-def _admin_env() -> dict[str, str]:
+def admin_env() -> dict[str, str]:
     """The environment for Postfix's commands: sbin on PATH, no inherited MAIL_CONFIG."""
     env = {key: value for key, value in os.environ.items() if key != "MAIL_CONFIG"}
     env["PATH"] = env.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"
@@ -648,7 +744,7 @@ def _reloaded(master: int, old: Mapping[int, str]) -> bool:
 
 def _open_files(pid: int) -> set[str]:
     """The paths of the files process ``pid`` has open."""
-    found = set()
+    found: set[str] = set()
     try:
         descriptors = os.listdir(f"/proc/{pid}/fd")
     except OSError:
@@ -677,10 +773,11 @@ def _processes_in(root: Path) -> list[int]:
     return found
 
 
-def _end(process: subprocess.Popen[bytes], timeout: float = 3.0) -> None:
+def _end(process: subprocess.Popen[bytes], timeout: float = 3.0, terminate: bool = True) -> None:
     """Terminate one child we started, then kill it if it lingers; always reap it."""
     if process.poll() is None:
-        process.terminate()
+        if terminate:
+            process.terminate()
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:

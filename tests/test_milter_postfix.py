@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, make_message
+from postfix_lab import BOUNCE_DOMAIN, MilterProcess, PostfixLab, SinkMessage, make_message, write_config
 
 from bouncefilter.classify import classify
 from bouncefilter.record import TRACKING_HEADER
@@ -30,68 +27,32 @@ pytestmark = pytest.mark.postfix
 
 SHOP = "orders@shop.example.test"
 PLAIN = "news@plain.example.test"
-CONFIG = """\
-database: {folder}/bouncefilter.db
-verp:
-  domain: {domain}
-  keys: [lab-signing-key-0123456789abcdef]
-milter:
-  socket: {socket}
-  on_error: tempfail
-logging:
-  target: stderr
-  level: INFO
-accounts:
-  - name: shop
-    domains: [shop.example.test]
-    tracking: true
-  - name: plain
-    domains: [plain.example.test]
-    tracking: false
-"""
 VERP = re.compile(rf"b\+([a-z2-7]+)@{re.escape(BOUNCE_DOMAIN)}")
 
 
-@dataclass(frozen=True)
-class RunningMilter:
-    """The milter process the tests talk to through Postfix."""
-
-    socket: str
-    config: Path
-    database: Path
-    log: Path
-
-
 @pytest.fixture(scope="module")
-def milter(postfix_lab: PostfixLab) -> Iterator[RunningMilter]:
+def milter(postfix_lab: PostfixLab) -> Iterator[MilterProcess]:
+    """``bouncefilter milter`` on a unix socket in the lab: shop.example.test tracked, plain.example.test not."""
     pytest.importorskip("Milter", reason="pymilter is not installed in this interpreter (make test puts it in .venv)")
     folder = postfix_lab.root / "milter"
     folder.mkdir(mode=0o755, exist_ok=True)
-    socket_path = postfix_lab.run_dir / "milter.sock"
-    config = folder / "bouncefilter.yaml"
-    config.write_text(CONFIG.format(folder=folder, domain=BOUNCE_DOMAIN, socket=f"unix:{socket_path}"), encoding="utf-8")
-    log = folder / "milter.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bouncefilter", "milter", "--config", str(config)],
-            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-        )
+    config = write_config(folder / "bouncefilter.yaml", {"shop.example.test": True, "plain.example.test": False})
+    process = MilterProcess(config, postfix_lab.run_dir / "milter.sock", folder / "milter.log").start()
     try:
-        _wait_for_socket(process, socket_path, log)
-        yield RunningMilter(f"unix:{socket_path}", config, folder / "bouncefilter.db", log)
+        yield process
     finally:
-        code = _stop(process)
-    assert code == 0, f"the milter exited {code} on SIGTERM:\n{log.read_text()}"
+        code = process.stop()
+    assert code == 0, f"the milter exited {code} on SIGTERM:\n{process.log.read_text()}"
 
 
 @pytest.fixture
-def lab(postfix_lab: PostfixLab, milter: RunningMilter) -> PostfixLab:
+def lab(postfix_lab: PostfixLab, milter: MilterProcess) -> PostfixLab:
     """The lab, emptied, with the milter on its submission port (contrib/postfix's setup)."""
-    postfix_lab.reset(milter=milter.socket, keep_return_path=True)
+    postfix_lab.reset(milter=milter.postfix_spec, keep_return_path=True)
     return postfix_lab
 
 
-def test_tracked_mail_leaves_with_a_signed_verp_sender_the_header_and_a_record(lab: PostfixLab, milter: RunningMilter):
+def test_tracked_mail_leaves_with_a_signed_verp_sender_the_header_and_a_record(lab: PostfixLab, milter: MilterProcess):
     message = make_message(SHOP, "ann@dest.example.test", "Your order 1001",
                            headers=[("Return-Path", "<returns@shop.example.test>")])
     queue_id = lab.send(message, SHOP, ["ann@dest.example.test", "bob@dest.example.test"])
@@ -113,7 +74,7 @@ def test_tracked_mail_leaves_with_a_signed_verp_sender_the_header_and_a_record(l
     assert row["message_key"] == _decode(milter, token).split("message_key=")[1].split()[0]
 
 
-def test_untracked_mail_takes_its_return_path_header_as_envelope_sender(lab: PostfixLab, milter: RunningMilter):
+def test_untracked_mail_takes_its_return_path_header_as_envelope_sender(lab: PostfixLab, milter: MilterProcess):
     message = make_message(PLAIN, "ann@dest.example.test", headers=[("Return-Path", "<bounces@plain.example.test>")])
     lab.send(message, PLAIN, ["ann@dest.example.test"])
 
@@ -126,11 +87,11 @@ def test_untracked_mail_takes_its_return_path_header_as_envelope_sender(lab: Pos
 
 @pytest.mark.parametrize("tracking", [True, False], ids=["tracking", "no-tracking"])
 def test_without_contribs_cleanup_postfix_drops_return_path_before_the_milter(
-    postfix_lab: PostfixLab, milter: RunningMilter, tracking: bool
+    postfix_lab: PostfixLab, milter: MilterProcess, tracking: bool
 ):
     # Postfix's default message_drop_headers: the milter never sees the header, so it
     # can neither record it nor make it the envelope sender; it is gone all the same.
-    postfix_lab.reset(milter=milter.socket, keep_return_path=False)
+    postfix_lab.reset(milter=milter.postfix_spec, keep_return_path=False)
     sender = SHOP if tracking else PLAIN
     subject = f"Dropped Return-Path ({'tracking' if tracking else 'no tracking'})"
     message = make_message(sender, "ann@dest.example.test", subject, headers=[("Return-Path", "<elsewhere@example.net>")])
@@ -157,7 +118,7 @@ def test_mail_the_milter_must_not_touch_passes_unchanged(lab: PostfixLab, sender
     assert _headers(saved, "Return-Path") == ["<keep@example.net>"]  # kept: not ours to remove
 
 
-def test_a_hard_bounce_of_tracked_mail_returns_to_its_verp_address(lab: PostfixLab, milter: RunningMilter):
+def test_a_hard_bounce_of_tracked_mail_returns_to_its_verp_address(lab: PostfixLab, milter: MilterProcess):
     message = make_message(SHOP, "gone@bad.example.test", "Tracked and bounced")
     lab.send(message, SHOP, ["gone@bad.example.test"])
 
@@ -174,34 +135,13 @@ def test_a_hard_bounce_of_tracked_mail_returns_to_its_verp_address(lab: PostfixL
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _wait_for_socket(process: subprocess.Popen[bytes], path: Path, log: Path, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.is_socket():
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
-            pytest.fail(f"bouncefilter milter did not open {path}:\n{log.read_text()}")
-        time.sleep(0.02)
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    """SIGTERM (libmilter takes a few seconds), SIGKILL if it will not go; the exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
 def _verp_token(address: str) -> str:
     match = VERP.fullmatch(address)
     assert match, f"not a VERP address of the lab: {address!r}"
     return match.group(1)
 
 
-def _decode(milter: RunningMilter, address: str) -> str:
+def _decode(milter: MilterProcess, address: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "bouncefilter", "verp", "decode", "--config", str(milter.config), address],
         capture_output=True, text=True, timeout=30,
@@ -218,13 +158,13 @@ def _headers(saved: SinkMessage, name: str) -> list[str]:
     return [line[len(prefix):].strip() for line in unfolded.split("\n") if line.lower().startswith(prefix)]
 
 
-def _rows(milter: RunningMilter, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(milter.database) as conn:
+def _rows(milter: MilterProcess, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(_database(milter)) as conn:
         return conn.execute(sql, args).fetchall()
 
 
-def _row(milter: RunningMilter, token: str) -> sqlite3.Row:
-    conn = sqlite3.connect(milter.database)
+def _row(milter: MilterProcess, token: str) -> sqlite3.Row:
+    conn = sqlite3.connect(_database(milter))
     try:
         conn.row_factory = sqlite3.Row
         row = conn.execute("SELECT * FROM messages WHERE token = ?", (token,)).fetchone()
@@ -232,3 +172,7 @@ def _row(milter: RunningMilter, token: str) -> sqlite3.Row:
         conn.close()
     assert row is not None, f"no messages row for token {token}"
     return row
+
+
+def _database(milter: MilterProcess) -> Path:
+    return milter.config.parent / "bouncefilter.db"

@@ -1,0 +1,166 @@
+"""What ``bouncefilter milter`` costs Postfix: relay throughput with and without it.
+
+A throwaway Postfix (tests/postfix_lab.py) relays ``smtp-source`` mail to an ``smtp-sink``
+that saves nothing. Three modes alternate inside every repetition, so that a slow
+moment of the machine hits them all alike:
+
+- ``plain``: no milter;
+- ``unix``: ``bouncefilter milter`` on a unix socket;
+- ``inet``: the same milter on ``inet:127.0.0.1``.
+
+The milter runs with tracking on for the sender's domain and records every message in
+SQLite, as in production. One measure = N / (time from the start of injection until the
+queue is empty); every run must deliver N of N. Printed as a Markdown table: msgs/s per
+repetition, the median, and the median of the per-repetition ratios to ``plain``
+(targets from issue 3: unix >= 0.80, inet >= 0.70 with 10 sessions).
+
+Needs root and Postfix (as ``make test`` does).
+Usage: .venv/bin/python bench/milter.py [--messages N] [--sessions N] [--size BYTES] [--reps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import postfix_lab  # noqa: E402  (after the path is set)
+from postfix_lab import MilterProcess, PostfixLab, write_config  # noqa: E402
+
+SENDER = "orders@shop.example.test"
+RECIPIENT = "customer@dest.example.test"
+QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+MODES = ("plain", "unix", "inet")
+
+
+def python() -> str:
+    """The interpreter with bouncefilter and pymilter: the checkout's .venv, else this one."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
+    """One milter per socket kind, sharing one configuration (tracking on for the sender)."""
+    folder = lab.root / "milter"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    config = write_config(folder / "bouncefilter.yaml", {SENDER.split("@")[1]: True})
+    milters = {
+        "unix": MilterProcess(config, lab.run_dir / "milter.sock", folder / "milter-unix.log", python()),
+        "inet": MilterProcess(config, postfix_lab.free_ports(1)[0], folder / "milter-inet.log", python()),
+    }
+    try:
+        for milter in milters.values():
+            milter.start()
+    except postfix_lab.LabError as exc:
+        stop(list(milters.values()))
+        raise SystemExit(str(exc)) from None
+    return milters
+
+
+def stop(milters: Sequence[MilterProcess]) -> None:
+    """SIGTERM them all at once (libmilter takes seconds to exit), then wait for each."""
+    for milter in milters:
+        milter.terminate()
+    for milter in milters:
+        milter.stop()
+
+
+def queued(lab: PostfixLab) -> int:
+    """Messages still in Postfix's queues (files under the queue folders)."""
+    return sum(len(files) for name in QUEUES for _, _, files in os.walk(lab.spool / name))
+
+
+def recorded(lab: PostfixLab) -> int:
+    """Messages the milters have recorded so far."""
+    path = lab.root / "milter" / "bouncefilter.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+
+def run_once(lab: PostfixLab, milter: str, messages: int, sessions: int, size: int) -> float:
+    """Relay ``messages`` through the submission port; messages per second until the queue is empty.
+
+    Stops the benchmark when any message was not delivered, or (with a milter) not recorded.
+    """
+    lab.reset(milter=milter)
+    before = recorded(lab)
+    mark = lab.log_mark()
+    command = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size), "-f", SENDER,
+               "-t", RECIPIENT, "-M", "client.example.test", f"127.0.0.1:{lab.ports['submission']}"]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=postfix_lab.admin_env())
+    while queued(lab):
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    sent = lab.maillog(mark).count("status=sent")
+    if result.returncode != 0 or sent != messages:
+        raise SystemExit(f"{milter or 'plain'}: {sent} of {messages} delivered; smtp-source: "
+                         f"{result.stdout}{result.stderr}\n{lab.maillog(mark)[-3000:]}")
+    if milter and recorded(lab) - before != messages:
+        raise SystemExit(f"{milter}: {recorded(lab) - before} of {messages} recorded in the database")
+    return messages / elapsed
+
+
+def measure(lab: PostfixLab, specs: dict[str, str], args: argparse.Namespace) -> dict[str, list[float]]:
+    """msgs/s per mode per repetition, the modes alternating inside each repetition."""
+    for mode in MODES:  # warm up: daemons spawned, database created
+        run_once(lab, specs[mode], min(100, args.messages), args.sessions, args.size)
+    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for rep in range(args.reps):
+        for mode in MODES:
+            rates[mode].append(run_once(lab, specs[mode], args.messages, args.sessions, args.size))
+        print(f"rep {rep + 1}: " + ", ".join(f"{m} {rates[m][-1]:.0f}/s" for m in MODES), file=sys.stderr)
+    return rates
+
+
+def table(rates: dict[str, list[float]], args: argparse.Namespace) -> str:
+    """The Markdown table of the results."""
+    lines = [
+        f"`smtp-source -s {args.sessions} -m {args.messages} -l {args.size}` into Postfix, relayed to "
+        f"smtp-sink; {args.reps} repetitions, modes alternating.",
+        "",
+        "| mode | msgs/s per repetition | median msgs/s | ratio to plain (median of per-rep ratios) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for mode in MODES:
+        ratios = [rate / plain for rate, plain in zip(rates[mode], rates["plain"])]
+        lines.append(f"| {mode} | {' '.join(f'{r:.0f}' for r in rates[mode])} | "
+                     f"{statistics.median(rates[mode]):.0f} | {statistics.median(ratios):.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000, help="messages per run (default 2000)")
+    parser.add_argument("--sessions", type=int, default=10, help="parallel SMTP sessions (default 10)")
+    parser.add_argument("--size", type=int, default=2000, help="message size in bytes (default 2000)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
+    args = parser.parse_args(argv)
+    reason = postfix_lab.unavailable()
+    if reason:
+        print(f"bench/milter.py: {reason}", file=sys.stderr)
+        return 1
+    with PostfixLab(save_sink=False) as lab:
+        milters = start_milters(lab)
+        specs = {"plain": "", **{kind: milter.postfix_spec for kind, milter in milters.items()}}
+        try:
+            rates = measure(lab, specs, args)
+        finally:
+            stop(list(milters.values()))
+    print(table(rates, args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
