@@ -21,6 +21,7 @@ _INLINE_START_RE = re.compile(
 #: A line that starts a header field; any other line of a pasted block continues one.
 _FIELD_START_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,75}:")
 _MAX_BLOCKS = 8
+_IDENTITY_FIELDS = frozenset({"message-id", "subject", TRACKING_HEADER.lower(), "return-path", "to", "from"})
 #: Headers that must appear in a block for it to count as the original's headers.
 _IDENTITY_RE = re.compile(r"^(?:Message-ID|X-Bouncefilter-Token|Return-Path):", re.I | re.M)
 
@@ -32,14 +33,25 @@ def find(view: View) -> Original:
         headers = inline_headers(view.text) or _attached_without_wrapper(view) or headers
     if headers is None:
         return Original()
+    fields = _first_values(headers)
     return Original(
-        message_id=mime.header(headers, "Message-ID").strip(),
-        subject=mime.header(headers, "Subject"),
-        token=mime.header(headers, TRACKING_HEADER).strip(),
-        return_path=mime.clean_address(mime.header(headers, "Return-Path")),
-        to=mime.header(headers, "To"),
-        sender_address=mime.clean_address(mime.header(headers, "From")),
+        message_id=fields.get("message-id", "").strip(),
+        subject=fields.get("subject", ""),
+        token=fields.get(TRACKING_HEADER.lower(), "").strip(),
+        return_path=mime.clean_address(fields.get("return-path", "")),
+        to=fields.get("to", ""),
+        sender_address=mime.clean_address(fields.get("from", "")),
     )
+
+
+def _first_values(headers: Message) -> dict[str, str]:
+    """The decoded first value of each identity field, by lower-case name (one pass)."""
+    found: dict[str, str] = {}
+    for name, value in headers.raw_items():
+        key = name.lower()
+        if key in _IDENTITY_FIELDS and key not in found:
+            found[key] = mime.decode_value(value)
+    return found
 
 
 def _attached_without_wrapper(view: View) -> Message | None:
