@@ -252,8 +252,12 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
 )
 
-_LITERAL = set("abcdefghijklmnopqrstuvwxyz0123456789 '-:;,/=#_")
-_QUANTIFIERS = set("?*+{")
+_BOUNDARY_RE = re.compile(r"\\b")
+_ESCAPE_RE = re.compile(r"\\.(?:[?*+]|\{\d*,?\d*\})?")
+_CLASS_RE = re.compile(r"\[[^\]]*\](?:[?*+]|\{\d*,?\d*\})?")
+_GROUP_RE = re.compile(r"\([^()]*\)(?:[?*+]|\{\d*,?\d*\})?")
+_QUANTIFIED_RE = re.compile(r"[^\x00\x01](?:[?*+]|\{\d*,?\d*\})")
+_MARK_RE = re.compile(r"([\x00\x01])")
 _LEADING_GROUP_RE = re.compile(r"\(\?:([a-z |]+)\)(?![?*{])")
 
 
@@ -263,32 +267,25 @@ def _anchors(phrase: str) -> tuple[str, ...]:
     (``(?:de|in)tected as spam`` -> ``as spam``, ``over ?quota`` -> ``over``), else the
     words of a leading group (``(?:bad|illegal) recipient`` -> ``bad``, ``illegal``);
     ``()`` if neither."""
-    runs: list[str] = []
-    run: list[str] = []
-    safe = True  # the current run starts where a word must start
-    depth = 0
-    index = 0
-    while index < len(phrase):
-        char = phrase[index]
-        following = phrase[index + 1] if index + 1 < len(phrase) else ""
-        if char == "\\":
-            runs.append(_word_start("".join(run), safe))
-            run = []
-            safe = following == "b"
-            index += 2
+    # Mark what is not literal: \b (a word starts there), other escapes, character
+    # classes, groups (innermost first), quantified characters, wildcards.
+    flat = _BOUNDARY_RE.sub("\x01", phrase)
+    flat = _ESCAPE_RE.sub("\x00", flat)
+    flat = _CLASS_RE.sub("\x00", flat)
+    while "(" in flat:
+        inner = _GROUP_RE.sub("\x00", flat)
+        if inner == flat:
+            break
+        flat = inner
+    flat = _QUANTIFIED_RE.sub("\x00", flat).replace(".", "\x00")
+    runs = []
+    safe = True  # the text of the run starts a word: start of phrase, or after \b
+    for piece in _MARK_RE.split(flat):
+        if piece in ("\x00", "\x01"):
+            safe = piece == "\x01"
             continue
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        if depth == 0 and char in _LITERAL and following not in _QUANTIFIERS and char not in ")]":
-            run.append(char)
-        else:
-            runs.append(_word_start("".join(run), safe))
-            run = []
-            safe = False
-        index += 1
-    runs.append(_word_start("".join(run), safe))
+        runs.append(_word_start(piece, safe))
+        safe = False
     best = max(runs, key=len, default="")
     if len(best) >= 2:
         return (best,)
@@ -307,69 +304,67 @@ def _word_start(run: str, safe: bool) -> str:
     return run[start:].rstrip()
 
 
-def _trie(words: list[str]) -> str:
-    """A regular expression matching the longest of ``words`` at a position, written
-    as a character trie so the engine never tries the words one by one."""
-    root: dict[str, dict] = {}
-    for word in words:
-        node = root
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-    return _trie_node(root)
+#: A rule: the row it belongs to, and its phrases joined into one pattern.
+Rule = tuple[int, str]
+#: Anchors by the first (up to) three characters of their first word.
+Index = dict[str, tuple[tuple[str, int], ...]]
 
 
-def _trie_node(node: dict[str, dict]) -> str:
-    branches = [re.escape(char) + _trie_node(child) for char, child in sorted(node.items()) if char]
-    if not branches:
-        return ""
-    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-    return f"(?:{body})?" if "" in node else body
-
-
-Rule = tuple[int, re.Pattern[str]]
-
-
-def _compile() -> tuple[re.Pattern[str], dict[str, tuple[Rule, ...]], tuple[Rule, ...]]:
-    """One scanner for every anchor; for each anchor, the ``(row, regex)`` rules it wakes
-    (with those of the anchors it starts with, as the scanner reports only the longest
-    anchor at each position); rules without an anchor, always tried."""
+def _index() -> tuple[tuple[Rule, ...], Index, tuple[int, ...]]:
+    """The rules (a row's phrases that share an anchor); the anchors that wake each
+    rule, keyed for lookup by a word's first characters; rules with no anchor."""
     grouped: dict[tuple[str, int], list[str]] = {}
     for number, (_, phrases) in enumerate(_TABLE):
         for phrase in phrases:
             for anchor in _anchors(phrase) or ("",):
                 grouped.setdefault((anchor, number), []).append(phrase)
-    by_anchor: dict[str, list[Rule]] = {}
-    always: list[Rule] = []
+    rules: list[Rule] = []
+    index: dict[str, list[tuple[str, int]]] = {}
+    always: list[int] = []
     for (anchor, number), phrases in grouped.items():
-        rule = (number, re.compile("|".join(phrases)))
-        (by_anchor.setdefault(anchor, []) if anchor else always).append(rule)
-    wakes = {
-        anchor: tuple(rule for other, rules in by_anchor.items() if anchor.startswith(other) for rule in rules)
-        for anchor in by_anchor
-    }
-    scanner = re.compile("(?<![a-z0-9])(?=(" + _trie(sorted(by_anchor)) + "))")
-    return scanner, wakes, tuple(always)
+        rules.append((number, "|".join(phrases)))
+        if anchor:
+            index.setdefault(_key(anchor), []).append((anchor, len(rules) - 1))
+        else:
+            always.append(len(rules) - 1)
+    return tuple(rules), {key: tuple(found) for key, found in index.items()}, tuple(always)
 
 
-_SCANNER, _WAKES, _ALWAYS = _compile()
+def _key(anchor: str) -> str:
+    """The lookup key of an anchor: its first word's first three characters."""
+    first = _WORD_RE.match(anchor)
+    return first.group()[:3] if first else anchor[:1]
+
+
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_RULES, _INDEX, _ALWAYS = _index()
+#: Rules compiled on first use: a process that classifies one bounce compiles a few.
+_COMPILED: dict[int, re.Pattern[str]] = {}
 
 
 def match(text: str) -> str:
     """The reason of the highest row with a phrase in ``text`` (lower case), or ``""``.
 
-    One scan, looking only where words start, finds the anchors (literal words every
-    match of a phrase contains) present in ``text``; only the phrases they wake are
-    tried, highest row first.
+    Each word of ``text`` looks up the anchors (literal words every match of a phrase
+    contains, starting a word) that begin like it; only the rules whose anchor is
+    really there run their regular expression, highest row first.
     """
-    rules = list(_ALWAYS)
-    for found in _SCANNER.finditer(text):
-        rules.extend(_WAKES[found.group(1)])
-    for number, pattern in sorted(set(rules), key=_row_of):
-        if pattern.search(text):
-            return _TABLE[number][0]
+    woken = set(_ALWAYS)
+    for word in _WORD_RE.finditer(text):
+        found = word.group()
+        start = word.start()
+        for key in {found[:3], found[:2], found[:1]}:
+            for anchor, rule in _INDEX.get(key, ()):
+                if text.startswith(anchor, start):
+                    woken.add(rule)
+    for rule in sorted(woken):
+        if _pattern(rule).search(text):
+            return _TABLE[_RULES[rule][0]][0]
     return ""
 
 
-def _row_of(rule: Rule) -> int:
-    return rule[0]
+def _pattern(rule: int) -> re.Pattern[str]:
+    pattern = _COMPILED.get(rule)
+    if pattern is None:
+        pattern = _COMPILED[rule] = re.compile(_RULES[rule][1])
+    return pattern
