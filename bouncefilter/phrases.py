@@ -6,10 +6,11 @@ rows it must beat. A reason may have several rows: a decisive wording high up, a
 one near the bottom (``recipient address rejected`` says userunknown only when nothing
 more precise follows it, as in ``Recipient address rejected: Policy violation``).
 
-The whole table is compiled into a single regular expression of zero-width lookaheads,
-one alternative per row, so one scan of the text finds, at every position, the highest
-row starting there; the lowest row number found is the answer. Phrases stay linear:
-literal words, character classes and bounded gaps (``.{0,40}``), no nested quantifiers.
+Matching stays cheap: every phrase has an anchor, a literal run that starts a word and
+that any match contains (found by reading the phrase itself); each word of the text
+looks its anchors up in a dictionary, and only the phrases an anchor present wakes run
+their regular expression, compiled on first use. Phrases stay linear: literal words,
+character classes and bounded gaps (``.{0,40}``), no nested quantifiers.
 
 The wordings are facts collected from real bounces (Postfix, Sendmail, Exim, qmail,
 Exchange, Gmail, Yahoo, Orange, ...) and from sisimai's per-reason message lists.
