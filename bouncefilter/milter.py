@@ -439,13 +439,13 @@ def serve(settings: Settings, socket_spec: str | None = None) -> None:
     flight = InFlight()
     cls = milter_class(spec)
     Milter.factory = lambda: cls(policy, recorder, flight)
-    _open(spec, settings.milter.socket_group, settings.milter.on_error)
+    created = _open(spec, settings.milter.socket_group, settings.milter.on_error)
     log.info("bouncefilter milter listening on %s (%d accounts)", spec, len(settings.accounts))
     try:
         _run(flight, settings.milter.stop_timeout)
     finally:
         recorder.close()
-        _remove_socket(spec)
+        _remove_socket(created)
     log.info("bouncefilter milter stopped")
 
 
@@ -494,8 +494,11 @@ def _run(flight: InFlight, stop_timeout: float) -> None:
         raise MilterStartError(f"libmilter failed: {failure[0]}")
 
 
-def _open(spec: str, group: str | None, on_error: str) -> None:
-    """Register the callbacks and open the listening socket (removing a stale one)."""
+def _open(spec: str, group: str | None, on_error: str) -> _SocketFile | None:
+    """Register the callbacks and open the listening socket (removing a stale one).
+
+    Returns the unix socket's file as created, for :func:`_remove_socket`.
+    """
     path = _unix_path(spec)
     if path and not os.path.isdir(os.path.dirname(path) or "."):
         raise MilterStartError(f"the folder of the socket {path} does not exist")
@@ -514,10 +517,15 @@ def _open(spec: str, group: str | None, on_error: str) -> None:
         libmilter.opensocket(True)
     except libmilter.error as exc:
         raise MilterStartError(f"cannot listen on {spec}: {exc}") from None
-    if path:
-        _share_socket(path, group)
-    else:
+    if not path:
         _set_nodelay()
+        return None
+    try:
+        _share_socket(path, group)
+    except MilterStartError:
+        os.unlink(path)
+        raise
+    return _SocketFile(path, os.stat(path))
 
 
 def _unix_path(spec: str) -> str:
@@ -565,10 +573,23 @@ def _set_nodelay() -> None:
             continue
 
 
-def _remove_socket(spec: str) -> None:
-    path = _unix_path(spec)
-    if path:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+@dataclass(frozen=True)
+class _SocketFile:
+    path: str
+    created: os.stat_result
+
+
+def _remove_socket(socket_file: _SocketFile | None) -> None:
+    """Remove the socket file this milter made, unless another has replaced it since."""
+    if socket_file is None:
+        return
+    try:
+        if _identity(os.stat(socket_file.path)) == _identity(socket_file.created):
+            os.unlink(socket_file.path)
+    except OSError:
+        pass
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int]:
+    # An inode number is soon reused; with the change time it names one file.
+    return status.st_dev, status.st_ino, status.st_ctime_ns

@@ -641,3 +641,17 @@ def test_sigterm_lets_a_message_in_flight_finish_over_tcp(tmp_path):
     log = daemon.log.read_text()
     assert "4DEF: account=shop" in log and "bouncefilter milter stopped" in log
     assert "still in flight" not in log
+
+
+def test_the_milter_removes_only_the_socket_file_it_made(tmp_path):
+    path = tmp_path / "milter.sock"
+    path.write_text("")
+    made = bfmilter._SocketFile(str(path), os.stat(path))
+    path.unlink()
+    time.sleep(0.05)
+    path.write_text("")  # another milter started meanwhile
+    bfmilter._remove_socket(made)
+    assert path.exists()
+    bfmilter._remove_socket(bfmilter._SocketFile(str(path), os.stat(path)))
+    assert not path.exists()
+    bfmilter._remove_socket(None)
