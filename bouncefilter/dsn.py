@@ -232,6 +232,7 @@ def _split_recipients(block: Fields) -> list[Fields]:
 
 
 def _first_values(fields: Fields) -> list[tuple[str, str]]:
+    """Each field's first value (a repeated field keeps its first)."""
     seen: dict[str, str] = {}
     for name, value in fields:
         seen.setdefault(name, value)
@@ -239,6 +240,7 @@ def _first_values(fields: Fields) -> list[tuple[str, str]]:
 
 
 def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice) -> Finding | None:
+    """The finding for one recipient block, ``None`` when it names no recipient."""
     final_value = fields.get("final-recipient", "")
     final = recipient_address(final_value)
     original = recipient_address(fields.get("original-recipient", ""))
@@ -246,18 +248,7 @@ def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice
     if not recipient:
         return None
     action = fields.get("action", "").strip().lower().split(" ")[0] if fields.get("action") else ""
-    raw_diagnostic = fields.get("diagnostic-code", "")
-    diagnostic = diagnostic_text(raw_diagnostic)
-    if _is_thin(_EXPANDED_RE.sub("", diagnostic)):
-        # Say more with the status field's comment and the notice's paragraph; a
-        # local mailer's exit code, with the Sendmail transcript.
-        notes = notice.notes(recipient) or notice.notes(_address_value(final_value))
-        if not status.find_replycode(notes):
-            notes = f"{notes} {notice.transcript()}".strip()
-        diagnostic = " ".join(filter(None, (diagnostic, _status_comment(fields.get("status", "")), notes)))
-    if raw_diagnostic[:6].lower() == "x-unix":
-        # A local delivery program's words: keep the type, the text rules read it.
-        diagnostic = f"X-Unix; {diagnostic}"
+    diagnostic = _diagnostic(fields, recipient, notice)
     code = _status(status.normalize(fields.get("status", "")), diagnostic)
     kind = _kind(action, code)
     return Finding(
@@ -276,6 +267,23 @@ def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice
             "command": command_in(diagnostic) or notice.command(recipient),
         },
     )
+
+
+def _diagnostic(fields: dict[str, str], recipient: str, notice: Notice) -> str:
+    """The ``Diagnostic-Code`` text; when it says nothing in words, completed by the
+    status field's comment and the notice's paragraph about the recipient (a local
+    mailer's exit code, by the Sendmail transcript). A local delivery program's words
+    keep their ``X-Unix;`` type: the text rules read it."""
+    raw = fields.get("diagnostic-code", "")
+    diagnostic = diagnostic_text(raw)
+    if _is_thin(_EXPANDED_RE.sub("", diagnostic)):
+        notes = notice.notes(recipient) or notice.notes(_address_value(fields.get("final-recipient", "")))
+        if not status.find_replycode(notes):
+            notes = f"{notes} {notice.transcript()}".strip()
+        diagnostic = " ".join(filter(None, (diagnostic, _status_comment(fields.get("status", "")), notes)))
+    if raw[:6].lower() == "x-unix":
+        diagnostic = f"X-Unix; {diagnostic}"
+    return diagnostic
 
 
 def _status(field: str, diagnostic: str) -> str:
@@ -308,6 +316,7 @@ def recipient_address(value: str) -> str:
 
 
 def _utf8_address(value: str) -> str:
+    """An RFC 6533 address, ``\\x{HH}`` and ``+HH`` escapes decoded; ``""`` if none."""
     value = _XTEXT_RE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), value.strip())
     match = _UTF8_ADDR_RE.search(value.strip("<> "))
     if not match:
@@ -333,6 +342,7 @@ def diagnostic_text(value: str) -> str:
 
 
 def _kind(action: str, code: str) -> str:
+    """The record kind an ``Action`` (else the status class) means."""
     if action in _KIND_BY_ACTION:
         return _KIND_BY_ACTION[action]
     if code.startswith("2"):
