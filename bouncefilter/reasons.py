@@ -8,8 +8,10 @@ Order of precedence, from what settles a reason best to what only suggests one:
 1. the record's kind (complaint, auto-reply, success) and a parser's explicit hint;
 2. a decisive RFC 3463 status (``X.2.2`` is a full mailbox whatever the words say);
 3. the diagnostic text (:mod:`bouncefilter.phrases`), read in context: "user unknown"
-   after the message data was sent, or with a mailbox status (``X.2.x``), is a filter
-   speaking, not a missing mailbox; an unknown domain under a temporary status is a DNS
+   proves a missing mailbox only with evidence (an addressing status ``X.1.x``, a
+   refusal of ``RCPT TO``, the words of the mailbox system's own directory); after the
+   message data was sent, or with nothing to tell, it may be the recipient's filter
+   speaking (filtered, soft); an unknown domain under a temporary status is a DNS
    problem; an address refused at ``MAIL FROM`` is our sender being rejected;
 4. the status code's general meaning, then the reply code's;
 5. the SMTP command alone (refused at connection or greeting: blocked), a delay notice
@@ -133,7 +135,8 @@ _REPLY_MEANING = {
     "538": "securityerror",
     "571": "blocked",
 }
-_SYNTAX_REPLIES = frozenset({"500", "501", "502", "503", "504", "505", "506", "507"})
+#: Replies about the dialogue itself: unknown command, bad argument, wrong order.
+_SYNTAX_REPLIES = frozenset({*(f"50{n}" for n in range(8)), *(f"40{n}" for n in range(1, 8))})
 
 #: Reasons a wording gives about the recipient's address; refused at ``MAIL FROM``
 #: they are about our sender instead.
@@ -209,7 +212,7 @@ def _without_words(kind: str, status: str, detail: str, text: str, command: str)
         return "blocked"
     if command == "MAIL":
         return "rejected"
-    if code in _SYNTAX_REPLIES or code[:2] == "40" and code[2:] in "1234567":
+    if code in _SYNTAX_REPLIES:
         return "syntaxerror"
     if kind == "delay" or status.startswith("4") and not _WORDS_RE.search(text):
         return "expired"
