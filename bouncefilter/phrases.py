@@ -34,7 +34,7 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"high probability of spam", r"message content rejected", r"\bube\b",
         r"unsolicited (?:bulk|commercial)", r"spam-like", r"mail content denied",
         r"blocked by spamassassin", r"spamassassin score", r"rejecting banned content",
-        r"is spam", r"- spam\b", r"classification as bulk", r"bulk e-?mail",
+        r"is spam\b", r"- spam\b", r"classification as bulk", r"bulk e-?mail",
     )),
     ("authfailure", (
         r"\bdmarc\b", r"\bspf\b", r"\bdkim\b", r"sender policy framework",
@@ -57,7 +57,7 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("speeding", (
         r"receiving mail at a rate", r"sending rate", r"rate limit", r"rate-limit", r"too fast",
         r"try again slower", r"too many (?:messages|emails|mails) .{0,30}(?:hour|minute|second|day)",
-        r"sent to too many recipients", r"(?:daily|hourly|sending) (?:message |relay )?quota",
+        r"sent to too many recipients", r"(?:daily|hourly|sending) (?:message |relay |mail |e-?mail )?(?:quota|limit)",
     )),
     ("toomanyconn", (
         r"too many (?:connections|concurrent|sessions|smtp sessions|simultaneous)", r"connection limit",
@@ -135,7 +135,7 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"name service error", r"name server",
     )),
     ("suspend", (
-        r"(?:account|mailbox|user|address|recipient) (?:is |has been |was )?(?:currently |temporarily |temporary )?"
+        r"(?:account|mailbox|user|recipient) (?:is |has been |was )?(?:currently |temporarily |temporary )?"
         r"(?:disabled|suspended|inactive|deactivated|frozen|locked|blocked|terminated|discontinued)",
         r"disabled (?:recipient|account|mailbox|user)", r"inactive (?:account|user|mailbox)",
         r"temporar(?:il)?y locked", r"recipient suspend", r"user suspended", r"archived recipient",
@@ -181,7 +181,8 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"send mail as", r"different address or alias", r"unroutable sender",
         r"address that has been blacklisted", r"email address has been blacklisted", r"backscatter",
         r"\bbatv\b", r"third-party dsns", r"sender is (?:spammer|in my black list)",
-        r"mail from not owned", r"sender not pre-approved", r"unsigned dsn", r"sender domain",
+        r"mail from not owned", r"sender not pre-approved", r"unsigned dsn",
+        r"sender domain (?:must|does not|doesn'?t|is empty|not found|invalid|is invalid)",
         r"fully qualified email address required", r"access denied \(in reply to mail from",
     )),
     ("blocked", (

@@ -95,6 +95,11 @@ WORDINGS = [
     ("", "Sorry, I wasn't able to establish an SMTP connection. I'm not going to try again; this message has been in the queue too long.", "networkerror"),
     ("", "unable to connect to remote server: Operation timed out. I'm not going to try again; this message has been in the queue too long.", "expired"),
     ("5.0.0", "504 Command parameter not implemented", "syntaxerror"),
+    # Near misses: the broader row must not take these.
+    ("5.0.0", "554 Your IP address is blocked", "blocked"),
+    ("5.0.0", "550 Your IP is spamhaus listed", "blocked"),
+    ("5.0.0", "550 Daily mail quota exceeded for this account", "speeding"),
+    ("5.0.0", "550 Sender domain must exist", "rejected"),
     # The words of an address are not the failure's words.
     ("5.0.0", "550 <spam-filtered@example.com>: Recipient address rejected: User unknown", "userunknown"),
 ]
