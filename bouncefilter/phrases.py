@@ -110,6 +110,11 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"has moved", r"has been replaced by", r"no longer on (?:this )?server", r"not our customer",
         r"address (?:has )?changed", r"user has changed",
     )),
+    # Our sender's address named outright: above the domain and mailbox rows.
+    ("rejected", (
+        r"sender domain (?:must|does not|doesn'?t|is empty|not found|invalid|is invalid)",
+        r"domain of sender", r"sender address (?:rejected|invalid|not allowed)", r"unroutable sender",
+    )),
     ("notaccept", (
         r"does not accept mail", r"null mx", r"doesn'?t receive e-?mail", r"accepts no mail",
         r"no mx (?:record )?found", r"mx or srv record indicated no smtp service",
@@ -182,7 +187,6 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"address that has been blacklisted", r"email address has been blacklisted", r"backscatter",
         r"\bbatv\b", r"third-party dsns", r"sender is (?:spammer|in my black list)",
         r"mail from not owned", r"sender not pre-approved", r"unsigned dsn",
-        r"sender domain (?:must|does not|doesn'?t|is empty|not found|invalid|is invalid)",
         r"fully qualified email address required", r"access denied \(in reply to mail from",
     )),
     ("blocked", (
