@@ -35,6 +35,7 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"unsolicited (?:bulk|commercial)", r"spam-like", r"mail content denied",
         r"blocked by spamassassin", r"spamassassin score", r"rejecting banned content",
         r"is spam\b", r"- spam\b", r"classification as bulk", r"bulk e-?mail",
+        r"mail rejete\. mail rejected\. .{0,20}506",  # Orange's code for spam content
     )),
     ("authfailure", (
         r"\bdmarc\b", r"\bspf\b", r"\bdkim\b", r"sender policy framework",

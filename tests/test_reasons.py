@@ -68,6 +68,7 @@ WORDINGS = [
     ("5.0.0", "500 Remote server does not support TLS (state 6).", "failedstarttls"),
     # Content.
     ("5.7.1", "550 5.7.1 Message content rejected, UBE, id=00000-00-000", "spamdetected"),
+    ("5.2.0", "550 5.2.0 Mail rejete. Mail rejected. ofr_506 [506]", "spamdetected"),
     ("5.6.0", "554 5.6.0 This message has been scored as spam with a probability of more than 90%", "spamdetected"),
     ("5.0.0", "550 Virus Detected; Content Rejected", "virusdetected"),
     ("5.7.1", "550-5.7.1 Messages with multiple addresses in From: header are not accepted.", "notcompliantrfc"),
