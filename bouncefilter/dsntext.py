@@ -20,6 +20,8 @@ from bouncefilter import mime
 MAX_NOTES = 1200
 #: How many mentions of one address are read.
 _MAX_MENTIONS = 4
+#: Lookups answered by searching the text before an index of all addresses pays off.
+_SEARCHES_BEFORE_INDEX = 8
 
 _COMMANDS = {
     "connect": "CONN", "initial connection": "CONN", "greeting": "CONN", "banner": "CONN",
@@ -75,6 +77,7 @@ class Notice:
         """``text`` or a function giving it, called on first use (most reports never
         need their notice)."""
         self._source = text
+        self._lookups = 0
 
     @cached_property
     def text(self) -> str:
@@ -98,9 +101,10 @@ class Notice:
         return found
 
     def _places(self, needle: str) -> list[int]:
-        """Where ``needle`` (lower case) is named: an address from the index, anything
-        else (a file or pipe an alias led to) by searching."""
-        if "@" in needle and not needle.startswith(("<", '"')):
+        """Where ``needle`` (lower case) is named: by searching, or once a report has
+        asked about many recipients, an address from the index."""
+        self._lookups += 1
+        if self._lookups > _SEARCHES_BEFORE_INDEX and "@" in needle and not needle.startswith(("<", '"')):
             return self._mentions.get(needle, [])
         places: list[int] = []
         index = self.lower.find(needle)

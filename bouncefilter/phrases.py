@@ -357,11 +357,12 @@ def match(text: str) -> str:
     really there run their regular expression, highest row first.
     """
     woken = set(_ALWAYS)
+    index = _INDEX
     for word in _WORD_RE.finditer(text):
         found = word.group()
         start = word.start()
-        for key in {found[:3], found[:2], found[:1]}:
-            for anchor, rule in _INDEX.get(key, ()):
+        for key in (found[:3], found[:2], found[:1]):  # a short word repeats a key: harmless
+            for anchor, rule in index.get(key, ()):
                 if text.startswith(anchor, start):
                     woken.add(rule)
     for rule in sorted(woken):
