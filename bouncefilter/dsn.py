@@ -15,6 +15,7 @@ fields, and a report inside a multipart whose boundary does not match its header
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Callable
 from email.message import Message
@@ -173,7 +174,21 @@ def _part_text(part: Message) -> str:
     text = "\n\n".join(chunks)
     if not text.isascii():
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text
+    encoding = mime.header(part, "Content-Transfer-Encoding").strip().lower()
+    return _decoded(text, encoding) if encoding in ("base64", "quoted-printable") else text
+
+
+def _decoded(text: str, encoding: str) -> str:
+    """A report encoded for transport (some Exchange servers base64 theirs), decoded;
+    ``text`` itself when it does not decode."""
+    try:
+        if encoding == "base64":
+            data = binascii.a2b_base64("".join(text.split()))
+        else:
+            data = binascii.a2b_qp(text.encode("utf-8", "replace"))
+    except (binascii.Error, ValueError):
+        return text
+    return mime.decode_bytes(data, "utf-8")
 
 
 def _report_in_raw(body: str) -> tuple[str, str] | None:
