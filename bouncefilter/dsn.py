@@ -332,12 +332,18 @@ def recipient_address(value: str) -> str:
 
 def _utf8_address(value: str) -> str:
     """An RFC 6533 address, ``\\x{HH}`` and ``+HH`` escapes decoded; ``""`` if none."""
-    value = _XTEXT_RE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), value.strip())
+    value = _XTEXT_RE.sub(_unescaped, value.strip())
     match = _UTF8_ADDR_RE.search(value.strip("<> "))
     if not match:
         return ""
     local, _, domain = match.group(0).rpartition("@")
     return f"{local}@{domain.strip('.').lower()}" if "." in domain else ""
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    """The character a ``\\x{HHHH}`` or ``+HH`` escape stands for; U+FFFD if none."""
+    point = int(match.group(1) or match.group(2), 16)
+    return chr(point) if point <= 0x10FFFF else "\ufffd"
 
 
 def _address_value(value: str) -> str:
