@@ -4,7 +4,8 @@
     Unknown user: user@example.com
 
 The reasons are IMail's fixed words; "Delivery failed N attempts" means it gave up
-retrying.
+retrying. IMail writes these notices as the recipient's own server, so "Unknown user"
+is its user directory speaking: the address does not exist.
 """
 
 from __future__ import annotations
@@ -38,4 +39,7 @@ def parse(view: View) -> list[Finding] | None:
 
 def _finding(address: str, error: str) -> Finding:
     default = _EXPIRED_STATUS if _EXPIRED_RE.match(error) else "5.0.0"
-    return textbounce.failure(mime.clean_address(address), error, default)
+    finding = textbounce.failure(mime.clean_address(address), error, default)
+    if error.lower() == "unknown user":
+        finding.reason = "userunknown"
+    return finding
