@@ -31,6 +31,7 @@ from __future__ import annotations
 import grp
 import logging
 import os
+import queue
 import secrets
 import signal
 import socket
@@ -57,6 +58,11 @@ NAME = "bouncefilter"
 ACTIONS = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS
 #: Longest Subject or Message-ID recorded, in characters.
 MAX_FIELD = 998
+#: Most sent messages queued for the database, and most written in one transaction.
+MAX_QUEUE = 100_000
+MAX_BATCH = 500
+#: The database writer's shortest time between two commits, in seconds.
+BATCH_SECONDS = 0.02
 #: The signals that stop the milter, and how long libmilter may then take to return.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 LIBMILTER_STOP_SECONDS = 15
@@ -93,49 +99,85 @@ class Policy:
 
 
 class Recorder:
-    """Writes sent messages to the store; a failed write is logged and reported, never raised.
+    """Writes sent messages to the store from one writer thread, many rows per transaction.
 
-    Connections are pooled: a thread takes an idle one (or opens one), writes, and puts
-    it back, so no connection serves two threads at once. libmilter runs one thread per
-    MTA connection, and a pool spares each SMTP session opening the database anew.
+    :meth:`record` only queues, so end of message never waits for the database: SQLite
+    takes one writer at a time, each commit waits for the disk, and writers that find the
+    database locked back off in sleeps of milliseconds. The writer commits at most once
+    every ``window`` seconds, all that has arrived meanwhile in one transaction: when mail
+    is sparse a row is there a moment after its message was accepted, under load up to
+    ``window`` later (a bounce may come back sooner; readers must not rely on the row
+    being there). A failed write is logged (queue id and token of every message lost) and
+    never raised; the mail has gone out anyway.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, max_queue: int = MAX_QUEUE, window: float = BATCH_SECONDS) -> None:
         self._path = path
-        self._idle: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._window = window
+        self._queue: queue.Queue[store.SentMessage | None] = queue.Queue(max_queue)
+        self._writer = threading.Thread(target=self._write_queue, name="recorder", daemon=True)
+        self._writer.start()
 
-    def record(self, message: store.SentMessage) -> bool:
-        """Store ``message``; ``False`` (and an error logged) if that failed."""
-        conn = None
+    def record(self, message: store.SentMessage) -> None:
+        """Queue ``message`` for writing (logged and dropped if the queue is full)."""
         try:
-            conn = self._take()
-            store.record_message(conn, message)
-        except (sqlite3.Error, OSError) as exc:
-            log.error("%s: not recorded (token %s): database %s: %s", message.queue_id or "NOQUEUE",
-                      message.token, self._path, exc)
-            if conn is not None:
-                conn.close()
-            return False
-        self._give_back(conn)
-        return True
+            self._queue.put_nowait(message)
+        except queue.Full:
+            _lost([message], self._path, "the write queue is full")
 
-    def close(self) -> None:
-        """Close every idle connection."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
+    def flush(self) -> None:
+        """Wait until everything queued so far is written (or has failed)."""
+        self._queue.join()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the writer (waiting up to ``timeout`` seconds)."""
+        self._queue.put(None)
+        self._writer.join(timeout)
+
+    def _write_queue(self) -> None:
+        conn: sqlite3.Connection | None = None
+        stop = False
+        last = 0.0
+        while not stop:
+            batch = [self._queue.get()]
+            # Under load, commit at most once a window: one commit (and wake-up) for many rows.
+            time.sleep(max(0.0, last + self._window - time.monotonic()))
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            messages = [message for message in batch if message is not None]
+            stop = len(messages) < len(batch)
+            if messages:
+                conn = self._write(conn, messages)
+                last = time.monotonic()
+            for _ in batch:
+                self._queue.task_done()
+        if conn is not None:
             conn.close()
 
-    def _take(self) -> sqlite3.Connection:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return store.connect(self._path)
+    def _write(self, conn: sqlite3.Connection | None, messages: Sequence[store.SentMessage]) -> sqlite3.Connection | None:
+        """Write ``messages`` in one transaction; the connection to use next (``None`` after a failure)."""
+        try:
+            conn = conn or store.connect(self._path)
+            conn.execute("BEGIN")
+            try:
+                for message in messages:
+                    store.record_message(conn, message)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            _lost(messages, self._path, str(exc))
+            if conn is not None:
+                conn.close()
+            return None
+        return conn
 
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        with self._lock:
-            self._idle.append(conn)
+
+def _lost(messages: Sequence[store.SentMessage], path: str, reason: str) -> None:
+    for message in messages:
+        log.error("%s: not recorded (token %s): database %s: %s", message.queue_id or "NOQUEUE", message.token,
+                  path, reason)
 
 
 class InFlight:

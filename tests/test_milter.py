@@ -85,6 +85,7 @@ class Harness:
         self.database = str(tmp_path / "bouncefilter.db")
         self.monkeypatch = monkeypatch
         self.flight = InFlight()
+        self.recorders: list[Recorder] = []
         conn = store.connect(self.database)
         store.migrate(conn)
         conn.close()
@@ -94,6 +95,7 @@ class Harness:
         settings = {"verp_domain": VERP_DOMAIN, "prefix": "b", "signing_key": KEY.encode(), **policy}
         built = Policy(accounts=ACCOUNTS, **settings)
         recorder = Recorder(database or self.database)
+        self.recorders.append(recorder)
         self.monkeypatch.setattr(Milter, "factory", lambda: cls(built, recorder, self.flight))
         # TestCtx negotiates on a list it shares between instances: give each its own.
         self.monkeypatch.setattr(Milter.testctx.TestCtx, "default_opts", [Milter.CURR_ACTS, 0x1FFFFF, 0, 0])
@@ -101,7 +103,13 @@ class Harness:
         assert ctx._connect() == Milter.CONTINUE
         return ctx
 
+    def flush(self) -> None:
+        """Wait for every recorder to write what it was given."""
+        for recorder in self.recorders:
+            recorder.flush()
+
     def rows(self) -> list[store.SentMessage]:
+        self.flush()
         conn = sqlite3.connect(self.database)
         keys = [key for (key,) in conn.execute("SELECT message_key FROM messages ORDER BY sent_at")]
         conn.close()
@@ -309,6 +317,7 @@ def test_mail_flows_with_its_verp_sender_when_the_database_is_unavailable(harnes
     database = str(tmp_path / "missing" / "b.db") if where == "no folder" else str(tmp_path / "empty.db")
     ctx = harness.ctx(database=database)
     assert send(ctx, "<orders@shop.example.com>") == Milter.CONTINUE
+    harness.flush()
     address, _ = verp_of(ctx)
     token = accounts.bare_address(address).partition("+")[2].partition("@")[0]
     assert ctx.actions[1] == ("addheader", TRACKING_HEADER, token)
@@ -415,13 +424,13 @@ def test_once_stopping_a_new_message_goes_as_on_error_says(harness, on_error, ex
     assert harness.flight.wait(0) == 0 and len(harness.rows()) == 1
 
 
-def test_the_recorder_takes_many_threads_at_once(harness):
+def test_the_recorder_takes_many_threads_at_once_and_writes_all_before_it_closes(harness):
     recorder = Recorder(harness.database)
 
     def write(thread: int) -> None:
         for number in range(25):
             sent = store.SentMessage(f"{thread:08x}{number:08x}", "t", "shop", time.time(), recipients=("a@example.net",))
-            assert recorder.record(sent)
+            recorder.record(sent)
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -430,6 +439,16 @@ def test_the_recorder_takes_many_threads_at_once(harness):
         thread.join()
     recorder.close()
     assert len(harness.rows()) == 200
+
+
+def test_a_full_write_queue_loses_the_record_not_the_mail(tmp_path, caplog):
+    recorder = Recorder(str(tmp_path / "b.db"), max_queue=1)
+    recorder._queue.put(None)  # the writer stops at once; nothing drains the queue now
+    recorder._writer.join(5)
+    recorder.record(store.SentMessage("00000000000000fe", "first", "shop", time.time()))  # fills the queue
+    sent = store.SentMessage("00000000000000ff", "tok", "shop", time.time(), queue_id="4QFULL")
+    recorder.record(sent)
+    assert "4QFULL: not recorded (token tok)" in caplog.text and "the write queue is full" in caplog.text
 
 
 def test_prepare_database_migrates_only_when_allowed(tmp_path, caplog):
@@ -612,8 +631,11 @@ def test_the_daemon_on_a_unix_socket(unix_daemon):
     assert final == (b"c", b"")
     assert client.start("<>", ["<b+x@bounces.example.com>"], ()) == (b"a", b"")
     client.close()
+    key = verp.verify(token, [KEY.encode()], today(), 60).message_key
     conn = store.connect(str(unix_daemon.database))
-    row = store.sent_message(conn, verp.verify(token, [KEY.encode()], today(), 60).message_key)
+    deadline = time.monotonic() + 10
+    while (row := store.sent_message(conn, key)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the writer thread records it just after end of message
     conn.close()
     assert row is not None and (row.queue_id, row.bounce_address) == ("4ABC", "returns@shop.example.com")
 
