@@ -10,9 +10,10 @@ newsletter or a notice from a postmaster is never taken for a bounce:
 3. an address in that text stands next to an error: a status or reply code, or a
    phrase such as "user unknown" or "mailbox full".
 
-Each such address (other than the bounce's own correspondents, the original's sender
-and role addresses such as postmaster) becomes a finding whose diagnostic is the error
-text beside it.
+Each such address (other than the bounce's own correspondents, senders and aliases the
+text names, and role addresses such as postmaster) becomes a finding whose diagnostic
+is the error text beside it; a notice that delivery is only delayed gives ``delay``
+findings.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ _DAEMON_RE = re.compile(
     re.I,
 )
 _FAILURE_SUBJECT_RE = re.compile(
-    r"undeliver|undelivered|delivery (?:status notification|failure|failed|notification|problem)"
+    r"undeliver|delivery (?:status notification|failure|failed|notification|problem)"
     r"|(?:mail|message) delivery (?:failed|failure)|returned mail|failure notice"
     r"|non[- ]?deliver|could not be delivered|not delivered|bounced? (?:mail|message|notification)"
     r"|delivery has failed|mail system error|permanent error|unzustellbar|nicht zugestellt"
