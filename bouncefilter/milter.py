@@ -43,8 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import Milter
-import milter as libmilter
+import Milter  # type: ignore[import-untyped]
+import milter as libmilter  # type: ignore[import-not-found]
 
 from bouncefilter import accounts, mime, store, verp
 from bouncefilter.config import Account, Settings, signing_keys
@@ -55,7 +55,11 @@ log = logging.getLogger(__name__)
 #: The name the milter registers with libmilter.
 NAME = "bouncefilter"
 #: Everything the milter may ask the MTA to do.
-ACTIONS = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS
+ACTIONS: int = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS
+#: Callback replies (pymilter's constants, typed).
+CONTINUE: int = Milter.CONTINUE
+ACCEPT: int = Milter.ACCEPT
+TEMPFAIL: int = Milter.TEMPFAIL
 #: Longest Subject or Message-ID recorded, in characters.
 MAX_FIELD = 998
 #: Most sent messages queued for the database, and most written in one transaction.
@@ -232,7 +236,7 @@ class _Message:
     failed: bool = False
 
 
-class OutboundMilter(Milter.Base):
+class OutboundMilter(Milter.Base):  # type: ignore[misc]
     """One MTA connection; every callback it implements replies."""
 
     def __init__(self, policy: Policy, recorder: Recorder, flight: InFlight) -> None:
@@ -265,7 +269,7 @@ class OutboundMilter(Milter.Base):
                 message.recipients.append(_clean(accounts.bare_address(to)))
             except Exception:
                 self._fail(message, "RCPT TO")
-        return Milter.CONTINUE
+        return CONTINUE
 
     def header(self, name: str, value: str) -> int:
         """A header: keep Message-ID, Subject and Return-Path."""
@@ -275,19 +279,19 @@ class OutboundMilter(Milter.Base):
                 _read_header(message, name.lower(), value)
             except Exception:
                 self._fail(message, f"header {name}")
-        return Milter.CONTINUE
+        return CONTINUE
 
     def eom(self) -> int:
         """End of message: rewrite, tag and record it."""
         message, self._message = self._message, None
         if message is None:
-            return Milter.CONTINUE
+            return CONTINUE
         try:
             message.queue_id = self._macro("i") or message.queue_id
             if message.failed:
                 return self._failure()
             self._finish(message)
-            return Milter.CONTINUE
+            return CONTINUE
         except Exception:
             log.exception("%s: failed", message.queue_id or "NOQUEUE")
             return self._failure()
@@ -297,33 +301,33 @@ class OutboundMilter(Milter.Base):
     def abort(self) -> int:
         """The MTA gave up on the message."""
         self._end_message()
-        return Milter.CONTINUE
+        return CONTINUE
 
     def close(self) -> int:
         """The MTA closed the connection."""
         self._end_message()
-        return Milter.CONTINUE
+        return CONTINUE
 
     # -- the work ---------------------------------------------------------------------
 
     def _start(self, sender: str, params: Sequence[str]) -> int:
         address = _clean(accounts.bare_address(sender))
         if not address:
-            return Milter.ACCEPT
+            return ACCEPT
         domain = accounts.domain_of(address)
         if self._policy.verp_domain and domain == self._policy.verp_domain:
-            return Milter.ACCEPT
+            return ACCEPT
         login = self._macro("{auth_authen}")
         account = accounts.match(self._policy.accounts, login, address)
         if account is None:
             log.debug("MAIL FROM <%s> (login %r): no account", address, login)
-            return Milter.ACCEPT
+            return ACCEPT
         if not self._flight.begin():
             log.info("MAIL FROM <%s>: the milter is stopping, message not tracked (%s)", address,
                      self._policy.on_error)
             return self._failure()
         self._message = _Message(account, address, tuple(params), self._macro("i"))
-        return Milter.CONTINUE
+        return CONTINUE
 
     def _finish(self, message: _Message) -> None:
         bounce_address = _bounce_address(message.return_paths)
@@ -374,12 +378,12 @@ class OutboundMilter(Milter.Base):
     def _failure(self) -> int:
         """The reply to a message the milter failed on, as ``milter.on_error`` says."""
         if self._policy.on_error != "tempfail":
-            return Milter.ACCEPT
+            return ACCEPT
         try:
             self.setreply(*TEMPFAIL_REPLY)
         except Exception:
             log.exception("cannot set the tempfail reply")
-        return Milter.TEMPFAIL
+        return TEMPFAIL
 
     def _end_message(self) -> None:
         if self._message is not None:
@@ -392,7 +396,7 @@ class TcpMilter(OutboundMilter):
 
     def data(self) -> int:
         """DATA: nothing to do but answer."""
-        return Milter.CONTINUE
+        return CONTINUE
 
 
 class UnixMilter(OutboundMilter):
