@@ -8,6 +8,7 @@ others paste them below a marker line).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from email.message import Message
 
 from bouncefilter import mime
@@ -19,21 +20,28 @@ _INLINE_START_RE = re.compile(
     re.I | re.M,
 )
 #: A line that starts a header field; any other line of a pasted block continues one.
-_FIELD_START_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,75}:")
+_FIELD_START_RE = re.compile(r"([A-Za-z][A-Za-z0-9-]{0,75}):")
 _MAX_BLOCKS = 8
 _IDENTITY_FIELDS = frozenset({"message-id", "subject", TRACKING_HEADER.lower(), "return-path", "to", "from"})
 #: Headers that must appear in a block for it to count as the original's headers.
 _IDENTITY_RE = re.compile(r"^(?:Message-ID|X-Bouncefilter-Token|Return-Path):", re.I | re.M)
 
 
+Fields = dict[str, str]
+
+
 def find(view: View) -> Original:
     """The original's identity; fields it cannot find are empty."""
     headers = view.returned
-    if headers is None or not _has_identity(headers):
-        headers = inline_headers(view.text) or _attached_without_wrapper(view) or headers
-    if headers is None:
-        return Original()
-    fields = _first_values(headers)
+    if headers is not None and _has_identity(headers):
+        fields = _first_values(headers.raw_items())
+    else:
+        attached = _attached_without_wrapper(view)
+        fields = (
+            inline_fields(view.text)
+            or (_first_values(attached.raw_items()) if attached is not None else {})
+            or (_first_values(headers.raw_items()) if headers is not None else {})
+        )
     return Original(
         message_id=fields.get("message-id", "").strip(),
         subject=fields.get("subject", ""),
@@ -44,11 +52,11 @@ def find(view: View) -> Original:
     )
 
 
-def _first_values(headers: Message) -> dict[str, str]:
+def _first_values(items: Iterable[tuple[str, object]]) -> Fields:
     """The decoded first value of each identity field, by lower-case name (one pass)."""
-    found: dict[str, str] = {}
-    for name, value in headers.raw_items():
-        key = name.lower()
+    found: Fields = {}
+    for name, value in items:
+        key = name.strip().lower()
         if key in _IDENTITY_FIELDS and key not in found:
             found[key] = mime.decode_value(value)
     return found
@@ -67,27 +75,33 @@ def _has_identity(headers: Message) -> bool:
     return any(headers.get(name) for name in ("Message-ID", TRACKING_HEADER, "Subject"))
 
 
-def _refold(block: str) -> str:
-    """A pasted header block with every continuation line indented: Exchange and
-    others re-wrap long fields without the leading white space RFC 5322 asks for."""
-    lines = block.split("\n")
-    return "\n".join(
-        line if not index or line[:1] in (" ", "\t") or _FIELD_START_RE.match(line) else " " + line
-        for index, line in enumerate(lines)
-    )
-
-
-def inline_headers(text: str) -> Message | None:
-    """A header block pasted into ``text`` that names a Message-ID, token or Return-Path."""
+def inline_fields(text: str) -> Fields:
+    """The identity fields of a header block pasted into ``text`` (one that names a
+    Message-ID, token or Return-Path); ``{}`` when there is none."""
     position = 0
     for _ in range(_MAX_BLOCKS):
         start = _INLINE_START_RE.search(text, position)
         if start is None:
-            return None
+            return {}
         end = text.find("\n\n", start.start())
         end = len(text) if end < 0 else end
         block = text[start.start():end]
         if _IDENTITY_RE.search(block):
-            return mime.parse_headers(_refold(block))
+            return _first_values(_pasted_fields(block))
         position = end
-    return None
+    return {}
+
+
+def _pasted_fields(block: str) -> list[tuple[str, str]]:
+    """``(name, value)`` for each field of a pasted block. A line that does not start a
+    field continues the one before, indented or not: Exchange and others re-wrap long
+    fields without the leading white space RFC 5322 asks for."""
+    fields: list[tuple[str, str]] = []
+    for line in block.split("\n"):
+        match = _FIELD_START_RE.match(line) if line[:1] not in (" ", "\t") else None
+        if match:
+            fields.append((match.group(1), line[match.end():]))
+        elif fields:
+            name, value = fields[-1]
+            fields[-1] = (name, f"{value} {line.strip()}")
+    return fields
