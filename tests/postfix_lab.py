@@ -8,12 +8,18 @@ folder (``etc`` = config_directory, ``spool`` = queue, ``data``, ``maillog``), w
 - ``hard``: answers every RCPT with ``550 5.1.1`` (the domain ``bad.example.test``);
 - ``soft``: answers every RCPT with ``452 4.2.2`` (the domain ``soft.example.test``).
 
-Every other domain relays to the accepting peer. Mail for the bounce domain
-(``bounces.example.test``) goes to the ``bouncefilter`` pipe transport, whose argv is a
-setting: by default a small saver script that stores each delivery with its envelope
-under ``bounces/`` (see :class:`PipeDelivery`). Two smtpd ports: ``submission`` (with
-``smtpd_milters`` from the settings and a cleanup service that may keep a submitted
-``Return-Path:``) and ``mx`` (no milters: the inbound path for bounces).
+Every other domain relays to the accepting peer. The Postfix configuration is built from
+the production snippets in ``contrib/postfix`` (main.cf, master.cf, the transport map),
+with the lab's bounce domain (``bounces.example.test``), folders, pipe user and pipe
+command put in place of the production names, on top of the lab's own lines (loopback,
+no DNS, the daemons) and the lab's peers: so the snippets are tested with it (see
+:func:`contrib_master`). Mail for the bounce domain goes to contrib's ``bouncefilter``
+pipe service, whose command is a setting: by default a small saver script that stores
+each delivery with its envelope under ``bounces/`` (see :class:`PipeDelivery`); with
+:func:`pipe_runtime`, the real ``bouncefilter pipe``. Two smtpd ports: ``submission``
+(contrib's submission service: ``smtpd_milters`` from the settings and a cleanup service
+that keeps a submitted ``Return-Path:``) and ``mx`` (no milters: the inbound path for
+bounces).
 
 No DNS, no syslog (the log is ``maillog``), every service ``chroot = n``, retries every
 second. The facts behind each setting are in ``../shared/postfix-lab.md``. Needs root and
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import importlib.metadata
 import json
 import os
 import pwd
@@ -85,16 +92,18 @@ class Settings:
     """What a test may change in a running lab (:meth:`PostfixLab.configure`).
 
     ``milter``: the submission port's ``smtpd_milters`` (``unix:/path``, ``inet:host:port``
-    or empty). ``keep_return_path``: the submission port's cleanup keeps a submitted
-    ``Return-Path:`` header for the milter (as contrib/postfix sets it up); otherwise
-    Postfix drops it before milters see it. ``pipe_argv``: the ``bouncefilter`` pipe
-    service's command with Postfix's ``${...}`` macros (empty: the lab's saver script).
-    ``main``: extra main.cf parameters, overriding the lab's.
+    or empty). ``keep_return_path``: the submission port uses contrib's cleanup service,
+    which keeps a submitted ``Return-Path:`` header for the milter; otherwise Postfix drops
+    it before milters see it. ``pipe_command``: the program (with its first arguments)
+    that stands where contrib/postfix/master.cf names ``/opt/bouncefilter/bin/bouncefilter``;
+    contrib's ``pipe --queue-id ${queue_id} ${sender} ${recipient}`` follows it. Empty: the
+    lab's saver script. ``pipe_user``: the pipe service's ``user=``. ``main``: extra
+    main.cf parameters, overriding the lab's and contrib's.
     """
 
     milter: str = ""
     keep_return_path: bool = True
-    pipe_argv: tuple[str, ...] = ()
+    pipe_command: tuple[str, ...] = ()
     pipe_user: str = PIPE_USER
     main: Mapping[str, str] = field(default_factory=dict)
 
@@ -145,10 +154,14 @@ class PipeDelivery:
 
     @classmethod
     def read(cls, path: Path) -> PipeDelivery:
-        """Parse one file written by the saver: a JSON envelope line, then the message."""
+        """Parse one file written by the saver: its argv as JSON on one line, then the message.
+
+        The argv is contrib's: ``pipe --queue-id QUEUEID SENDER RECIPIENT``.
+        """
         envelope, _, message = path.read_bytes().partition(b"\n")
         argv = json.loads(envelope)
-        return cls(path=path, queue_id=argv[0], sender=argv[1], recipient=argv[2], message=message)
+        queue_id = argv[argv.index("--queue-id") + 1] if "--queue-id" in argv else ""
+        return cls(path=path, queue_id=queue_id, sender=argv[-2], recipient=argv[-1], message=message)
 
 
 def make_message(
@@ -403,9 +416,7 @@ class PostfixLab:
         files = {
             "main.cf": _main_cf(self),
             "master.cf": _master_cf(self),
-            "transport": f"{BOUNCE_DOMAIN}\tbouncefilter:\n"
-            f"{HARD_DOMAIN}\tsmtp:[127.0.0.1]:{self.ports['hard']}\n"
-            f"{SOFT_DOMAIN}\tsmtp:[127.0.0.1]:{self.ports['soft']}\n",
+            "bouncefilter-transport": _transport(self),
         }
         past = time.time() - 60
         for name, text in files.items():
@@ -484,7 +495,7 @@ def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", lev
         f"  domain: {BOUNCE_DOMAIN}",
         f"  keys: [{VERP_KEY}]",
         "milter:",
-        "  on_error: tempfail",
+        "  on_error: accept",  # as contrib/postfix/main.cf pairs it with milter_default_action
         *([f"  socket: {socket}"] if socket else []),
         "logging:",
         "  target: stderr",
@@ -495,6 +506,67 @@ def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", lev
         lines += [f"  - name: {domain.split('.')[0]}", f"    domains: [{domain}]", f"    tracking: {str(tracking).lower()}"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def pipe_runtime(folder: Path) -> Path:
+    """Install bouncefilter where the pipe user can run it; returns that interpreter.
+
+    Postfix runs the pipe as an unprivileged user, who cannot enter a 0700 home where
+    the checkout and its .venv may lie (postfix-lab.md, pitfall 5). So the lab builds
+    what a production install holds: a virtual environment made from ``/usr/bin/python3``
+    in ``folder`` (which must lie in a world-traversable place), with the bouncefilter
+    package of this interpreter and the distributions it requires (not the test tools),
+    byte-compiled, readable by all. Needs this interpreter to have the system Python's
+    version (as the checkout's .venv does). About half a second.
+    """
+    import bouncefilter
+
+    version = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    if version != str(sys.version_info[:2]):
+        raise LabError(f"{SYSTEM_PYTHON} is Python {version}, this interpreter {sys.version_info[:2]}: "
+                       f"run the lab from a venv made from {SYSTEM_PYTHON} (make venv)")
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    shutil.copytree(Path(bouncefilter.__file__).parent, site / "bouncefilter")
+    for distribution in _required("bouncefilter"):
+        for file in distribution.files or ():
+            if ".." in file.parts:
+                continue  # console scripts: the pipe runs python -m bouncefilter
+            target = site / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(str(file.locate())), target)
+    subprocess.run([str(python), "-m", "compileall", "-q", str(site)], check=True)
+    for path in (folder, *folder.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | (0o555 if path.is_dir() or path.stat().st_mode & 0o100 else 0o444))
+    return python
+
+
+def _required(name: str) -> list[importlib.metadata.Distribution]:
+    """The installed distributions ``name`` requires, directly or not (extras left out)."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    pending = [name]
+    while pending:
+        for requirement in importlib.metadata.requires(pending.pop()) or ():
+            wanted, _, marker = requirement.partition(";")
+            if "extra" in marker:
+                continue
+            key = re.split(r"[\s<>=!~\[(]", wanted.strip(), maxsplit=1)[0].lower().replace("_", "-")
+            if key not in found:
+                found[key] = importlib.metadata.distribution(key)
+                pending.append(key)
+    return list(found.values())
+
+
+def as_user(user: str) -> dict[str, object]:
+    """Keyword arguments for :mod:`subprocess` that run a command as ``user`` (from root)."""
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [],
+            "env": {"PATH": "/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"}}
 
 
 class MilterProcess:
@@ -522,7 +594,11 @@ class MilterProcess:
         return f"inet:127.0.0.1:{self.socket}" if isinstance(self.socket, int) else f"unix:{self.socket}"
 
     def start(self, timeout: float = 15.0) -> MilterProcess:
-        """Start it and wait until it listens; :class:`LabError` with its output if it will not."""
+        """Start it and wait until it accepts connections; :class:`LabError` with its output if
+        it will not. A socket file left by an earlier milter is removed first: it would
+        look ready before this one listens."""
+        if isinstance(self.socket, Path):
+            self.socket.unlink(missing_ok=True)
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 [self.python, "-m", "bouncefilter", "milter", "--config", str(self.config), "--socket", self.spec],
@@ -552,11 +628,12 @@ class MilterProcess:
     def _listening(self) -> bool:
         if isinstance(self.socket, int):
             return listening(self.socket)
-        return self.socket.is_socket()
+        return unix_listening(self.socket)
 
 
 def _main_cf(lab: PostfixLab) -> str:
-    """main.cf: no local delivery, no DNS, loopback only, quick retries (postfix-lab.md)."""
+    """main.cf: the lab's own lines (no local delivery, no DNS, loopback only, quick
+    retries; postfix-lab.md), then contrib/postfix/main.cf's, then the settings' extras."""
     accept = f"smtp:[127.0.0.1]:{lab.ports['accept']}"
     parameters = {
         "compatibility_level": "3.6",
@@ -575,14 +652,12 @@ def _main_cf(lab: PostfixLab) -> str:
         "inet_interfaces": "loopback-only",
         "inet_protocols": "ipv4",
         "mynetworks": "127.0.0.0/8",
-        "relay_domains": BOUNCE_DOMAIN,
         "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
         "smtp_dns_support_level": "disabled",
         "smtp_host_lookup": "native",
         "lmtp_host_lookup": "native",
         "default_transport": accept,
         "relay_transport": accept,
-        "transport_maps": f"texthash:{lab.etc}/transport",
         "recipient_delimiter": "+",
         "maillog_file": str(lab.log_file),
         "maillog_file_prefixes": str(lab.root),  # else every postfix command fails silently
@@ -590,33 +665,24 @@ def _main_cf(lab: PostfixLab) -> str:
         "minimal_backoff_time": "1s",
         "maximal_backoff_time": "2s",
         "delay_warning_time": "1s",
-        "bouncefilter_destination_recipient_limit": "1",
-        "milter_default_action": "tempfail",
-        "milter_protocol": "6",
         "biff": "no",
         "append_dot_mydomain": "no",
         "smtputf8_enable": "no",
     }
+    parameters.update(contrib_main(lab.etc))
     parameters.update(lab.settings.main)
     return "".join(f"{name} = {value}\n" for name, value in parameters.items())
 
 
 def _master_cf(lab: PostfixLab) -> str:
-    """master.cf: the two smtpd ports, the usual daemons and the pipe, all ``chroot = n``."""
-    settings = lab.settings
-    argv = settings.pipe_argv or (SYSTEM_PYTHON, "-S", str(lab.saver), "${queue_id}", "${sender}", "${recipient}")
-    drop = "\n  -o message_drop_headers=bcc,content-length,resent-bcc" if settings.keep_return_path else ""
-    return f"""\
-127.0.0.1:{lab.ports['submission']} inet n - n - - smtpd
-  -o syslog_name=postfix/submission
-  -o smtpd_milters={settings.milter}
-  -o cleanup_service_name=cleanup-submission
+    """master.cf: the lab's own services (the MX port, the daemons Debian's master.cf
+    would hold, all ``chroot = n``), then contrib/postfix/master.cf's, adapted."""
+    own = f"""\
 127.0.0.1:{lab.ports['mx']} inet n - n - - smtpd
   -o syslog_name=postfix/mx
   -o smtpd_milters=
 pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
-cleanup-submission unix n - n - 0 cleanup{drop}
 qmgr unix n - n 300 1 qmgr
 rewrite unix - - n - - trivial-rewrite
 bounce unix - - n - 0 bounce
@@ -637,10 +703,123 @@ lmtp unix - - n - - lmtp
 anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
-bouncefilter unix - n n - - pipe
-  flags=Rq user={settings.pipe_user} null_sender=
-  argv={' '.join(argv)}
 """
+    command = lab.settings.pipe_command or (SYSTEM_PYTHON, "-S", str(lab.saver))
+    services = contrib_master(
+        lab.etc, submission=f"127.0.0.1:{lab.ports['submission']}", milter=lab.settings.milter,
+        keep_return_path=lab.settings.keep_return_path, pipe_user=lab.settings.pipe_user, pipe_command=command,
+    )
+    return own + services
+
+
+def _transport(lab: PostfixLab) -> str:
+    """The transport map: contrib's line for the bounce domain, then the lab's peers."""
+    return (_contrib("bouncefilter-transport", lab.etc)
+            + f"{HARD_DOMAIN}\tsmtp:[127.0.0.1]:{lab.ports['hard']}\n"
+            + f"{SOFT_DOMAIN}\tsmtp:[127.0.0.1]:{lab.ports['soft']}\n")
+
+
+# -- contrib/postfix, made the lab's ------------------------------------------------------
+
+#: The Postfix snippets shipped for production; the lab's configuration is built from them.
+CONTRIB = Path(__file__).resolve().parent.parent / "contrib" / "postfix"
+#: The production names in the snippets: the bounce domain, Postfix's config folder, the
+#: installed command and the pipe user.
+CONTRIB_DOMAIN = "bounces.example.com"
+CONTRIB_ETC = "/etc/postfix/"
+CONTRIB_COMMAND = "/opt/bouncefilter/bin/bouncefilter"
+CONTRIB_USER = "bouncefilter"
+#: Options of contrib's submission service the lab cannot honour (no certificate, no SASL).
+LAB_WITHOUT = frozenset({"smtpd_tls_security_level", "smtpd_sasl_auth_enable", "smtpd_tls_auth_only"})
+
+
+def _contrib(name: str, etc: Path) -> str:
+    """A contrib/postfix file with the lab's bounce domain and config folder in it."""
+    text = (CONTRIB / name).read_text(encoding="utf-8")
+    return text.replace(CONTRIB_DOMAIN, BOUNCE_DOMAIN).replace(CONTRIB_ETC, f"{etc}/")
+
+
+def _logical_lines(text: str) -> list[list[str]]:
+    """Postfix's logical lines: each a first line and its continuation lines (which start
+    with white space); comments and blank lines left out."""
+    entries: list[list[str]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace() and entries:
+            entries[-1].append(line.strip())
+        else:
+            entries.append([line.strip()])
+    return entries
+
+
+def contrib_main(etc: Path) -> dict[str, str]:
+    """The parameters contrib/postfix/main.cf sets, for a lab whose config folder is ``etc``."""
+    parameters = {}
+    for entry in _logical_lines(_contrib("main.cf", etc)):
+        name, equals, value = " ".join(entry).partition("=")
+        if not equals:
+            raise LabError(f"contrib/postfix/main.cf: not a 'name = value' line: {entry[0]!r}")
+        parameters[name.strip()] = value.strip()
+    return parameters
+
+
+def contrib_master(
+    etc: Path, *, submission: str, milter: str, keep_return_path: bool, pipe_user: str, pipe_command: Sequence[str]
+) -> str:
+    """contrib/postfix/master.cf's services, adapted to the lab.
+
+    Every service runs unchrooted; the ``submission`` service listens on ``submission``
+    (host:port) with ``smtpd_milters=milter``, without the TLS and SASL options
+    (:data:`LAB_WITHOUT`) and, unless ``keep_return_path``, without contrib's cleanup
+    service; the pipe service runs as ``pipe_user`` the program ``pipe_command`` in place
+    of the installed ``bouncefilter``. :class:`LabError` if the snippet no longer has
+    what the lab replaces.
+    """
+    lines = []
+    found = set()
+    for entry in _logical_lines(_contrib("master.cf", etc)):
+        fields = entry[0].split()
+        if len(fields) != 8:
+            raise LabError(f"contrib/postfix/master.cf: not a service line: {entry[0]!r}")
+        fields[4] = "n"
+        options = entry[1:]
+        if fields[0] == "submission":
+            found.add("submission")
+            fields[0] = submission
+            options = _submission_options(options, milter, keep_return_path)
+        elif fields[7] == "pipe":
+            found.add("pipe")
+            options = _pipe_options(options, pipe_user, pipe_command)
+        lines += [" ".join(fields), *(f"  {option}" for option in options)]
+    if found != {"submission", "pipe"}:
+        raise LabError(f"contrib/postfix/master.cf: no {' or '.join({'submission', 'pipe'} - found)} service")
+    return "\n".join(lines) + "\n"
+
+
+def _submission_options(options: Sequence[str], milter: str, keep_return_path: bool) -> list[str]:
+    kept = []
+    for option in options:
+        name = option.removeprefix("-o ").partition("=")[0].strip()
+        if name in LAB_WITHOUT or (name == "cleanup_service_name" and not keep_return_path):
+            continue
+        kept.append(f"-o smtpd_milters={milter}" if name == "smtpd_milters" else option)
+    return kept
+
+
+def _pipe_options(options: Sequence[str], user: str, command: Sequence[str]) -> list[str]:
+    text = "\n".join(options)
+    for production, lab in ((f"user={CONTRIB_USER} ", f"user={user} "),
+                            (f"argv={CONTRIB_COMMAND} ", f"argv={_pipe_argv(command)} ")):
+        if production not in text:
+            raise LabError(f"contrib/postfix/master.cf: the pipe service has no {production.strip()!r}")
+        text = text.replace(production, lab)
+    return text.split("\n")
+
+
+def _pipe_argv(words: Sequence[str]) -> str:
+    """Words for pipe(8)'s ``argv=``: one holding white space goes in ``{ }`` (Postfix >= 3.0)."""
+    return " ".join(f"{{{word}}}" if re.search(r"\s", word) else word for word in words)
 
 
 #: The pipe transport's stand-in: store the message with its argv, atomically (tmp + rename).
@@ -658,9 +837,9 @@ os.rename(temporary, os.path.join(folder, name + ".eml"))
 
 
 def _replace(settings: Settings, changes: Mapping[str, object]) -> Settings:
-    """``settings`` with ``changes``; a pipe argv given as any sequence becomes a tuple."""
-    if "pipe_argv" in changes:
-        changes = {**changes, "pipe_argv": tuple(changes["pipe_argv"])}  # type: ignore[arg-type]
+    """``settings`` with ``changes``; a pipe command given as any sequence becomes a tuple."""
+    if "pipe_command" in changes:
+        changes = {**changes, "pipe_command": tuple(changes["pipe_command"])}  # type: ignore[arg-type]
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
@@ -696,6 +875,17 @@ def listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def unix_listening(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(str(path))
+            return True
+        except OSError:
+            return False
 
 
 def admin_env() -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postfix_lab import BOUNCE_DOMAIN, MilterProcess, PostfixLab, SinkMessage, make_message, write_config
+from postfix_lab import (
+    BOUNCE_DOMAIN,
+    MilterProcess,
+    PostfixLab,
+    SinkMessage,
+    make_message,
+    unix_listening,
+    write_config,
+)
 
 from bouncefilter.classify import classify
 from bouncefilter.record import TRACKING_HEADER
@@ -130,6 +139,22 @@ def test_a_hard_bounce_of_tracked_mail_returns_to_its_verp_address(lab: PostfixL
     assert verdict.original.token == token
     (record,) = verdict.records
     assert (record.recipient, record.reason, record.hard, record.status) == ("gone@bad.example.test", "userunknown", True, "5.1.1")
+
+
+def test_a_milter_started_over_a_stale_socket_file_listens_when_start_returns(postfix_lab: PostfixLab, tmp_path: Path):
+    pytest.importorskip("Milter", reason="pymilter is not installed in this interpreter")
+    path = postfix_lab.run_dir / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(str(path))  # the file stays; nothing listens on it
+    config = write_config(tmp_path / "bouncefilter.yaml", {"shop.example.test": True})
+    process = MilterProcess(config, path, tmp_path / "milter.log").start()
+    try:
+        assert unix_listening(path)
+    finally:
+        assert process.process is not None
+        process.process.kill()  # not under test here, and SIGKILL is instant
+        process.stop()
+        path.unlink(missing_ok=True)
 
 
 # -- helpers ------------------------------------------------------------------------------

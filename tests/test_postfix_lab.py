@@ -10,13 +10,41 @@ from __future__ import annotations
 import smtplib
 
 import pytest
-from postfix_lab import BOUNCE_DOMAIN, PostfixLab, make_message
+from postfix_lab import BOUNCE_DOMAIN, CONTRIB_COMMAND, PostfixLab, contrib_main, contrib_master, make_message
 
 from bouncefilter.classify import classify
 
 pytestmark = pytest.mark.postfix
 
 ALICE = "alice@sender.example.test"
+
+
+def test_the_lab_runs_contribs_postfix_lines(lab: PostfixLab):
+    # What Postfix itself reads from the lab's files: contrib's lines, with the lab's names.
+    settings = lab.run(["postconf", "-c", str(lab.etc), "-n"]).stdout
+    for name, value in contrib_main(lab.etc).items():
+        assert f"{name} = {value}\n" in settings
+    assert f"relay_domains = {BOUNCE_DOMAIN}\n" in settings
+    assert f"transport_maps = texthash:{lab.etc}/bouncefilter-transport\n" in settings
+    pipe = lab.run(["postconf", "-c", str(lab.etc), "-M", "bouncefilter/unix"]).stdout
+    assert "flags=Rq user=nobody null_sender= argv=/usr/bin/python3 -S " in pipe
+    assert pipe.rstrip().endswith("pipe --queue-id ${queue_id} ${sender} ${recipient}")
+    submission = lab.run(["postconf", "-c", str(lab.etc), "-P", f"127.0.0.1:{lab.ports['submission']}/inet"]).stdout
+    assert "cleanup_service_name = cleanup-bouncefilter" in submission
+    assert "message_drop_headers = bcc,content-length,resent-bcc" in lab.run(
+        ["postconf", "-c", str(lab.etc), "-P", "cleanup-bouncefilter/unix"]).stdout
+
+
+def test_contribs_master_cf_takes_the_labs_names(tmp_path):
+    services = contrib_master(tmp_path, submission="127.0.0.1:2525", milter="unix:/lab/milter.sock",
+                              keep_return_path=False, pipe_user="nobody",
+                              pipe_command=["/lab/bin/python", "-c", "import email.parser"])
+    assert "argv=/lab/bin/python -c {import email.parser} pipe --queue-id" in services
+    assert CONTRIB_COMMAND not in services and "user=bouncefilter" not in services
+    assert "127.0.0.1:2525 inet n - n - - smtpd\n" in services
+    assert "-o smtpd_milters=unix:/lab/milter.sock\n" in services
+    assert "cleanup_service_name" not in services and "smtpd_tls" not in services and "sasl" not in services
+    assert all(line.split()[4] == "n" for line in services.splitlines() if not line.startswith(" "))
 
 
 def test_mail_to_an_accepting_peer_arrives_with_its_envelope(lab: PostfixLab):
@@ -85,12 +113,18 @@ def test_the_submission_port_keeps_a_return_path_header_only_when_configured(lab
     assert (b"Return-Path: <owner@sender.example.test>" in saved.message) is keep
 
 
-def test_an_unreachable_milter_tempfails_submission_but_not_the_mx_port(lab: PostfixLab):
-    lab.configure(milter=f"unix:{lab.run_dir}/missing.sock")
+@pytest.mark.parametrize("action", ["accept", "tempfail"])
+def test_an_unreachable_milter_follows_milter_default_action_on_submission_only(lab: PostfixLab, action: str):
+    # accept is contrib/postfix/main.cf's (paired with milter.on_error: accept).
+    lab.configure(milter=f"unix:{lab.run_dir}/missing.sock", main={"milter_default_action": action})
     message = make_message(ALICE, "good@dest.example.test")
 
-    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+    if action == "tempfail":
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            lab.send(message, ALICE, ["good@dest.example.test"])
+        assert refused.value.smtp_code == 451
+    else:
         lab.send(message, ALICE, ["good@dest.example.test"])
-    assert refused.value.smtp_code == 451
+        assert lab.wait_sink()[0].sender == ALICE
     lab.send(message, ALICE, ["good@dest.example.test"], port="mx")
-    assert lab.wait_sink()[0].sender == ALICE
+    assert lab.wait_sink(count=2 if action == "accept" else 1)[-1].sender == ALICE
