@@ -182,3 +182,20 @@ def findings(blocks: Iterable[tuple[str, str]], **fields: str) -> list[Finding]:
         seen.add(key)
         out.append(Finding(recipient=address, diagnostic=error, **fields))
     return out
+
+
+def generic_status(kind: str) -> str:
+    """``4.0.0`` for a delay, ``5.0.0`` for a failure: the class without a detail, for
+    notices that state no RFC 3463 code at all."""
+    return "4.0.0" if kind == "delay" else "5.0.0"
+
+
+def finding(recipient: str, diagnostic: str, kind: str = "bounce", **fields: str) -> Finding:
+    """A finding whose status is the one in ``fields``, else in the text, else generic."""
+    code = fields.pop("status", "") or status.find_status(diagnostic) or generic_status(kind)
+    return Finding(recipient=recipient, kind=kind, status=code, diagnostic=diagnostic, **fields)
+
+
+def failed_recipients(value: str) -> list[str]:
+    """The addresses of an ``X-Failed-Recipients:`` header value, in order."""
+    return [addr for addr in (mime.clean_address(item) for item in value.split(",")) if addr]

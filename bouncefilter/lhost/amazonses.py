@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from bouncefilter import mime, status
-from bouncefilter.lhost.plain import finding
+from bouncefilter.textbounce import finding
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 

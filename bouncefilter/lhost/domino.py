@@ -18,7 +18,7 @@ Layout::
 from __future__ import annotations
 
 from bouncefilter import mime
-from bouncefilter.lhost.plain import finding, unfold
+from bouncefilter.textbounce import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from bouncefilter import mime
-from bouncefilter.lhost.plain import failed_recipients, finding, unfold
+from bouncefilter.textbounce import failed_recipients, finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 

@@ -7,7 +7,7 @@ refused the sender, so the reason is ``rejected`` whatever the language.
 
 from __future__ import annotations
 
-from bouncefilter.lhost.plain import failed_recipients, finding, unfold
+from bouncefilter.textbounce import failed_recipients, finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from bouncefilter import mime
-from bouncefilter.lhost.plain import finding, unfold
+from bouncefilter.textbounce import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 

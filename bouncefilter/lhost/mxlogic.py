@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.lhost.plain import dedupe, finding
+from bouncefilter.textbounce import dedupe, finding
 from bouncefilter.record import Finding
 from bouncefilter.textbounce import address_blocks
 from bouncefilter.view import View

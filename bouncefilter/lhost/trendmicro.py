@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from bouncefilter import mime
-from bouncefilter.lhost.plain import dedupe, finding
+from bouncefilter.textbounce import dedupe, finding
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
