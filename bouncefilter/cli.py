@@ -1,9 +1,10 @@
 """The ``bouncefilter`` command. The only module that turns outcomes into exit codes.
 
 Exit codes: 0 success; 1 a command failed (an input file could not be read, the milter
-could not start, ``verp decode`` found no valid token); 2 usage error; 78 (EX_CONFIG)
-the configuration is missing or invalid. ``bouncefilter pipe`` has its own contract
-(0 or 75 only) described in its help.
+could not start, ``verp decode`` found no valid token, the database cannot be used);
+2 usage error; 78 (EX_CONFIG) the configuration is missing or invalid. ``bouncefilter
+pipe`` has its own contract (0 or 75 only, :mod:`bouncefilter.pipe`): :func:`main`
+hands it over before building the argument parser, so that no usage error can exit 2.
 
 Subcommands import what they need when they run, so that ``classify`` (and the pipe
 transport, which starts once per bounce) pays for nothing it does not use.
@@ -21,6 +22,8 @@ from bouncefilter import __version__
 
 if TYPE_CHECKING:
     import logging
+    import sqlite3
+    from collections.abc import Callable
     from datetime import date
 
     from bouncefilter.config import LoggingSettings, Settings, VerpSettings
@@ -67,9 +70,70 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_run_check_config)
 
     _add_milter(commands)
+    _add_pipe(commands)
     _add_verp(commands)
     _add_db(commands)
+    _add_reading(commands)
     return parser
+
+
+def _add_pipe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pipe = commands.add_parser(
+        "pipe", help="store one message from standard input (Postfix pipe transport)",
+        description="Read one message for the bounce domain from standard input (up to "
+        "pipe.max_bytes; a larger one is stored cut and marked), classify it, tie it to the "
+        "sent message by the VERP token in RECIPIENT (or in the returned headers), and "
+        "store it with one row per recipient event; a message delivered twice is stored "
+        "once. Logs one line per row to syslog. For Postfix's master.cf: "
+        "flags=Rq user=bouncefilter null_sender= argv=/usr/bin/bouncefilter pipe "
+        "--queue-id ${queue_id} ${sender} ${recipient}. The last two arguments are always "
+        "SENDER and RECIPIENT.",
+        epilog="Exit codes: 0 stored (or stored before); 75 try again later, with one line "
+        "starting '4.3.0 ' on standard output (bad configuration, database locked, full or "
+        "not migrated, any other failure). Never anything else.",
+    )
+    _add_config_option(pipe)
+    pipe.add_argument("--queue-id", metavar="ID", default="", help="the MTA's queue id, for the log")
+    pipe.add_argument("sender", metavar="SENDER", help="the envelope sender (empty for a bounce)")
+    pipe.add_argument("recipient", metavar="RECIPIENT", help="the envelope recipient, PREFIX+TOKEN@DOMAIN")
+    pipe.set_defaults(run=_run_pipe)
+
+
+def _add_reading(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bounces = commands.add_parser(
+        "bounces", help="list the stored bounce records",
+        description="List the rows the pipe stored, oldest first: a table, or with --json one "
+        "JSON object per line (the classifier's fields plus id, received_at, account, token, "
+        "outcome, ...). Only rows whose outcome is bounce, delay, delivered, complaint or "
+        "autoreply carry a verified token; forged, expired, notoken, reply and unknown rows "
+        "are kept for the record and never count against a recipient.",
+        epilog="Exit codes: 0 ok, 1 the database cannot be used, 78 bad configuration.",
+    )
+    _add_config_option(bounces)
+    _add_window(bounces)
+    bounces.add_argument("--account", metavar="NAME", help="only this account's rows")
+    bounces.add_argument("--json", action="store_true", help="print one JSON object per row per line")
+    bounces.set_defaults(run=_run_bounces)
+    report = commands.add_parser(
+        "report", help="print an overview per account",
+        description="Per account: messages sent, bounces (hard, soft), delays, complaints, "
+        "auto-replies, bounce rate, top reasons, top recipient domains, latest hard bounces; "
+        "then what no account owns (forged, expired, no token).",
+        epilog="Exit codes: 0 ok, 1 the database cannot be used, 78 bad configuration.",
+    )
+    _add_config_option(report)
+    _add_window(report, since_default="30d")
+    report.set_defaults(run=_run_report)
+
+
+def _add_window(command: argparse.ArgumentParser, since_default: str | None = None) -> None:
+    """``--since`` and ``--until``: a date, a date and time (UTC unless it says), or an age."""
+    dates = "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM] (UTC unless given) or an age like 7d or 12h"
+    command.add_argument("--since", metavar="WHEN", type=_moment, default=since_default,
+                         help=f"from this moment on, inclusive ({dates}; default: "
+                         f"{since_default or 'the beginning'})")
+    command.add_argument("--until", metavar="WHEN", type=_moment,
+                         help="before this moment, exclusive (same forms; default: now)")
 
 
 def _add_milter(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -130,6 +194,15 @@ def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     _add_config_option(migrate)
     migrate.set_defaults(run=_run_db_migrate)
+    purge = actions.add_parser(
+        "purge", help="delete what is older than the retention settings",
+        description="Delete bounce records and sent messages older than retention.days, and raw "
+        "messages older than retention.raw_days (except those a pending forward still needs), "
+        "in short transactions; print how many rows went. Run it daily (timer or cron).",
+        epilog="Exit codes: 0 ok, 1 the database cannot be used, 78 bad configuration.",
+    )
+    _add_config_option(purge)
+    purge.set_defaults(run=_run_db_purge)
 
 
 def _add_config_option(command: argparse.ArgumentParser) -> None:
@@ -138,9 +211,50 @@ def _add_config_option(command: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code.
+
+    ``bouncefilter pipe`` goes straight to :mod:`bouncefilter.pipe` (only its ``--help``
+    goes through the parser). Run as the program (``argv`` not given), the pipe's
+    process then ends at once with ``os._exit``, skipping the interpreter's teardown.
+    """
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    pipe_call = _pipe_call(arguments)
+    if pipe_call is not None:
+        from bouncefilter import pipe
+
+        code = pipe.main(*pipe_call)
+        if argv is None:
+            os._exit(code)
+        return code
+    args = build_parser().parse_args(arguments)
     return int(args.run(args))
+
+
+def _pipe_call(argv: Sequence[str]) -> tuple[list[str], str | None] | None:
+    """``(pipe arguments, --config before it)`` if ``argv`` runs ``pipe`` (without help)."""
+    config = None
+    position = 0
+    while position < len(argv) and argv[position].startswith("--config"):
+        name, equals, value = argv[position].partition("=")
+        if name != "--config":
+            return None
+        if not equals:
+            position += 1
+            value = argv[position] if position < len(argv) else ""
+        config = value
+        position += 1
+    rest = list(argv[position + 1:])
+    if argv[position:position + 1] != ["pipe"] or rest in (["-h"], ["--help"]):
+        return None
+    return rest, config
+
+
+def _run_pipe(args: argparse.Namespace) -> int:
+    """Only reached by ``--help`` (see :func:`main`); here for the parser's help text."""
+    from bouncefilter import pipe
+
+    argv = ["--queue-id", args.queue_id, args.sender, args.recipient]
+    return pipe.main(argv, getattr(args, "config", None))
 
 
 def _run_classify(args: argparse.Namespace) -> int:
@@ -298,6 +412,69 @@ def _run_db_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _with_database(args: argparse.Namespace, work: Callable[[Settings, sqlite3.Connection], None]) -> int:
+    """Load the settings, open the database at the current schema (migrating it if
+    configured so), run ``work`` and close it; the exit code, after printing why on
+    standard error if something failed."""
+    import sqlite3
+
+    from bouncefilter import store
+
+    settings = _load(args)
+    if settings is None:
+        return EXIT_CONFIG
+    try:
+        conn = store.connect(settings.database, settings.database_busy_timeout_ms)
+        try:
+            store.ensure_schema(conn, settings.database_auto_migrate)
+            work(settings, conn)
+        finally:
+            conn.close()
+    except (store.StoreError, sqlite3.Error, OSError) as exc:
+        print(f"bouncefilter: database {settings.database}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_db_purge(args: argparse.Namespace) -> int:
+    import time
+
+    from bouncefilter import store
+
+    def purge(settings: Settings, conn: sqlite3.Connection) -> None:
+        purged = store.purge(conn, time.time(), settings.retention.days, settings.retention.raw_days)
+        print(f"{settings.database}: deleted {purged.bounces} bounce records, {purged.raw_messages} raw messages, "
+              f"{purged.messages} sent messages")
+
+    return _with_database(args, purge)
+
+
+def _run_bounces(args: argparse.Namespace) -> int:
+    from bouncefilter import report, store
+
+    def list_rows(settings: Settings, conn: sqlite3.Connection) -> None:
+        write = report.json_lines if args.json else report.table
+        try:
+            write(sys.stdout, store.bounces(conn, args.since, args.until, args.account))
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped early (| head): not a failure
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    return _with_database(args, list_rows)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    import time
+
+    from bouncefilter import report
+
+    def overview(settings: Settings, conn: sqlite3.Connection) -> None:
+        until = args.until if args.until is not None else time.time()
+        report.overview(sys.stdout, conn, settings, args.since, until)
+
+    return _with_database(args, overview)
+
+
 def _configure_logging(settings: LoggingSettings, ident: str) -> None:
     """Send the log to syslog (falling back to standard error without /dev/log) or stderr."""
     import logging
@@ -324,6 +501,26 @@ def _socket_spec(value: str) -> str:
     for _, message in config.MilterSettings(socket=value).problems():
         raise argparse.ArgumentTypeError(message)
     return value
+
+
+def _moment(value: str) -> float:
+    """Epoch seconds for ``--since``/``--until``: an age (``7d``, ``12h``, ``30m``) back
+    from now, a date (midnight UTC) or an ISO date and time (UTC unless it says)."""
+    import re
+    import time
+    from datetime import datetime, timezone
+
+    text = value.strip()
+    age = re.fullmatch(r"(\d{1,6})([dhm])", text)
+    if age:
+        return time.time() - int(age.group(1)) * {"d": 86400, "h": 3600, "m": 60}[age.group(2)]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date, a date and time or an age like 7d: {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def _iso_date(value: str) -> date:

@@ -196,9 +196,13 @@ class Settings:
     """Everything the configuration file says, with the defaults filled in."""
 
     database: str = field(default="/var/lib/bouncefilter/bouncefilter.db", metadata=_PATH)
-    #: Whether the milter brings an older (or new, empty) database to the current schema
-    #: when it starts; otherwise ``bouncefilter db migrate`` does it.
+    #: Whether the milter (when it starts) and the pipe (when it stores) bring an older
+    #: (or new, empty) database to the current schema; otherwise ``bouncefilter db
+    #: migrate`` does it, and the pipe defers (75) until then.
     database_auto_migrate: bool = True
+    #: How long a writer waits for another's lock before giving up (the pipe then
+    #: defers with 75), in milliseconds.
+    database_busy_timeout_ms: int = 10_000
     verp: VerpSettings = field(default_factory=VerpSettings)
     milter: MilterSettings = field(default_factory=MilterSettings)
     pipe: PipeSettings = field(default_factory=PipeSettings)
@@ -208,6 +212,8 @@ class Settings:
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work across sections."""
+        if self.database_busy_timeout_ms < 0:
+            yield "database_busy_timeout_ms", "must be 0 or more"
         seen: set[str] = set()
         for index, account in enumerate(self.accounts):
             if account.name.lower() in seen:

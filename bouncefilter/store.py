@@ -4,7 +4,15 @@ One database file, opened in WAL mode with a busy timeout (the milter's threads 
 several pipe processes write at once) and ``synchronous = FULL`` (a row committed
 before the pipe tells Postfix "delivered" survives a power cut). The schema carries a
 version (``PRAGMA user_version``) and moves forward by numbered migrations written in
-plain SQL, so a PostgreSQL backend can later take the same statements.
+plain SQL, so a PostgreSQL backend can later take the same statements; SQLite-only
+statements (PRAGMA, ``BEGIN IMMEDIATE``) stay in this module.
+
+Tables: ``messages`` (what the milter sent), ``bounces`` (one row per recipient event
+the pipe received, whatever its outcome), ``raw_messages`` (each received message once,
+zlib-compressed, kept ``retention.raw_days``) and ``outbox`` (what the forwarder must
+still hand on; the pipe only inserts). A delivery is stored in one transaction: its raw
+message, its rows and their outbox rows, or nothing. Duplicates are recognised by
+:func:`dedup_key`. :func:`purge` applies the retention settings.
 
 The hot paths (the milter recording a sent message, the pipe storing a bounce) use the
 standard library's ``sqlite3`` only: importing sqlite-utils alone costs about 90 ms,
@@ -13,11 +21,15 @@ which the pipe would pay on every bounce.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+
+from bouncefilter.record import BounceRecord
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +56,68 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX IF NOT EXISTS messages_sent ON messages (sent_at);
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE raw_messages (
+            id          INTEGER PRIMARY KEY,
+            sha256      TEXT NOT NULL UNIQUE,  -- message_digest(): without our own trace headers
+            received_at REAL NOT NULL,
+            size        INTEGER NOT NULL,      -- octets as received, before any truncation
+            truncated   INTEGER NOT NULL DEFAULT 0,
+            data        BLOB NOT NULL          -- zlib of the first pipe.max_bytes octets
+        );
+        CREATE INDEX raw_messages_received ON raw_messages (received_at);
+        CREATE TABLE bounces (
+            id                  INTEGER PRIMARY KEY,
+            dedup_key           TEXT NOT NULL UNIQUE,
+            received_at         REAL NOT NULL,    -- epoch seconds, UTC
+            account             TEXT NOT NULL DEFAULT '',
+            message_key         TEXT NOT NULL DEFAULT '',
+            token               TEXT NOT NULL DEFAULT '',
+            outcome             TEXT NOT NULL,
+            kind                TEXT NOT NULL DEFAULT '',
+            recipient           TEXT NOT NULL DEFAULT '',
+            reason              TEXT NOT NULL DEFAULT '',
+            hard                INTEGER NOT NULL DEFAULT 0,
+            status              TEXT NOT NULL DEFAULT '',
+            replycode           TEXT NOT NULL DEFAULT '',
+            action              TEXT NOT NULL DEFAULT '',
+            diagnostic          TEXT NOT NULL DEFAULT '',
+            reporting_mta       TEXT NOT NULL DEFAULT '',
+            remote_mta          TEXT NOT NULL DEFAULT '',
+            original_recipient  TEXT NOT NULL DEFAULT '',
+            feedback_type       TEXT NOT NULL DEFAULT '',
+            arrival_date        TEXT NOT NULL DEFAULT '',
+            source_ip           TEXT NOT NULL DEFAULT '',
+            original_message_id TEXT NOT NULL DEFAULT '',
+            subject             TEXT NOT NULL DEFAULT '',
+            return_path         TEXT NOT NULL DEFAULT '',
+            envelope_sender     TEXT NOT NULL DEFAULT '',  -- the bounced message's sender
+            bounce_address      TEXT NOT NULL DEFAULT '',  -- the sent message's own bounce address
+            parser              TEXT NOT NULL DEFAULT '',
+            mail_from           TEXT NOT NULL DEFAULT '',  -- the bounce's envelope: pipe SENDER
+            rcpt_to             TEXT NOT NULL DEFAULT '',  -- and pipe RECIPIENT
+            queue_id            TEXT NOT NULL DEFAULT '',
+            raw_id              INTEGER REFERENCES raw_messages (id)
+        );
+        CREATE INDEX bounces_account_received ON bounces (account, received_at);
+        CREATE INDEX bounces_received ON bounces (received_at);
+        CREATE INDEX bounces_recipient ON bounces (recipient);
+        CREATE INDEX bounces_message ON bounces (message_key);
+        CREATE TABLE outbox (
+            id         INTEGER PRIMARY KEY,
+            bounce_id  INTEGER NOT NULL REFERENCES bounces (id),
+            target     TEXT NOT NULL,
+            state      TEXT NOT NULL DEFAULT 'pending',
+            due_at     REAL NOT NULL,
+            attempts   INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            UNIQUE (bounce_id, target)
+        );
+        CREATE INDEX outbox_due ON outbox (state, due_at);
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -68,18 +142,46 @@ class SentMessage:
     recipients: tuple[str, ...] = ()
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """Open the database with the settings every writer needs.
 
-    Autocommit mode (``isolation_level=None``): callers open transactions explicitly
-    with :func:`transaction`, so no statement holds a lock longer than it must.
+    Autocommit mode (``isolation_level=None``): callers open transactions explicitly,
+    so no statement holds a lock longer than it must. A writer that finds the database
+    locked waits up to ``busy_timeout_ms``, then gets ``sqlite3.OperationalError``.
     """
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
+
+
+class Writing:
+    """``with Writing(conn):`` a write transaction, taken at once (``BEGIN IMMEDIATE``:
+    the busy timeout applies at the start, never half-way), committed at the end, and
+    rolled back if anything in it raises, the COMMIT itself included."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is None:
+            try:
+                self._conn.execute("COMMIT")
+                return
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:  # a failed COMMIT may have ended it already
+            self._conn.execute("ROLLBACK")
 
 
 def version(conn: sqlite3.Connection) -> int:
@@ -98,16 +200,11 @@ def migrate(conn: sqlite3.Connection) -> int:
     for target, sql in MIGRATIONS:
         if target <= current:
             continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with Writing(conn):
             if version(conn) < target:  # another process may have migrated meanwhile
                 for statement in _statements(sql):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {target}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         log.info("database migrated to schema %d", target)
     return version(conn)
 
@@ -155,6 +252,320 @@ def sent_message(conn: sqlite3.Connection, message_key: str) -> SentMessage | No
         return None
     *fields, recipients = row
     return SentMessage(*fields, recipients=tuple(json.loads(recipients)))
+
+
+# -- received bounces ----------------------------------------------------------------
+
+#: Header fields our own MX hosts (and their filters) add on the way in, dropped from the
+#: digest so that two copies of one bounce are recognised as one.
+TRACE_HEADERS = frozenset({
+    b"received", b"return-path", b"delivered-to", b"x-original-to", b"received-spf",
+    b"authentication-results", b"x-spam-status", b"x-spam-score", b"x-spam-level",
+    b"x-spam-flag", b"x-spam-checker-version", b"x-virus-scanned",
+})
+#: Outbox states; the pipe writes ``pending`` rows, the forwarder moves them on.
+PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message as the pipe received it (``raw`` at most ``pipe.max_bytes`` octets)."""
+
+    raw: bytes
+    received_at: float
+    size: int = -1  # octets received, -1 for len(raw)
+    truncated: bool = False
+    queue_id: str = ""
+    mail_from: str = ""
+    rcpt_to: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bounce:
+    """One row of the ``bounces`` table before it is stored: the classifier's record
+    (the recipient event) and what the pipe learnt around it. ``targets`` are the outbox
+    targets to queue if the row is new."""
+
+    record: BounceRecord
+    outcome: str
+    account: str = ""
+    message_key: str = ""
+    bounce_address: str = ""
+    targets: tuple[str, ...] = ()
+
+
+#: The columns a row takes from its record, then from the rest of :class:`Bounce`.
+_RECORD_COLUMNS = tuple(f.name for f in fields(BounceRecord))
+_BOUNCE_COLUMNS = (*_RECORD_COLUMNS, "outcome", "account", "message_key", "bounce_address")
+_DELIVERY_COLUMNS = ("dedup_key", "received_at", "queue_id", "mail_from", "rcpt_to", "raw_id")
+_INSERT_BOUNCE = (
+    f"INSERT INTO bounces ({', '.join(_BOUNCE_COLUMNS + _DELIVERY_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (len(_BOUNCE_COLUMNS) + len(_DELIVERY_COLUMNS)))})"
+    " ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+)
+#: The columns :func:`bounces` returns, in order.
+BOUNCE_COLUMNS = ("id", "received_at", *_BOUNCE_COLUMNS, "queue_id", "mail_from", "rcpt_to", "raw_id")
+
+
+def message_digest(raw: bytes) -> str:
+    """The SHA-256 (hex) that identifies a received message across deliveries.
+
+    The same bounce can reach the pipe more than once: Postfix delivers it again after a
+    75, and a remote MTA that lost a connection may hand it to a second MX host. Those
+    copies differ only in what our side added on the way in, so the digest covers the
+    message with: line ends made LF; a leading mbox ``From `` line dropped; and in the
+    top-level header only, every field named in :data:`TRACE_HEADERS` dropped (trace
+    fields such as ``Received``, ``Return-Path``, ``Delivered-To``, ``X-Original-To``,
+    and the filters' ``Authentication-Results``, ``X-Spam-*`` ...). Everything the remote
+    MTA wrote (its Message-ID, Date, the report) stays, so two distinct bounces about one
+    recipient never share a digest.
+    """
+    text = raw.replace(b"\r\n", b"\n")
+    if text.startswith(b"From "):
+        text = text.partition(b"\n")[2]
+    head, blank, body = text.partition(b"\n\n")
+    kept = []
+    dropping = False
+    for line in head.split(b"\n"):
+        if line[:1] not in (b" ", b"\t"):
+            dropping = line.partition(b":")[0].strip().lower() in TRACE_HEADERS
+        if not dropping:
+            kept.append(line)
+    return hashlib.sha256(b"\n".join(kept) + blank + body).hexdigest()
+
+
+def dedup_key(digest: str, rcpt_to: str, recipient: str, kind: str) -> str:
+    """The key under which one recipient event of a received message is stored once.
+
+    ``digest`` is :func:`message_digest` of the message and ``rcpt_to`` the envelope
+    recipient it was delivered to (one message sent to two of our addresses is two
+    deliveries: two tokens, or a forged copy of a real bounce). The recipient the record
+    is about (case folded) and its kind name the event inside the message, so a DSN
+    listing three recipients gives three keys, and a report naming one address twice
+    with the same kind gives one. A message with no records (a reply, mail to a bare
+    address) has one event with an empty recipient and kind. The order of the records
+    is left out on purpose: a newer classifier may list them in another order when
+    Postfix delivers the message again.
+    """
+    text = f"{digest}\0{rcpt_to.strip().strip('<>').lower()}\0{recipient.lower()}\0{kind}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def store_delivery(conn: sqlite3.Connection, delivery: Delivery, rows: Sequence[Bounce]) -> list[int | None]:
+    """Store a received message and its rows in one transaction; the new rows' ids.
+
+    The raw message is stored once per digest; each row whose :func:`dedup_key` is
+    already stored is skipped (its place in the returned list is ``None``), and a new
+    row gets one ``pending`` outbox row per target, due at once. Either all of it is
+    committed or none (a ``sqlite3.Error`` is raised after the rollback).
+    """
+    digest = message_digest(delivery.raw)
+    size = len(delivery.raw) if delivery.size < 0 else delivery.size
+    envelope = tuple(_storable(text) for text in (delivery.queue_id, delivery.mail_from, delivery.rcpt_to))
+    ids: list[int | None] = []
+    with Writing(conn):
+        raw_id = _raw_id(conn, digest, delivery, size)
+        for row in rows:
+            values = (*(_storable(getattr(row.record, name)) for name in _RECORD_COLUMNS),
+                      row.outcome, row.account, row.message_key, row.bounce_address)
+            key = dedup_key(digest, delivery.rcpt_to, row.record.recipient, row.record.kind)
+            stored = conn.execute(_INSERT_BOUNCE, (*values, key, delivery.received_at, *envelope, raw_id)).fetchone()
+            ids.append(stored[0] if stored else None)
+            for target in row.targets if stored else ():
+                conn.execute(
+                    "INSERT INTO outbox (bounce_id, target, state, due_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (bounce_id, target) DO NOTHING",
+                    (stored[0], target, PENDING, delivery.received_at),
+                )
+    return ids
+
+
+def _storable(value: object) -> object:
+    """``value``, with a string that UTF-8 cannot hold (lone surrogates from undecodable
+    bytes in a header or an argument) made storable: each such character becomes ``?``."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _raw_id(conn: sqlite3.Connection, digest: str, delivery: Delivery, size: int) -> int:
+    """The id of the stored raw message with ``digest``, storing it first if it is new."""
+    row = conn.execute(
+        "INSERT INTO raw_messages (sha256, received_at, size, truncated, data) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (sha256) DO NOTHING RETURNING id",
+        (digest, delivery.received_at, size, int(delivery.truncated), zlib.compress(delivery.raw, 6)),
+    ).fetchone()
+    if row is None:
+        row = conn.execute("SELECT id FROM raw_messages WHERE sha256 = ?", (digest,)).fetchone()
+    return int(row[0])
+
+
+def raw_message(conn: sqlite3.Connection, raw_id: int) -> bytes | None:
+    """The stored raw message with this id (decompressed), or ``None`` (purged, unknown)."""
+    row = conn.execute("SELECT data FROM raw_messages WHERE id = ?", (raw_id,)).fetchone()
+    return None if row is None else zlib.decompress(row[0])
+
+
+def bounces(
+    conn: sqlite3.Connection, since: float | None = None, until: float | None = None, account: str | None = None
+) -> Iterator[dict[str, object]]:
+    """Stored rows received in ``[since, until)`` (epoch seconds), of one account if
+    given, oldest first, as dicts keyed by :data:`BOUNCE_COLUMNS` (``hard`` a bool)."""
+    where, params = _window("received_at", since, until, account)
+    cursor = conn.execute(f"SELECT {', '.join(BOUNCE_COLUMNS)} FROM bounces{where} ORDER BY received_at, id", params)
+    for values in cursor:
+        row = dict(zip(BOUNCE_COLUMNS, values))
+        row["hard"] = bool(row["hard"])
+        yield row
+
+
+def _window(column: str, since: float | None, until: float | None, account: str | None) -> tuple[str, list[object]]:
+    """A WHERE clause (with its parameters) for a time range on ``column`` and an account."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for condition, value in ((f"{column} >= ?", since), (f"{column} < ?", until), ("account = ?", account)):
+        if value is not None:
+            clauses.append(condition)
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def outbox(conn: sqlite3.Connection, bounce_id: int) -> list[tuple[str, str]]:
+    """The outbox rows of one stored bounce, as (target, state) pairs."""
+    return conn.execute("SELECT target, state FROM outbox WHERE bounce_id = ? ORDER BY id", (bounce_id,)).fetchall()
+
+
+# -- totals for the report -----------------------------------------------------------
+
+
+def sent_totals(conn: sqlite3.Connection, since: float | None, until: float | None) -> dict[str, tuple[int, int]]:
+    """Per account, the messages sent in ``[since, until)`` and their recipients."""
+    where, params = _window("sent_at", since, until, None)
+    rows = conn.execute(
+        f"SELECT account, count(*), coalesce(sum(json_array_length(recipients)), 0) FROM messages{where}"
+        " GROUP BY account",
+        params,
+    )
+    return {account: (messages, recipients) for account, messages, recipients in rows}
+
+
+def outcome_totals(conn: sqlite3.Connection, since: float | None, until: float | None) -> list[tuple[str, str, bool, int]]:
+    """(account, outcome, hard, rows) for the rows received in ``[since, until)``."""
+    where, params = _window("received_at", since, until, None)
+    rows = conn.execute(f"SELECT account, outcome, hard, count(*) FROM bounces{where} GROUP BY account, outcome, hard",
+                        params)
+    return [(account, outcome, bool(hard), count) for account, outcome, hard, count in rows]
+
+
+#: What :func:`top_values` can count: a column, or an expression on one.
+_TOP_EXPRESSIONS = {
+    "reason": "reason",
+    "domain": "lower(substr(recipient, instr(recipient, '@') + 1))",
+}
+
+
+def top_values(conn: sqlite3.Connection, what: str, outcome: str, since: float | None, until: float | None,
+               limit: int = 5) -> dict[str, list[tuple[str, int]]]:
+    """Per account, the ``limit`` most frequent ``what`` (``reason`` or ``domain`` of the
+    recipient) among rows of ``outcome`` received in ``[since, until)``, most first."""
+    expression = _TOP_EXPRESSIONS[what]
+    where, params = _window("received_at", since, until, None)
+    where = f"{where} AND outcome = ?" if where else " WHERE outcome = ?"
+    rows = conn.execute(
+        f"SELECT account, value, n FROM (SELECT account, {expression} AS value, count(*) AS n,"
+        f" row_number() OVER (PARTITION BY account ORDER BY count(*) DESC, {expression}) AS rank"
+        f" FROM bounces{where} GROUP BY account, {expression}) AS counted WHERE rank <= ? ORDER BY account, rank",
+        (*params, outcome, limit),
+    )
+    found: dict[str, list[tuple[str, int]]] = {}
+    for account, value, count in rows:
+        found.setdefault(account, []).append((value, count))
+    return found
+
+
+def latest_hard_bounces(conn: sqlite3.Connection, since: float | None, until: float | None,
+                        limit: int = 5) -> dict[str, list[tuple[float, str, str, str]]]:
+    """Per account, the ``limit`` latest hard bounces in ``[since, until)``, newest
+    first: (received_at, recipient, reason, status)."""
+    where, params = _window("received_at", since, until, None)
+    where = f"{where} AND outcome = 'bounce' AND hard = 1" if where else " WHERE outcome = 'bounce' AND hard = 1"
+    rows = conn.execute(
+        "SELECT account, received_at, recipient, reason, status FROM (SELECT account, received_at, recipient,"
+        " reason, status, row_number() OVER (PARTITION BY account ORDER BY received_at DESC, id DESC) AS rank"
+        f" FROM bounces{where}) AS ranked WHERE rank <= ? ORDER BY account, rank",
+        (*params, limit),
+    )
+    found: dict[str, list[tuple[float, str, str, str]]] = {}
+    for account, *row in rows:
+        found.setdefault(account, []).append(tuple(row))  # type: ignore[arg-type]
+    return found
+
+
+# -- retention ------------------------------------------------------------------------
+
+#: Rows deleted per transaction, so a purge never holds the write lock for long (pipes
+#: wait at most their busy timeout for it).
+PURGE_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """How many rows :func:`purge` deleted, per table (outbox rows go with their bounce)."""
+
+    bounces: int = 0
+    raw_messages: int = 0
+    messages: int = 0
+
+
+#: Raw messages older than the cut-off that no pending outbox row still needs.
+_OLD_RAW = (
+    "SELECT r.id FROM raw_messages r WHERE r.received_at < ? AND NOT EXISTS ("
+    " SELECT 1 FROM bounces b JOIN outbox o ON o.bounce_id = b.id"
+    f" WHERE b.raw_id = r.id AND o.state = '{PENDING}') LIMIT ?"
+)
+
+
+def purge(conn: sqlite3.Connection, now: float, days: int, raw_days: int) -> Purged:
+    """Delete bounces (with their outbox rows) and sent messages older than ``days``, and
+    raw messages older than ``raw_days``, counted back from ``now`` (epoch seconds).
+
+    A raw message that a pending outbox row still needs (the forwarder re-sends it) is
+    kept until that row is done; rows that pointed at a deleted raw message keep
+    everything else. Works in batches of :data:`PURGE_BATCH` rows, each its own short
+    transaction, so pipes never wait long for it.
+    """
+    before, raw_before = now - days * 86400, now - raw_days * 86400
+    return Purged(
+        bounces=_in_batches(
+            conn, "SELECT id FROM bounces WHERE received_at < ? LIMIT ?", before,
+            ("DELETE FROM outbox WHERE bounce_id = ?", "DELETE FROM bounces WHERE id = ?"),
+        ),
+        raw_messages=_in_batches(
+            conn, _OLD_RAW, raw_before,
+            ("UPDATE bounces SET raw_id = NULL WHERE raw_id = ?", "DELETE FROM raw_messages WHERE id = ?"),
+        ),
+        messages=_in_batches(
+            conn, "SELECT message_key FROM messages WHERE sent_at < ? LIMIT ?", before,
+            ("DELETE FROM messages WHERE message_key = ?",),
+        ),
+    )
+
+
+def _in_batches(conn: sqlite3.Connection, select: str, before: float, statements: Sequence[str]) -> int:
+    """Until ``select`` (parameters: cut-off, batch size) finds no more ids, run each of
+    ``statements`` for each id found, one transaction per batch; the number of ids."""
+    total = 0
+    while True:
+        with Writing(conn):
+            ids = conn.execute(select, (before, PURGE_BATCH)).fetchall()
+            for statement in statements:
+                conn.executemany(statement, ids)
+        total += len(ids)
+        if len(ids) < PURGE_BATCH:
+            return total
 
 
 def _statements(sql: str) -> Sequence[str]:

@@ -1,0 +1,467 @@
+"""``bouncefilter pipe`` as Postfix runs it: the real command, one process per message.
+
+Every test runs the installed console script (``.venv/bin/bouncefilter``) with the
+message on standard input, and holds it to the contract of design.md: exit 0 or 75 and
+nothing else, at most one ``4.3.0`` line on standard output, every message stored once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import messages
+import pytest
+
+from bouncefilter import store, verp
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SCRIPT = Path(sys.executable).with_name("bouncefilter")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "bouncefilter"]
+CONFIG = f"""\
+database: bf.db
+database_busy_timeout_ms: {{busy}}
+verp: {{{{domain: {messages.DOMAIN}, keys: [{messages.KEY}]}}}}
+logging: {{{{target: stderr, level: DEBUG}}}}
+accounts:
+  - {{{{name: shop, domains: [shop.example.com]}}}}
+"""
+
+
+@dataclass
+class Site:
+    """A configuration, its migrated database, and the pipe command pointed at them."""
+
+    root: Path
+    config: Path
+    database: Path
+
+    def record(self, recipients: Sequence[str] = ("nobody@example.net",), account: str = "shop",
+               issued: date | None = None, bounce_address: str = "", conn: sqlite3.Connection | None = None) -> str:
+        """Record a sent message as the milter would; its token."""
+        key = os.urandom(verp.KEY_BYTES)
+        token = messages.token(key, issued)
+        db = conn or store.connect(str(self.database))
+        store.record_message(db, store.SentMessage(
+            message_key=key.hex(), token=token, account=account, sent_at=time.time(), queue_id="4OUT1",
+            message_id="<order-1@shop.example.com>", sender="orders@shop.example.com",
+            bounce_address=bounce_address, recipients=tuple(recipients),
+        ))
+        return token
+
+    def pipe(self, raw: bytes, recipient: str, queue_id: str = "4IN1", sender: str = "",
+             options: Sequence[str] = (), timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        """``bouncefilter pipe`` with ``raw`` on standard input, as master.cf runs it."""
+        argv = [*COMMAND, "--config", str(self.config), "pipe", *options, "--queue-id", queue_id, sender, recipient]
+        return subprocess.run(argv, input=raw, capture_output=True, timeout=timeout, check=False, env=_environment())
+
+    def rows(self, **where: object) -> list[dict[str, object]]:
+        conn = store.connect(str(self.database))
+        try:
+            return [row for row in store.bounces(conn) if all(row[k] == v for k, v in where.items())]
+        finally:
+            conn.close()
+
+    def count(self, sql: str) -> int:
+        conn = sqlite3.connect(self.database)
+        try:
+            return int(conn.execute(sql).fetchone()[0])
+        finally:
+            conn.close()
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "BOUNCEFILTER_CONFIG"}
+
+
+def make_site(root: Path, busy: int = 10_000, extra: str = "") -> Site:
+    config = root / "bouncefilter.yaml"
+    config.write_text(CONFIG.format(busy=busy) + extra, encoding="utf-8")
+    database = root / "bf.db"
+    conn = store.connect(str(database))
+    store.migrate(conn)
+    conn.close()
+    return Site(root, config, database)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return make_site(tmp_path)
+
+
+def obeys_contract(done: subprocess.CompletedProcess[bytes]) -> None:
+    """Exit 0 with nothing on stdout, or 75 with exactly one line starting ``4.3.0 ``."""
+    assert done.returncode in (0, 75), (done.returncode, done.stdout, done.stderr[-2000:])
+    if done.returncode == 0:
+        assert done.stdout == b"", done.stdout
+    else:
+        lines = done.stdout.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(b"4.3.0 "), done.stdout
+    assert b"Traceback" not in done.stdout
+
+
+def stored(site: Site, done: subprocess.CompletedProcess[bytes], **where: object) -> dict[str, object]:
+    """The one row matching ``where`` after a delivery that must have succeeded."""
+    obeys_contract(done)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    (row,) = site.rows(**where)
+    return row
+
+
+# -- each outcome -----------------------------------------------------------------------
+
+
+def test_a_bounce_is_stored_linked_to_its_message_and_account(site):
+    token = site.record(bounce_address="bounces@shop.example.com")
+    raw = messages.postfix_dsn(token, "nobody@example.net", queue_id="4AbC1")
+    done = site.pipe(raw, messages.address(token), queue_id="4IN7")
+    row = stored(site, done, recipient="nobody@example.net")
+    assert row["outcome"] == "bounce" and row["kind"] == "bounce"
+    assert (row["reason"], row["hard"], row["status"], row["replycode"]) == ("userunknown", True, "5.1.1", "550")
+    assert row["account"] == "shop"
+    assert row["token"] == token and row["message_key"] == verp.verify(token, [messages.KEY.encode()], date.today(),
+                                                                      60).message_key
+    assert row["bounce_address"] == "bounces@shop.example.com"
+    assert row["original_message_id"] == "<order-1@shop.example.com>"
+    assert (row["queue_id"], row["mail_from"], row["rcpt_to"]) == ("4IN7", "", messages.address(token))
+    conn = store.connect(str(site.database))
+    assert store.raw_message(conn, int(row["raw_id"])) == raw  # type: ignore[arg-type]
+    line = (f"4IN7: recipient=<nobody@example.net>, outcome=bounce, reason=userunknown, hard=yes, status=5.1.1, "
+            f"account=shop, token={token}, id={row['id']}")
+    assert line in done.stderr.decode()
+
+
+def test_the_bounce_address_falls_back_to_the_sender(site):
+    token = site.record()
+    row = stored(site, site.pipe(messages.postfix_dsn(token), messages.address(token)))
+    assert row["bounce_address"] == "orders@shop.example.com"
+
+
+def test_a_delay_notice(site):
+    token = site.record(["slow@example.org"])
+    raw = messages.postfix_dsn(token, "slow@example.org", status="4.2.2",
+                               diagnostic="452 4.2.2 <{r}>: Mailbox full")
+    row = stored(site, site.pipe(raw, messages.address(token)))
+    assert (row["outcome"], row["kind"], row["hard"], row["account"]) == ("delay", "delay", False, "shop")
+
+
+def test_a_complaint_found_by_the_token_in_the_returned_headers(site):
+    token = site.record(["reader@example.net"])
+    row = stored(site, site.pipe(messages.arf(token), f"fbl@{messages.DOMAIN}"))
+    assert (row["outcome"], row["reason"], row["recipient"], row["account"]) == \
+        ("complaint", "feedback", "reader@example.net", "shop")
+    assert row["token"] == token
+
+
+def test_an_auto_reply(site):
+    token = site.record(["holiday@example.net"])
+    row = stored(site, site.pipe(messages.vacation(token), messages.address(token), sender="holiday@example.net"))
+    assert (row["outcome"], row["reason"], row["account"], row["mail_from"]) == \
+        ("autoreply", "vacation", "shop", "holiday@example.net")
+
+
+def test_a_persons_reply_is_kept_with_its_raw_message(site):
+    token = site.record()
+    raw = messages.reply(token)
+    row = stored(site, site.pipe(raw, messages.address(token), sender="someone@example.net"))
+    assert (row["outcome"], row["kind"], row["recipient"], row["account"]) == ("reply", "", "", "shop")
+    assert store.raw_message(store.connect(str(site.database)), int(row["raw_id"])) == raw  # type: ignore[arg-type]
+
+
+def test_a_forged_token_is_kept_marked_and_tied_to_nothing(site):
+    site.record()
+    forged = messages.token(key=messages.OTHER_KEY)
+    row = stored(site, site.pipe(messages.postfix_dsn(forged), messages.address(forged)))
+    assert (row["outcome"], row["account"], row["message_key"], row["token"]) == ("forged", "", "", forged)
+    assert row["reason"] == "userunknown"  # what the message claims, kept for the record
+
+
+def test_a_mangled_token_in_the_envelope_is_forged_even_if_the_body_has_a_good_one(site):
+    token = site.record()
+    row = stored(site, site.pipe(messages.postfix_dsn(token), f"b+{token[:-1]}q@{messages.DOMAIN}"))
+    assert row["outcome"] == "forged" and row["account"] == ""
+
+
+def test_an_expired_token_is_kept_marked(site):
+    token = site.record(issued=date.today() - timedelta(days=90))
+    row = stored(site, site.pipe(messages.postfix_dsn(token), messages.address(token)))
+    assert (row["outcome"], row["account"], row["token"]) == ("expired", "shop", token)
+
+
+def test_mail_with_no_token_at_all(site):
+    untracked = messages.postfix_dsn("x" * 31).replace(b"X-Bouncefilter-Token: " + b"x" * 31 + b"\n", b"")
+    untracked = untracked.replace(b"b+" + b"x" * 31, b"orders")
+    row = stored(site, site.pipe(untracked, f"postmaster@{messages.DOMAIN}"))
+    assert (row["outcome"], row["kind"], row["recipient"], row["account"]) == \
+        ("notoken", "bounce", "nobody@example.net", "")
+    plain = b"From: someone@example.net\nTo: info@bounces.example.com\nSubject: hello\n\nHi.\n"
+    row = stored(site, site.pipe(plain, f"info@{messages.DOMAIN}"), rcpt_to=f"info@{messages.DOMAIN}")
+    assert (row["outcome"], row["recipient"]) == ("unknown", "")
+
+
+def test_a_report_about_three_recipients_stores_three_rows(site):
+    recipients = ["a@example.net", "b@example.net", "c@example.org"]
+    token = site.record(recipients)
+    raw = messages.postfix_dsn(token, recipients[0])
+    block = raw[raw.index(b"Final-Recipient"):raw.index(b"\n\n", raw.index(b"Final-Recipient")) + 2]
+    more = b"".join(block.replace(recipients[0].encode(), r.encode()) for r in recipients[1:])
+    raw = raw.replace(block, block + more)
+    done = site.pipe(raw, messages.address(token))
+    obeys_contract(done)
+    assert sorted(str(row["recipient"]) for row in site.rows(outcome="bounce")) == recipients
+    assert done.stderr.decode().count("4IN1: recipient=<") == 3
+
+
+# -- once and only once -------------------------------------------------------------------
+
+
+def test_the_same_bounce_delivered_twice_or_by_two_mx_hosts_is_stored_once(site):
+    token = site.record()
+    raw = messages.postfix_dsn(token)
+    assert site.pipe(raw, messages.address(token)).returncode == 0
+    again = site.pipe(raw, messages.address(token), queue_id="4IN2")
+    obeys_contract(again)
+    assert again.returncode == 0 and "duplicate" in again.stderr.decode()
+    # A second MX adds its own trace fields and writes CRLF: still the same bounce.
+    other_mx = (b"Delivered-To: " + messages.address(token).encode() + b"\nReceived: from mx2.example.com by "
+                b"mx2.bounces.example.com; Thu, 16 May 2024 06:02:33 +0000\n" + raw).replace(b"\n", b"\r\n")
+    assert site.pipe(other_mx, messages.address(token).upper(), queue_id="4IN3").returncode == 0
+    assert len(site.rows()) == 1
+    assert site.count("SELECT count(*) FROM raw_messages") == 1
+
+
+def test_the_same_message_to_two_of_our_addresses_is_two_events(site):
+    first, second = site.record(), site.record()
+    raw = messages.reply(first)
+    assert site.pipe(raw, messages.address(first)).returncode == 0
+    assert site.pipe(raw, messages.address(second)).returncode == 0
+    assert {row["token"] for row in site.rows()} == {first, second}
+    assert site.count("SELECT count(*) FROM raw_messages") == 1
+
+
+def test_one_bounce_delivered_by_eight_processes_at_once_is_stored_once(site):
+    token = site.record()
+    raw = messages.postfix_dsn(token)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: site.pipe(raw, messages.address(token), queue_id=f"Q{n}"), range(8)))
+    for done in results:
+        obeys_contract(done)
+        assert done.returncode == 0
+    assert len(site.rows()) == 1
+
+
+@pytest.mark.slow
+def test_sixteen_pipes_at_once_store_two_thousand_bounces_exactly_once(site):
+    deliveries = []
+    conn = store.connect(str(site.database))
+    conn.execute("BEGIN")
+    for n in range(2000):
+        recipient = f"user{n}@example.net"
+        token = site.record([recipient], conn=conn)
+        deliveries.append((messages.postfix_dsn(token, recipient, queue_id=f"4Q{n:05d}"), messages.address(token)))
+    conn.execute("COMMIT")
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda d: site.pipe(*d, timeout=300), deliveries))
+    for done in results:
+        obeys_contract(done)
+    assert [done.returncode for done in results] == [0] * 2000
+    assert site.count("SELECT count(*) FROM bounces WHERE outcome = 'bounce' AND account = 'shop'") == 2000
+    assert site.count("SELECT count(DISTINCT recipient) FROM bounces") == 2000
+    assert site.count("SELECT count(*) FROM raw_messages") == 2000
+
+
+# -- failures of ours: 75 and a 4.3.0 line, then stored on the next try --------------------
+
+
+def test_a_database_locked_longer_than_the_busy_timeout_defers_then_the_retry_stores(tmp_path):
+    site = make_site(tmp_path, busy=200)
+    token = site.record()
+    raw = messages.postfix_dsn(token)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(30)", str(site.database)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        started = time.monotonic()
+        done = site.pipe(raw, messages.address(token))
+        assert time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    obeys_contract(done)
+    assert done.returncode == 75 and b"locked" in done.stdout
+    assert site.rows() == []
+    retry = site.pipe(raw, messages.address(token))
+    obeys_contract(retry)
+    assert retry.returncode == 0 and len(site.rows()) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        (None, b"cannot read the configuration"),
+        ("database: [\n", b"not valid YAML"),
+        ("databse: x.db\n", b"unknown key"),
+        ("verp: {domain: bounces.example.com, keys_file: missing.keys}\n", b"verp.keys_file"),
+        ("database: no/such/folder/bf.db\n", b"unable to open database"),
+        ("database: .\n", b"database"),
+    ],
+)
+def test_a_bad_configuration_defers(tmp_path, config, says):
+    path = tmp_path / "bouncefilter.yaml"
+    if config is not None:
+        path.write_text(config, encoding="utf-8")
+    site = Site(tmp_path, path, tmp_path / "bf.db")
+    done = site.pipe(messages.reply(messages.token()), "b+x@bounces.example.com")
+    obeys_contract(done)
+    assert done.returncode == 75 and says in done.stdout
+
+
+@pytest.mark.parametrize("argv", [[], ["only-one"], ["--queue-id"], ["--bogus", "x", "", "b@x"]])
+def test_a_bad_command_line_defers(site, argv):
+    done = subprocess.run([*COMMAND, "--config", str(site.config), "pipe", *argv], input=b"x", capture_output=True,
+                          timeout=60, check=False, env=_environment())
+    obeys_contract(done)
+    assert done.returncode == 75 and b"usage: bouncefilter pipe" in done.stdout
+
+
+def test_addresses_that_look_like_options_are_still_addresses(site):
+    done = site.pipe(messages.reply(messages.token()), "--help", sender="-f")
+    obeys_contract(done)
+    assert done.returncode == 0 and site.rows()[0]["mail_from"] == "-f"
+
+
+def test_a_schema_that_is_older_defers_unless_auto_migrate_and_newer_always_defers(tmp_path):
+    site = make_site(tmp_path, extra="database_auto_migrate: false\n")
+    site.database.unlink()
+    token = messages.token()
+    done = site.pipe(messages.reply(token), messages.address(token))
+    obeys_contract(done)
+    assert done.returncode == 75 and b"bouncefilter db migrate" in done.stdout
+    site.config.write_text(site.config.read_text().replace("false", "true"))
+    assert site.pipe(messages.reply(token), messages.address(token)).returncode == 0
+    conn = sqlite3.connect(site.database)
+    conn.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
+    conn.close()
+    done = site.pipe(messages.vacation(token), messages.address(token))
+    obeys_contract(done)
+    assert done.returncode == 75 and b"newer" in done.stdout
+
+
+def test_a_message_larger_than_max_bytes_is_stored_cut_and_marked(tmp_path):
+    site = make_site(tmp_path, extra="pipe: {max_bytes: 4096}\n")
+    token = site.record()
+    raw = messages.postfix_dsn(token) + b"x" * 100_000 + b"\n"
+    done = site.pipe(raw, messages.address(token))
+    row = stored(site, done)
+    assert row["outcome"] == "bounce" and row["reason"] == "userunknown"
+    conn = sqlite3.connect(site.database)
+    assert conn.execute("SELECT size, truncated, length(data) < 4096 FROM raw_messages").fetchone() == \
+        (len(raw), 1, 1)
+    assert "truncated" in done.stderr.decode()
+
+
+# -- hostile input ---------------------------------------------------------------------------
+
+
+def hostile_inputs() -> list[tuple[str, bytes]]:
+    """Every broken fixture, random byte strings, and every fixture cut at a random point."""
+    rng = random.Random(4)
+    inputs = [(path.name, path.read_bytes()) for path in sorted((FIXTURES / "broken").glob("*.eml"))]
+    inputs += [(f"random-{n}", rng.randbytes(rng.randrange(1, 20_000))) for n in range(8)]
+    inputs += [(f"random-lines-{n}", b"\n".join(rng.randbytes(rng.randrange(0, 80)) for _ in range(300)))
+               for n in range(4)]
+    for path in sorted(FIXTURES.glob("*/*.eml")):
+        raw = path.read_bytes()
+        inputs.append((f"cut-{path.parent.name}-{path.name}", raw[: rng.randrange(0, max(1, len(raw)))]))
+    return inputs
+
+
+@pytest.mark.slow
+def test_hostile_input_only_ever_exits_0_or_75_and_is_stored(site):
+    inputs = hostile_inputs()
+    recipients = [f"b+{'a' * 31}@{messages.DOMAIN}", f"postmaster@{messages.DOMAIN}", "b+\udcff@x", ""]
+
+    def deliver(item: tuple[int, tuple[str, bytes]]) -> tuple[str, subprocess.CompletedProcess[bytes]]:
+        index, (name, raw) = item
+        recipient = recipients[index % len(recipients)]
+        return name, site.pipe(raw, recipient.encode(errors="surrogateescape").decode(errors="surrogateescape"),
+                               queue_id=f"H{index}")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(deliver, enumerate(inputs)))
+    for name, done in results:
+        try:
+            obeys_contract(done)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+        assert done.returncode == 0, (name, done.stdout)
+    # Stored once per distinct message and envelope (an empty cut is the same as another).
+    distinct = {(store.message_digest(raw), recipients[i % len(recipients)]) for i, (_, raw) in enumerate(inputs)}
+    assert len({row["queue_id"] for row in site.rows()}) == len(distinct)
+
+
+def test_a_pipe_killed_mid_write_leaves_the_database_whole_and_the_retry_stores(site):
+    recipients = [f"user{n}@example.net" for n in range(300)]
+    token = site.record(recipients)
+    raw = messages.postfix_dsn(token, recipients[0])
+    block = raw[raw.index(b"Final-Recipient"):raw.index(b"\n\n", raw.index(b"Final-Recipient")) + 2]
+    raw = raw.replace(block, b"".join(block.replace(recipients[0].encode(), r.encode()) for r in recipients))
+    raw += os.urandom(6_000_000).hex().encode() + b"\n"  # compressing and writing it takes a while
+
+    def start(recipient: str) -> subprocess.Popen[bytes]:
+        """A pipe process that has been handed the whole message."""
+        argv = [*COMMAND, "--config", str(site.config), "pipe", "--queue-id", "4KILL", "", recipient]
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, env=_environment())
+        assert process.stdin is not None
+        process.stdin.write(raw)
+        process.stdin.close()
+        return process
+
+    timing = start(f"b+{'a' * 31}@{messages.DOMAIN}")  # the same work for another envelope, to time it
+    started = time.monotonic()
+    assert timing.wait() == 0
+    duration = time.monotonic() - started
+    for fraction in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95):
+        process = start(messages.address(token))
+        time.sleep(duration * fraction)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        conn = sqlite3.connect(site.database)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        count = conn.execute(f"SELECT count(*) FROM bounces WHERE rcpt_to = '{messages.address(token)}'").fetchone()[0]
+        conn.close()
+        assert count in (0, len(recipients)), fraction  # all of a delivery or nothing
+    retry = site.pipe(raw, messages.address(token), queue_id="4KILL")
+    obeys_contract(retry)
+    assert retry.returncode == 0
+    assert site.count(f"SELECT count(*) FROM bounces WHERE rcpt_to = '{messages.address(token)}'") == len(recipients)
+
+
+def test_the_json_of_a_stored_row_is_what_bounces_prints(site, capsys):
+    from bouncefilter import cli
+
+    token = site.record()
+    assert site.pipe(messages.postfix_dsn(token), messages.address(token)).returncode == 0
+    assert cli.main(["bounces", "--config", str(site.config), "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    data = json.loads(line)
+    for key in ("id", "received_at", "account", "token", "outcome", "recipient", "reason", "hard", "status",
+                "replycode", "diagnostic", "feedback_type", "parser", "original_message_id"):
+        assert key in data, key
+    assert data["account"] == "shop" and data["received_at"].endswith("Z")
