@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import postfix_lab  # noqa: E402  (after the path is set)
-from postfix_lab import MilterProcess, PostfixLab, write_config  # noqa: E402
+from bouncefilter_lab import MilterProcess, write_config  # noqa: E402
+from postfix_lab import PostfixLab  # noqa: E402
 
 SENDER = "orders@shop.example.test"
 RECIPIENT = "customer@dest.example.test"

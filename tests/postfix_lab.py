@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import importlib.metadata
 import json
 import os
 import pwd
@@ -40,7 +39,6 @@ import signal
 import smtplib
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -238,7 +236,7 @@ class PostfixLab:
             self._stop_postfix()
         self.running = False
         for process in self.sinks.values():
-            _end(process)
+            end_process(process)
         self.sinks.clear()
         self._kill_leftovers()
 
@@ -474,161 +472,6 @@ class PostfixLab:
 
     def _log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.maillog().splitlines()[-lines:])
-
-
-# -- bouncefilter in the lab ---------------------------------------------------------
-
-#: The VERP signing key of every configuration :func:`write_config` writes.
-VERP_KEY = "lab-signing-key-0123456789abcdef"
-
-
-def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", level: str = "INFO") -> Path:
-    """Write a bouncefilter.yaml for the lab at ``path``; returns ``path``.
-
-    The database lies beside it, VERP addresses use the lab's bounce domain and
-    :data:`VERP_KEY`, logs go to standard error. ``accounts`` maps a sender domain to
-    tracking on or off; each account is named after its domain's first label.
-    """
-    lines = [
-        f"database: {path.parent / 'bouncefilter.db'}",
-        "verp:",
-        f"  domain: {BOUNCE_DOMAIN}",
-        f"  keys: [{VERP_KEY}]",
-        "milter:",
-        "  on_error: accept",  # as contrib/postfix/main.cf pairs it with milter_default_action
-        *([f"  socket: {socket}"] if socket else []),
-        "logging:",
-        "  target: stderr",
-        f"  level: {level}",
-        "accounts:",
-    ]
-    for domain, tracking in accounts.items():
-        lines += [f"  - name: {domain.split('.')[0]}", f"    domains: [{domain}]", f"    tracking: {str(tracking).lower()}"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def pipe_runtime(folder: Path) -> Path:
-    """Install bouncefilter where the pipe user can run it; returns that interpreter.
-
-    Postfix runs the pipe as an unprivileged user, who cannot enter a 0700 home where
-    the checkout and its .venv may lie (postfix-lab.md, pitfall 5). So the lab builds
-    what a production install holds: a virtual environment made from ``/usr/bin/python3``
-    in ``folder`` (which must lie in a world-traversable place), with the bouncefilter
-    package of this interpreter and the distributions it requires (not the test tools),
-    byte-compiled, readable by all. Needs this interpreter to have the system Python's
-    version (as the checkout's .venv does). About half a second.
-    """
-    import bouncefilter
-
-    version = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    if version != str(sys.version_info[:2]):
-        raise LabError(f"{SYSTEM_PYTHON} is Python {version}, this interpreter {sys.version_info[:2]}: "
-                       f"run the lab from a venv made from {SYSTEM_PYTHON} (make venv)")
-    shutil.rmtree(folder, ignore_errors=True)
-    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = folder / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    shutil.copytree(Path(bouncefilter.__file__).parent, site / "bouncefilter")
-    for distribution in _required("bouncefilter"):
-        for file in distribution.files or ():
-            if ".." in file.parts:
-                continue  # console scripts: the pipe runs python -m bouncefilter
-            target = site / file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(str(file.locate())), target)
-    subprocess.run([str(python), "-m", "compileall", "-q", str(site)], check=True)
-    for path in (folder, *folder.rglob("*")):
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode | (0o555 if path.is_dir() or path.stat().st_mode & 0o100 else 0o444))
-    return python
-
-
-def _required(name: str) -> list[importlib.metadata.Distribution]:
-    """The installed distributions ``name`` requires, directly or not (extras left out)."""
-    found: dict[str, importlib.metadata.Distribution] = {}
-    pending = [name]
-    while pending:
-        for requirement in importlib.metadata.requires(pending.pop()) or ():
-            wanted, _, marker = requirement.partition(";")
-            if "extra" in marker:
-                continue
-            key = re.split(r"[\s<>=!~\[(]", wanted.strip(), maxsplit=1)[0].lower().replace("_", "-")
-            if key not in found:
-                found[key] = importlib.metadata.distribution(key)
-                pending.append(key)
-    return list(found.values())
-
-
-def as_user(user: str) -> dict[str, object]:
-    """Keyword arguments for :mod:`subprocess` that run a command as ``user`` (from root)."""
-    entry = pwd.getpwnam(user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [],
-            "env": {"PATH": "/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"}}
-
-
-class MilterProcess:
-    """``bouncefilter milter`` as a child process, on a unix socket (a path) or on TCP (a port).
-
-    ``postfix_spec`` is the socket as ``smtpd_milters`` names it. ``python`` is the
-    interpreter that has bouncefilter and pymilter (default: this one).
-    """
-
-    def __init__(self, config: Path, socket: Path | int, log: Path, python: str = "") -> None:
-        self.config = config
-        self.socket = socket
-        self.log = log
-        self.python = python or sys.executable
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def spec(self) -> str:
-        """The socket as bouncefilter's ``--socket`` takes it."""
-        return f"inet:{self.socket}@127.0.0.1" if isinstance(self.socket, int) else f"unix:{self.socket}"
-
-    @property
-    def postfix_spec(self) -> str:
-        """The socket as Postfix's ``smtpd_milters`` takes it."""
-        return f"inet:127.0.0.1:{self.socket}" if isinstance(self.socket, int) else f"unix:{self.socket}"
-
-    def start(self, timeout: float = 15.0) -> MilterProcess:
-        """Start it and wait until it accepts connections; :class:`LabError` with its output if
-        it will not. A socket file left by an earlier milter is removed first: it would
-        look ready before this one listens."""
-        if isinstance(self.socket, Path):
-            self.socket.unlink(missing_ok=True)
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [self.python, "-m", "bouncefilter", "milter", "--config", str(self.config), "--socket", self.spec],
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while not self._listening():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise LabError(f"bouncefilter milter did not listen on {self.spec}:\n{self.log.read_text()}")
-            time.sleep(POLL_SECONDS)
-        return self
-
-    def terminate(self) -> None:
-        """Send SIGTERM (libmilter then takes a few seconds to exit)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM, SIGKILL if it lingers past ``timeout``; returns its exit code."""
-        if self.process is None:
-            return None
-        self.terminate()
-        _end(self.process, timeout, terminate=False)
-        return self.process.returncode
-
-    def _listening(self) -> bool:
-        if isinstance(self.socket, int):
-            return listening(self.socket)
-        return unix_listening(self.socket)
 
 
 def _main_cf(lab: PostfixLab) -> str:
@@ -963,7 +806,7 @@ def _processes_in(root: Path) -> list[int]:
     return found
 
 
-def _end(process: subprocess.Popen[bytes], timeout: float = 3.0, terminate: bool = True) -> None:
+def end_process(process: subprocess.Popen[bytes], timeout: float = 3.0, terminate: bool = True) -> None:
     """Terminate one child we started, then kill it if it lingers; always reap it."""
     if process.poll() is None:
         if terminate:

@@ -19,15 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postfix_lab import (
-    BOUNCE_DOMAIN,
-    MilterProcess,
-    PostfixLab,
-    SinkMessage,
-    make_message,
-    unix_listening,
-    write_config,
-)
+from bouncefilter_lab import MilterProcess, write_config
+from postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, make_message, unix_listening
 
 from bouncefilter.classify import classify
 from bouncefilter.record import TRACKING_HEADER
