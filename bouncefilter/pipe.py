@@ -17,7 +17,8 @@ stored, whatever it is; the ``outcome`` column says what it was:
 - ``forged`` / ``expired``: the token's MAC is wrong (or it is no token at all), or it
   is older than ``verp.max_age_days``; kept, never counted against a recipient;
 - ``notoken``: a bounce, complaint or auto-reply that names no token anywhere;
-- ``unknown``: neither a token nor anything a parser claims (mail to a bare address).
+- ``unknown``: neither a token nor anything a parser claims (mail to a bare address),
+  or a message the classifier failed on (``parser`` is then ``error``).
 
 The token is looked for in the envelope recipient first (when it carries one, it
 decides), then in the returned original (the tracking header, its Return-Path, the
@@ -186,7 +187,6 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
     import sqlite3
 
     from bouncefilter import config, store
-    from bouncefilter.classify import classify
 
     try:
         keys = config.signing_keys(settings.verp)
@@ -194,7 +194,7 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
         raise Temporary(f"configuration: {exc}") from None
     now = time.time() if now is None else now
     today = datetime.fromtimestamp(now, timezone.utc).date()
-    classification = classify(raw)
+    classification = _classified(raw, args.queue_id)
     verdict = find_verdict(args.recipient, classification, raw, settings, keys, today)
     try:
         conn = store.connect(settings.database, settings.database_busy_timeout_ms)
@@ -217,6 +217,20 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
     for row, row_id in results:
         log.info("%s", log_line(args.queue_id, row, row_id, truncated))
     return results
+
+
+def _classified(raw: bytes, queue_id: str) -> Classification:
+    """The classifier's verdict; should the classifier ever fail on a message (it must
+    not), the message is stored unclassified with parser ``error`` rather than deferred
+    day after day until Postfix gives up on it."""
+    from bouncefilter.classify import classify
+    from bouncefilter.record import Classification, Original
+
+    try:
+        return classify(raw)
+    except Exception:
+        log.exception("%s: the classifier failed; storing the message unclassified", queue_id or "NOQUEUE")
+        return Classification("unknown", (), Original(), parser="error")
 
 
 def find_verdict(recipient: str, classification: Classification, raw: bytes, settings: Settings,
@@ -288,7 +302,7 @@ def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
     from bouncefilter.record import BounceRecord
 
     records = classification.records or (
-        BounceRecord(recipient="", kind="", reason="", hard=False,
+        BounceRecord(recipient="", kind="", reason="", hard=False, parser=classification.parser,
                      original_message_id=classification.original.message_id,
                      subject=classification.original.subject, token=classification.original.token),
     )
@@ -302,7 +316,7 @@ def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessag
 
     status = verdict.status if verdict else ""
     if status == verp.VALID:
-        outcome = record.kind if record.kind in _KINDS else "reply"
+        outcome = record.kind if record.kind in _KINDS else "unknown" if record.parser == "error" else "reply"
     elif status:
         outcome = status
     else:

@@ -302,3 +302,33 @@ def test_milter_exits_1_when_the_socket_folder_is_missing(config_file, tmp_path)
     done = run(["milter", "--config", str(path), "--socket", f"unix:{tmp_path}/missing/milter.sock"])
     assert done.returncode == cli.EXIT_FAILED
     assert f"cannot start: the folder of the socket {tmp_path}/missing/milter.sock does not exist" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "call"),
+    [
+        (["pipe", "", "b+t@x"], (["", "b+t@x"], None)),
+        (["--config", "c.yaml", "pipe", "--queue-id", "Q", "s", "r"], (["--queue-id", "Q", "s", "r"], "c.yaml")),
+        (["--config=c.yaml", "pipe", "--help", "r"], (["--help", "r"], "c.yaml")),
+        (["pipe", "--help"], None),
+        (["--config", "c.yaml", "pipe", "-h"], None),
+        (["classify", "pipe"], None),
+        (["--configx", "pipe", "s", "r"], None),
+    ],
+)
+def test_the_pipe_is_recognised_before_the_parser_is_built(argv, call):
+    assert cli._pipe_call(argv) == call
+
+
+def test_the_pipe_never_exits_2_on_a_usage_error(capsys):
+    assert cli.main(["pipe", "--no-such-option"]) == 75
+    out = capsys.readouterr().out
+    assert out.startswith("4.3.0 ") and out.count("\n") == 1
+
+
+def test_the_pipe_defers_with_one_line_on_a_bad_configuration(config_file, capsys):
+    path = str(config_file("verp: {prefx: c}\n"))
+    assert cli.main(["--config", path, "pipe", "--queue-id", "Q1", "", "b+x@bounces.example.com"]) == 75
+    captured = capsys.readouterr()
+    assert captured.out.startswith("4.3.0 bouncefilter: configuration: ") and "verp.prefx" in captured.out
+    assert captured.out.count("\n") == 1

@@ -71,7 +71,9 @@ def test_settings_are_frozen():
     ("text", "key", "message"),
     [
         ("verp: {prefx: c}", "verp.prefx", "unknown key (did you mean prefix?)"),
-        ("keyz: [x]", "keyz", "unknown key (expected one of database, database_auto_migrate, database_busy_timeout_ms, verp,"),
+        ("keyz: [x]", "keyz",
+         "unknown key (expected one of database, database_auto_migrate, database_busy_timeout_ms, verp,"),
+        ("database_busy_timeout_ms: -1", "database_busy_timeout_ms", "must be 0 or more"),
         ("accounts:\n  - {name: a, domains: [example.com]}\n  - {name: b, domains: example.com}",
          "accounts[1].domains", "expected a list, got a string"),
         ("accounts: {name: a}", "accounts", "expected a list, got a mapping"),

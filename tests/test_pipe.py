@@ -465,3 +465,20 @@ def test_the_json_of_a_stored_row_is_what_bounces_prints(site, capsys):
                 "replycode", "diagnostic", "feedback_type", "parser", "original_message_id"):
         assert key in data, key
     assert data["account"] == "shop" and data["received_at"].endswith("Z")
+
+
+def test_a_message_the_classifier_fails_on_is_stored_unclassified_not_deferred(site, monkeypatch, capsys):
+    import io
+
+    from bouncefilter import classify, pipe
+
+    def broken(raw: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(classify, "classify", broken)
+    token = site.record()
+    code = pipe.main(["--queue-id", "4BUG", "", messages.address(token)], str(site.config),
+                     io.BytesIO(messages.postfix_dsn(token)))
+    assert code == 0 and capsys.readouterr().out == ""
+    row = stored(site, subprocess.CompletedProcess([], 0, b"", b""))
+    assert (row["outcome"], row["parser"], row["account"]) == ("unknown", "error", "shop")
