@@ -332,3 +332,13 @@ def test_the_pipe_defers_with_one_line_on_a_bad_configuration(config_file, capsy
     captured = capsys.readouterr()
     assert captured.out.startswith("4.3.0 bouncefilter: configuration: ") and "verp.prefx" in captured.out
     assert captured.out.count("\n") == 1
+
+
+def test_check_config_writes_the_parsed_copy_for_the_pipe(config_file, capsys):
+    path = config_file(VALID)
+    assert cli.main(["check-config", "--config", str(path)]) == cli.EXIT_OK
+    assert f"# parsed copy for the pipe: {path}.cache\n" in capsys.readouterr().out
+    Path(f"{path}.cache").unlink()
+    Path(f"{path}.cache").mkdir()  # cannot be replaced: still valid, just slower
+    assert cli.main(["check-config", "--config", str(path)]) == cli.EXIT_OK
+    assert "# no parsed copy for the pipe (" in capsys.readouterr().out

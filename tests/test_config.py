@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import get_args, get_type_hints
 
@@ -195,3 +199,50 @@ def test_describe_shows_the_effective_settings_without_the_keys(config_file):
     assert shown["retention"] == {"days": 365, "raw_days": 30}
     assert shown["accounts"][0]["name"] == "shop"
     assert config.load(str(config_file(config.describe(Settings()), "again.yaml"))) == Settings()
+
+
+# -- the parsed copy the pipe reads -------------------------------------------------------
+
+
+def test_a_parsed_copy_is_written_beside_the_file_and_read_instead_of_the_yaml(config_file, monkeypatch):
+    path = str(config_file(VERP + "database: a.db\n"))
+    os.chmod(path, 0o640)
+    cache = config.write_cache(path)
+    assert cache == path + config.CACHE_SUFFIX
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o640
+    expected = config.load(path)
+
+    def no_yaml(raw: bytes, where: str) -> None:
+        raise AssertionError("the YAML was parsed")
+
+    monkeypatch.setattr(config, "_parse", no_yaml)
+    assert config.load(path) == expected
+
+
+def test_a_changed_file_makes_the_parsed_copy_stale(config_file):
+    path = config_file(VERP + "database: a.db\n")
+    config.write_cache(str(path))
+    path.write_text(VERP + "database: b.db\n", encoding="utf-8")
+    assert config.load(str(path)).database.endswith("b.db")
+
+
+@pytest.mark.parametrize("content", ["", "not json", "[1, 2]", '{"stat": [], "data": {"database": "x"}}'])
+def test_a_broken_or_foreign_parsed_copy_is_ignored(config_file, content):
+    path = config_file("database: a.db\n")
+    Path(str(path) + config.CACHE_SUFFIX).write_text(content, encoding="utf-8")
+    assert config.load(str(path)).database.endswith("a.db")
+
+
+def test_an_invalid_file_gets_no_parsed_copy(config_file):
+    path = config_file("databse: a.db\n")
+    with pytest.raises(ConfigError, match="databse"):
+        config.write_cache(str(path))
+    assert not Path(str(path) + config.CACHE_SUFFIX).exists()
+
+
+def test_with_a_fresh_parsed_copy_loading_imports_no_yaml(config_file):
+    path = str(config_file(VERP))
+    config.write_cache(path)
+    code = f"import sys; from bouncefilter import config; config.load({path!r}); print('yaml' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout == "False\n"

@@ -189,8 +189,10 @@ def test_a_forged_token_is_kept_marked_and_tied_to_nothing(site):
 
 def test_a_mangled_token_in_the_envelope_is_forged_even_if_the_body_has_a_good_one(site):
     token = site.record()
-    row = stored(site, site.pipe(messages.postfix_dsn(token), f"b+{token[:-1]}q@{messages.DOMAIN}"))
-    assert row["outcome"] == "forged" and row["account"] == ""
+    for mangled in (token[:5] + ("c" if token[5] == "b" else "b") + token[6:], token[:-1], "junk"):
+        row = stored(site, site.pipe(messages.postfix_dsn(token), f"b+{mangled}@{messages.DOMAIN}"),
+                     rcpt_to=f"b+{mangled}@{messages.DOMAIN}")
+        assert (row["outcome"], row["account"], row["token"]) == ("forged", "", mangled)
 
 
 def test_an_expired_token_is_kept_marked(site):
@@ -482,3 +484,26 @@ def test_a_message_the_classifier_fails_on_is_stored_unclassified_not_deferred(s
     assert code == 0 and capsys.readouterr().out == ""
     row = stored(site, subprocess.CompletedProcess([], 0, b"", b""))
     assert (row["outcome"], row["parser"], row["account"]) == ("unknown", "error", "shop")
+
+
+def test_log_lines_go_to_syslog_when_there_is_one(site, monkeypatch, tmp_path, capsys):
+    import io
+    import syslog
+
+    from bouncefilter import pipe
+
+    sent: list[tuple[int, str]] = []
+    monkeypatch.setattr(syslog, "openlog", lambda *args: None)
+    monkeypatch.setattr(syslog, "syslog", lambda priority, text: sent.append((priority, text)))
+    monkeypatch.setattr(pipe, "SYSLOG_SOCKET", str(site.config))  # any path that exists
+    site.config.write_text(site.config.read_text().replace("target: stderr", "target: syslog"))
+    token = site.record()
+    assert pipe.main(["--queue-id", "4LOG", "", messages.address(token)], str(site.config),
+                     io.BytesIO(messages.postfix_dsn(token))) == 0
+    assert [text for _, text in sent if text.startswith("4LOG: recipient=<nobody@example.net>, outcome=bounce")]
+    assert capsys.readouterr() == ("", "")
+    sent.clear()
+    assert pipe.main(["--queue-id=4LOG", "--bogus", "", "b@x"], str(site.config), io.BytesIO(b"")) == 75
+    assert capsys.readouterr().out.startswith("4.3.0 bouncefilter: unknown option '--bogus'")
+    assert sent == [(syslog.LOG_ERR, "error: NOQUEUE: deferred: unknown option '--bogus'; usage: bouncefilter pipe "
+                                     "[--config PATH] [--queue-id ID] SENDER RECIPIENT")]
