@@ -1,5 +1,6 @@
 # make test: set everything up on a fresh Debian 12 machine (as root) and run the whole suite.
 # make venv: only the system packages and the virtual environment (.venv).
+# make demo: the same set-up, then the whole bounce loop on a throwaway Postfix (tests/demo.py).
 # Both are idempotent: system packages already present and an up-to-date .venv are skipped.
 
 SHELL := /bin/bash
@@ -13,12 +14,15 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3
 PYTEST_ARGS ?=
 
-.PHONY: test venv system clean
+.PHONY: test venv demo system clean
 
 test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
+
+demo: venv
+	$(VENV)/bin/python tests/demo.py
 
 # The package (editable) with its test extra; redone when the packaging changes.
 $(STAMP): setup.cfg pyproject.toml | system

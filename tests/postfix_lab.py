@@ -442,8 +442,8 @@ class PostfixLab:
 
     def _kill_leftovers(self) -> None:
         """SIGKILL what still runs in the lab's folder (Postfix daemons chdir to the queue)."""
-        if not self._gone(lambda: _processes_in(self.root), 3.0):
-            for pid in _processes_in(self.root):
+        if not self._gone(lambda: processes_in(self.root), 3.0):
+            for pid in processes_in(self.root):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -790,7 +790,7 @@ def _open_files(pid: int) -> set[str]:
     return found
 
 
-def _processes_in(root: Path) -> list[int]:
+def processes_in(root: Path) -> list[int]:
     """Live processes whose working directory lies under ``root``, ourselves excluded."""
     found = []
     prefix = str(root)
