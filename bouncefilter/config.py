@@ -11,8 +11,9 @@ the folder of the configuration file.
 
 ``bouncefilter check-config`` also writes the parsed file beside it (:func:`write_cache`):
 ``bouncefilter pipe``, one process per bounce, then skips importing the YAML parser
-(about 12 ms). The copy is used only while the file is unchanged (same size, times and
-inode); otherwise the YAML is read, so a stale or missing copy costs time, never truth.
+(about 12 ms). The copy names the SHA-256 of the text it was parsed from and is used
+only for that very text; otherwise the YAML is parsed, so a stale or missing copy costs
+time, never truth.
 """
 
 from __future__ import annotations
@@ -244,17 +245,20 @@ def load(path: str) -> Settings:
     """Read and validate the file at ``path``; raises :class:`ConfigError` naming what is wrong.
 
     An empty file gives the defaults. The VERP keys file is not read here (see
-    :func:`verp_keys`). A fresh parsed copy (:func:`write_cache`) is read instead of
-    the YAML when there is one.
+    :func:`verp_keys`). The parsed copy (:func:`write_cache`) of this very text is used
+    instead of parsing the YAML when there is one.
     """
-    data = _cached(path)
-    if data is None:
-        try:
-            with open(path, "rb") as handle:
-                data = _parse(handle.read(), path)
-        except OSError as exc:
-            raise ConfigError("", f"cannot read the configuration: {exc.strerror or exc}", path) from None
-    return _settings(data, path)
+    raw = _read(path)
+    data = _cached(path, raw)
+    return _settings(_parse(raw, path) if data is None else data, path)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read the configuration: {exc.strerror or exc}", path) from None
 
 
 def _settings(data: Any, path: str) -> Settings:
@@ -274,26 +278,23 @@ def write_cache(path: str) -> str:
     """
     import json
 
-    try:
-        with open(path, "rb") as handle:
-            stat = os.fstat(handle.fileno())
-            data = _parse(handle.read(), path)
-    except OSError as exc:
-        raise ConfigError("", f"cannot read the configuration: {exc.strerror or exc}", path) from None
+    raw = _read(path)
+    data = _parse(raw, path)
     _settings(data, path)  # only a valid file is worth keeping
     try:
-        text = json.dumps({"stat": _fingerprint(stat), "data": data}, ensure_ascii=False)
+        text = json.dumps({"sha256": _digest(raw), "data": data}, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise ConfigError("", f"cannot keep a parsed copy: {exc}", path) from None
+    mode = os.stat(path)
     target = path + CACHE_SUFFIX
     temporary = f"{target}.{os.getpid()}"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.st_mode & 0o777)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode.st_mode & 0o777)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(text)
-        os.chmod(temporary, stat.st_mode & 0o777)  # whatever the umask took away
+        os.chmod(temporary, mode.st_mode & 0o777)  # whatever the umask took away
         if os.geteuid() == 0:
-            os.chown(temporary, stat.st_uid, stat.st_gid)
+            os.chown(temporary, mode.st_uid, mode.st_gid)
         os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)
@@ -301,24 +302,25 @@ def write_cache(path: str) -> str:
     return target
 
 
-def _cached(path: str) -> dict[str, Any] | None:
-    """The data of the parsed copy of ``path`` if there is one and the file has not
-    changed since it was made; ``None`` otherwise (the YAML must be read)."""
+def _cached(path: str, raw: bytes) -> dict[str, Any] | None:
+    """The data of the parsed copy of ``path`` if it was made from ``raw``, else ``None``."""
     import json
 
     try:
         with open(path + CACHE_SUFFIX, "rb") as handle:
             cache = json.loads(handle.read())
-        fresh = isinstance(cache, dict) and cache.get("stat") == _fingerprint(os.stat(path))
     except (OSError, ValueError):
         return None
-    data = cache.get("data") if fresh else None
+    if not isinstance(cache, dict) or cache.get("sha256") != _digest(raw):
+        return None
+    data = cache.get("data")
     return data if isinstance(data, dict) else None
 
 
-def _fingerprint(stat: os.stat_result) -> list[int]:
-    """What changes whenever a file does: its size, times and identity."""
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
+def _digest(raw: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _parse(raw: bytes, path: str) -> Any:

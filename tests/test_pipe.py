@@ -85,9 +85,15 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "BOUNCEFILTER_CONFIG"}
 
 
-def make_site(root: Path, busy: int = 10_000, extra: str = "") -> Site:
+def make_site(root: Path, busy: int = 10_000, extra: str = "", parsed_copy: bool = True) -> Site:
+    """A site in ``root``; with ``parsed_copy`` its configuration is also cached as
+    ``bouncefilter check-config`` leaves it in production."""
     config = root / "bouncefilter.yaml"
     config.write_text(CONFIG.format(busy=busy) + extra, encoding="utf-8")
+    if parsed_copy:
+        from bouncefilter.config import write_cache
+
+        write_cache(str(config))
     database = root / "bf.db"
     conn = store.connect(str(database))
     store.migrate(conn)
@@ -365,7 +371,7 @@ def test_a_schema_that_is_older_defers_unless_auto_migrate_and_newer_always_defe
 
 
 def test_a_message_larger_than_max_bytes_is_stored_cut_and_marked(tmp_path):
-    site = make_site(tmp_path, extra="pipe: {max_bytes: 4096}\n")
+    site = make_site(tmp_path, extra="pipe: {max_bytes: 4096}\n", parsed_copy=False)
     token = site.record()
     raw = messages.postfix_dsn(token) + b"x" * 100_000 + b"\n"
     done = site.pipe(raw, messages.address(token))
