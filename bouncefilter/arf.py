@@ -13,9 +13,8 @@ record keeps an empty recipient: the original's tracking token still identifies 
 
 from __future__ import annotations
 
-from email.message import Message
-
 from bouncefilter import dsn, mime
+from bouncefilter.mime import Part
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
@@ -32,24 +31,22 @@ def parse(view: View) -> list[Finding] | None:
     part = _report_part(view)
     if part is not None:
         return _findings(_fields(part), view)
-    if view.msg.is_multipart() and view.returned is not None:
+    if view.msg.children is not None and view.returned is not None:
         jmrp = mime.clean_address(mime.header(view.returned, JMRP_HEADER))
         if jmrp:
             return [Finding(recipient=jmrp, kind="complaint", feedback_type="abuse")]
     return None
 
 
-def _report_part(view: View) -> Message | None:
+def _report_part(view: View) -> Part | None:
     """The feedback-report part, also when a report mislabels it as ``text/plain``."""
     parts = view.parts_of(REPORT_TYPE)
     if parts:
         return parts[0]
     if view.content_type != "multipart/report" or "feedback-report" not in view.header("Content-Type").lower():
         return None
-    children = view.msg.get_payload()
-    if isinstance(children, list) and len(children) > 1 and isinstance(children[1], Message):
-        return children[1]
-    return None
+    children = view.msg.children
+    return children[1] if children is not None and len(children) > 1 else None
 
 
 def _findings(fields: Fields, view: View) -> list[Finding]:
@@ -70,12 +67,10 @@ def _findings(fields: Fields, view: View) -> list[Finding]:
     ]
 
 
-def _fields(part: Message) -> Fields:
+def _fields(part: Part) -> Fields:
     """The report's fields by lower-case name, every value kept in order."""
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-        blocks = [block for block in payload if isinstance(block, Message)]
-        pairs = [(n.lower(), mime.decode_value(v)) for block in blocks for n, v in block.raw_items()]
+    if part.children:
+        pairs = [(n.lower(), mime.decode_value(v)) for block in part.children for n, v in block.headers]
     else:
         pairs = [pair for block in dsn.parse_fields(mime.text(part)) for pair in block]
     out: Fields = {}

@@ -18,9 +18,9 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Callable
-from email.message import Message
 
 from bouncefilter import mime, status
+from bouncefilter.mime import Part
 from bouncefilter.dsntext import Notice, command_in
 from bouncefilter.record import Finding
 from bouncefilter.view import View
@@ -89,9 +89,8 @@ def _report(view: View) -> tuple[str, str | Callable[[], str]] | None:
         wrapped = _wrapped_report(view.msg)
         if wrapped is not None:
             return wrapped
-    body = view.msg.get_payload()
-    if isinstance(body, str) and view.content_type.startswith("multipart/"):
-        broken = _report_in_raw(body)
+    if view.msg.children is None and view.content_type.startswith("multipart/"):
+        broken = _report_in_raw(view.msg.payload())
         if broken is not None:
             return broken
     text = view.text
@@ -110,64 +109,53 @@ def _mentions_final_recipient(text: str) -> bool:
     return "inal-Recipient" in text or "inal-recipient" in text or "FINAL-RECIPIENT" in text
 
 
-def _report_parts(msg: Message) -> list[Message]:
+def _report_parts(msg: Part) -> list[Part]:
     """Report parts of the notification itself, not of a message it returns."""
-    found: list[Message] = []
+    found: list[Part] = []
     stack = [(msg, 0)]
     seen = 0
     while stack and seen < mime.MAX_PARTS:
         part, depth = stack.pop()
         seen += 1
-        ctype = mime.content_type(part)
+        ctype = part.content_type
         if ctype in REPORT_TYPES:
             found.append(part)
-        elif ctype.startswith("multipart/") and depth < mime.MAX_DEPTH:
-            payload = part.get_payload()
-            if isinstance(payload, list):
-                stack.extend((child, depth + 1) for child in reversed(payload) if isinstance(child, Message))
+        elif ctype.startswith("multipart/") and depth < mime.MAX_DEPTH and part.children:
+            stack.extend((child, depth + 1) for child in reversed(part.children))
     return found
 
 
-def _wrapped_report(msg: Message) -> tuple[str, str] | None:
+def _wrapped_report(msg: Part) -> tuple[str, str] | None:
     """A DSN that a gateway forwarded as an attachment of its own notice."""
     for part in _attached(msg):
-        if mime.content_type(part) == "multipart/report":
+        if part.content_type == "multipart/report":
             parts = _report_parts(part)
             if parts:
                 return "\n\n".join(_part_text(p) for p in parts), mime.all_text(part)
     return None
 
 
-def _attached(msg: Message) -> list[Message]:
+def _attached(msg: Part) -> list[Part]:
     """Messages attached at the top level of ``msg`` (``message/rfc822`` parts)."""
-    payload = msg.get_payload()
-    if not isinstance(payload, list):
-        return []
-    out = []
-    for part in payload:
-        if isinstance(part, Message) and mime.content_type(part) == "message/rfc822":
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                out.append(inner[0])
-    return out
+    return [
+        part.children[0]
+        for part in msg.children or ()
+        if part.content_type == "message/rfc822" and part.children
+    ]
 
 
-def _part_text(part: Message) -> str:
-    """A report part's text. compat32 parses ``message/delivery-status`` into one
-    Message per block; a line that is not a field (an unfolded continuation) ends its
+def _part_text(part: Part) -> str:
+    """A report part's text. The parser splits ``message/delivery-status`` into one
+    part per block; a line that is not a field (an unfolded continuation) ends its
     headers, so the block's body is kept too and everything is re-read as text."""
-    payload = part.get_payload()
-    if not isinstance(payload, list):
+    if part.children is None:
         return mime.text(part)
     chunks = []
-    for block in payload:
-        if not isinstance(block, Message):
-            continue
-        lines = [f"{name}: {value}" for name, value in block.raw_items()]
-        if isinstance(block.get_payload(), str):
-            # The raw bytes: a plain get_payload() would turn 8-bit text (RFC 6533)
-            # into replacement characters.
-            body = block.get_payload(decode=True) or b""
+    for block in part.children:
+        lines = [f"{name}: {value}" for name, value in block.headers]
+        if block.children is None:
+            # The raw bytes, as 8-bit text (RFC 6533) may be.
+            body = block.decoded()
             if body.strip():
                 lines.append(mime.decode_bytes(body, "utf-8"))
         chunks.append("\n".join(lines))

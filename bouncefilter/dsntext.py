@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import cached_property
-
 from bouncefilter import mime
+from bouncefilter.view import cached
 
 #: Longest run of notice text kept for one recipient.
 MAX_NOTES = 1200
@@ -34,10 +33,13 @@ _COMMANDS = {
 _COMMAND_WORDS = r"(end of data|data|rcpt to|rcpt|mail from|ehlo|helo|lhlo|starttls|auth|bdat|initial connection|greeting|banner|text)"
 #: Postfix ``(in reply to end of DATA command)``, Exim ``after RCPT TO:<...>``,
 #: DragonFly ``did not like our RCPT TO``, GMX ``for TEXT command``, ``SMTP:RCPT host``.
-_REPLY_TO_RE = re.compile(
+_REPLY_TO = (
     r"\b(?:(?:in reply to|after|in response to|did not like our(?: final)?|for)\s{1,12}|smtp:)"
-    + _COMMAND_WORDS + r"\b(?! command from)", re.I
+    + _COMMAND_WORDS + r"\b(?! command from)"
 )
+_REPLY_TO_RE = re.compile(_REPLY_TO, re.I)
+#: The same for ASCII text in lower case: twice as fast as ignoring case.
+_REPLY_TO_LOWER_RE = re.compile(_REPLY_TO)
 #: Steps named in words: qmail's phrases; Postfix's smtpd rejects a recipient with
 #: ``Recipient address rejected`` only in answer to RCPT TO.
 _STEPS_IN_WORDS = (
@@ -79,17 +81,17 @@ class Notice:
         self._source = text
         self._lookups = 0
 
-    @cached_property
+    @cached
     def text(self) -> str:
         text = self._source() if callable(self._source) else self._source
         pasted = _PASTED_HEADERS_RE.search(text)
         return text[: pasted.start()] if pasted else text
 
-    @cached_property
+    @cached
     def lower(self) -> str:
         return self.text.lower()
 
-    @cached_property
+    @cached
     def _mentions(self) -> dict[str, list[int]]:
         """Where each address is named (lower case), in one pass: a report with many
         recipients must not search the notice once per recipient."""
@@ -218,10 +220,10 @@ class Notice:
 def command_in(text: str) -> str:
     """The SMTP command a piece of error text says it answered (``in reply to RCPT TO
     command``, ``after end of data``), or ``""``."""
-    match = _REPLY_TO_RE.search(text)
+    lower = text.lower()
+    match = _REPLY_TO_LOWER_RE.search(lower) if text.isascii() else _REPLY_TO_RE.search(text)
     if match:
         return _COMMANDS.get(_SPACE_RE.sub(" ", match.group(1).lower()), "")
-    lower = text.lower()
     for words, command in _STEPS_IN_WORDS:
         if words in lower:
             return command

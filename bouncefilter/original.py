@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from email.message import Message
 
 from bouncefilter import mime
+from bouncefilter.mime import Part
 from bouncefilter.record import TRACKING_HEADER, Original
 from bouncefilter.view import View
 
@@ -34,13 +34,13 @@ def find(view: View) -> Original:
     """The original's identity; fields it cannot find are empty."""
     headers = view.returned
     if headers is not None and _has_identity(headers):
-        fields = _first_values(headers.raw_items())
+        fields = _first_values(headers.headers)
     else:
         attached = _attached_without_wrapper(view)
         fields = (
             inline_fields(view.text)
-            or (_first_values(attached.raw_items()) if attached is not None else {})
-            or (_first_values(headers.raw_items()) if headers is not None else {})
+            or (_first_values(attached.headers) if attached is not None else {})
+            or (_first_values(headers.headers) if headers is not None else {})
         )
     return Original(
         message_id=fields.get("message-id", "").strip(),
@@ -62,7 +62,7 @@ def _first_values(items: Iterable[tuple[str, object]]) -> Fields:
     return found
 
 
-def _attached_without_wrapper(view: View) -> Message | None:
+def _attached_without_wrapper(view: View) -> Part | None:
     """A part that is the original itself, its headers serving as the part's own (some
     MTAs attach it with no ``message/rfc822`` wrapper): the first with a Message-ID."""
     for part in view.parts[1:]:
@@ -71,7 +71,7 @@ def _attached_without_wrapper(view: View) -> Message | None:
     return None
 
 
-def _has_identity(headers: Message) -> bool:
+def _has_identity(headers: Part) -> bool:
     return any(headers.get(name) for name in ("Message-ID", TRACKING_HEADER, "Subject"))
 
 

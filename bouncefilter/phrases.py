@@ -328,8 +328,8 @@ def _index() -> tuple[tuple[Rule, ...], Index, tuple[int, ...]]:
     rules: list[Rule] = []
     index: dict[str, list[tuple[str, int]]] = {}
     always: list[int] = []
-    for (anchor, number), phrases in grouped.items():
-        rules.append((number, "|".join(phrases)))
+    for (anchor, number), members in grouped.items():
+        rules.append((number, "|".join(members)))
         if anchor:
             index.setdefault(_key(anchor), []).append((anchor, len(rules) - 1))
         else:
@@ -344,9 +344,14 @@ def _key(anchor: str) -> str:
 
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _RULES, _INDEX, _ALWAYS = _index()
 #: Rules compiled on first use: a process that classifies one bounce compiles a few.
 _COMPILED: dict[int, re.Pattern[str]] = {}
+#: What each word of a text wakes (see :func:`_wakes`), remembered: bounces share
+#: their vocabulary, so a batch looks most words up once.
+_WAKES: dict[str, tuple[frozenset[int], tuple[tuple[str, int], ...]]] = {}
+_MAX_WAKES = 8192
 
 
 def match(text: str) -> str:
@@ -357,18 +362,46 @@ def match(text: str) -> str:
     really there run their regular expression, highest row first.
     """
     woken = set(_ALWAYS)
-    index = _INDEX
-    for word in _WORD_RE.finditer(text):
-        found = word.group()
-        start = word.start()
-        for key in (found[:3], found[:2], found[:1]):  # a short word repeats a key: harmless
-            for anchor, rule in index.get(key, ()):
-                if text.startswith(anchor, start):
-                    woken.add(rule)
+    for word in set(_WORD_RE.findall(text)):
+        rules, anchors = _WAKES.get(word) or _wakes(word)
+        woken.update(rules)
+        for anchor, rule in anchors:
+            if rule not in woken and _at_word_start(text, anchor):
+                woken.add(rule)
     for rule in sorted(woken):
         if _pattern(rule).search(text):
             return _TABLE[_RULES[rule][0]][0]
     return ""
+
+
+def _wakes(word: str) -> tuple[frozenset[int], tuple[tuple[str, int], ...]]:
+    """What ``word`` (a run of ``[a-z0-9]``) wakes wherever it stands: the rules of the
+    one-word anchors it starts with, and the longer anchors whose first word it is
+    (still to be found in the text)."""
+    rules: set[int] = set()
+    anchors: list[tuple[str, int]] = []
+    for key in {word[:3], word[:2], word[:1]}:
+        for anchor, rule in _INDEX.get(key, ()):
+            if _WORD_CHARS.issuperset(anchor):
+                if word.startswith(anchor):
+                    rules.add(rule)
+            elif _WORD_RE.match(anchor).group() == word:  # type: ignore[union-attr]  # keyed by it
+                anchors.append((anchor, rule))
+    found = (frozenset(rules), tuple(anchors))
+    if len(_WAKES) >= _MAX_WAKES:
+        _WAKES.clear()
+    _WAKES[word] = found
+    return found
+
+
+def _at_word_start(text: str, anchor: str) -> bool:
+    """Whether ``anchor`` appears in ``text`` where a word starts."""
+    index = text.find(anchor)
+    while index >= 0:
+        if index == 0 or text[index - 1] not in _WORD_CHARS:
+            return True
+        index = text.find(anchor, index + 1)
+    return False
 
 
 def _pattern(rule: int) -> re.Pattern[str]:

@@ -6,62 +6,87 @@ Parsers are tried in turn on the same message; the view computes what they ask f
 
 from __future__ import annotations
 
-from email.message import Message
-from functools import cached_property
+from collections.abc import Callable
 
 from bouncefilter import mime
+from bouncefilter.mime import Part
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
+if TYPE_CHECKING:
+    from functools import cached_property
+
+    cached = cached_property
+else:
+
+    class cached:  # noqa: N801 - named like the decorator it stands for
+        """``functools.cached_property`` without the lock Python 3.11 takes on every
+        first access (the lock costs more than most of the properties here)."""
+
+        def __init__(self, func: Callable[[object], object]) -> None:
+            self.func = func
+            self.name = func.__name__
+            self.__doc__ = func.__doc__
+
+        def __set_name__(self, owner: type, name: str) -> None:
+            self.name = name
+
+        def __get__(self, instance: object, owner: type | None = None) -> object:
+            if instance is None:
+                return self
+            value = instance.__dict__[self.name] = self.func(instance)
+            return value
 
 
 class View:
     """One inbound message as the parsers see it."""
 
-    def __init__(self, msg: Message) -> None:
+    def __init__(self, msg: Part) -> None:
         self.msg = msg
 
     def header(self, name: str) -> str:
         """A decoded top-level header (``""`` when absent)."""
         return mime.header(self.msg, name)
 
-    @cached_property
+    @cached
     def subject(self) -> str:
         return self.header("Subject")
 
-    @cached_property
+    @cached
     def sender(self) -> str:
         """The From: header, decoded, as written (display name included)."""
         return self.header("From")
 
-    @cached_property
+    @cached
     def sender_lower(self) -> str:
         return self.sender.lower()
 
-    @cached_property
+    @cached
     def subject_lower(self) -> str:
         return self.subject.lower()
 
-    @cached_property
+    @cached
     def content_type(self) -> str:
-        return mime.content_type(self.msg)
+        return self.msg.content_type
 
-    @cached_property
+    @cached
     def text(self) -> str:
         """The human-readable notification: every text part outside attached messages."""
         return mime.all_text(self.msg)
 
-    @cached_property
-    def parts(self) -> tuple[Message, ...]:
+    @cached
+    def parts(self) -> tuple[Part, ...]:
         return tuple(mime.walk(self.msg))
 
-    @cached_property
+    @cached
     def part_types(self) -> tuple[str, ...]:
         """The MIME type of each of :attr:`parts`, in the same order."""
-        return tuple(mime.content_type(part) for part in self.parts)
+        return tuple(part.content_type for part in self.parts)
 
-    def parts_of(self, *ctypes: str) -> list[Message]:
+    def parts_of(self, *ctypes: str) -> list[Part]:
         """Parts (at any depth) whose MIME type is one of ``ctypes``."""
         return [part for part, ctype in zip(self.parts, self.part_types) if ctype in ctypes]
 
-    @cached_property
-    def returned(self) -> Message | None:
+    @cached
+    def returned(self) -> Part | None:
         """The returned original's headers, when the bounce attaches them as MIME."""
         return mime.returned_headers(self.msg)
