@@ -183,7 +183,7 @@ def read_message(stream: BinaryIO, max_bytes: int) -> tuple[bytes, int, bool]:
 def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncated: bool,
             now: float | None = None) -> list[tuple[Bounce, int | None]]:
     """Classify and store one received message; each row with its new id (``None``:
-    stored before). Raises :class:`Temporary` (or ``sqlite3.Error``) when it cannot."""
+    stored before). Raises :class:`Temporary` when the keys or the database fail."""
     import sqlite3
 
     from bouncefilter import config, store
@@ -325,6 +325,9 @@ def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessag
     if not recipient and message is not None and len(message.recipients) == 1 and outcome in _KINDS:
         recipient = message.recipients[0]  # a redacted complaint about a one-recipient message
     token = (verdict.token if verdict else "") or record.token
+    if message is not None:  # what the bounce did not return, the sent message's row knows
+        record = replace(record, original_message_id=record.original_message_id or message.message_id,
+                         subject=record.subject or message.subject)
     return Bounce(
         record=replace(record, recipient=recipient, token=token),
         outcome=outcome,

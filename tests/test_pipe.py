@@ -182,6 +182,7 @@ def test_a_persons_reply_is_kept_with_its_raw_message(site):
     raw = messages.reply(token)
     row = stored(site, site.pipe(raw, messages.address(token), sender="someone@example.net"))
     assert (row["outcome"], row["kind"], row["recipient"], row["account"]) == ("reply", "", "", "shop")
+    assert row["original_message_id"] == "<order-1@shop.example.com>"  # from the sent message's row
     assert store.raw_message(store.connect(str(site.database)), int(row["raw_id"])) == raw  # type: ignore[arg-type]
 
 
