@@ -241,8 +241,9 @@ class Loop:
     """bouncefilter on both paths of a running lab, sharing one database.
 
     ``accounts`` as for :func:`write_config`. :meth:`start` installs the runtime, makes the
-    database folder the pipe user's, creates the database as that user (``bouncefilter
-    db migrate``, as an administrator would), starts the milter (as root, from the same
+    database folder the pipe user's, checks the configuration and creates the database as
+    that user (``bouncefilter check-config``, ``bouncefilter db migrate``, as an
+    administrator would), starts the milter (as root, from the same
     runtime) and points the lab at both; :meth:`stop` stops the milter. Everything lives
     in ``LAB/bouncefilter`` and ``LAB/runtime``.
     """
@@ -265,6 +266,7 @@ class Loop:
         os.chown(self.folder, user.pw_uid, user.pw_gid)
         self.folder.chmod(0o755)
         write_config(self.config, self.accounts)
+        self.bouncefilter("check-config")  # as contrib/postfix says; it keeps a parsed copy for the pipe
         self.bouncefilter("db", "migrate")
         self.milter = MilterProcess(self.config, self.lab.run_dir / "loop-milter.sock", self.folder / "milter.log",
                                     str(self.runtime.python)).start()
