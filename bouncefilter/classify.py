@@ -10,7 +10,6 @@ findings; this module completes the findings into records, deciding reason and
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from functools import cache
 
@@ -19,7 +18,18 @@ from bouncefilter.dsntext import Notice
 from bouncefilter.record import BounceRecord, Classification, Finding, Original
 from bouncefilter.view import View
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    """This module's logger. ``logging`` is imported only to report a bug: it costs
+    as much as classifying a message, in a process that classifies one."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 Parser = Callable[[View], "list[Finding] | None"]
 
@@ -33,11 +43,24 @@ STANDARD: tuple[tuple[str, Parser], ...] = (
 @cache
 def fallbacks() -> tuple[tuple[str, Parser], ...]:
     """The parsers tried when no standard report claims a message: the plain-text
-    formats, auto-replies, the heuristic. Imported on first need, so that a process
-    that classifies one DSN (the pipe transport) does not pay for them."""
-    from bouncefilter import autoreply, heuristic, lhost
+    formats, auto-replies, the heuristic. Each is imported on first need: a process
+    that classifies one DSN (the pipe transport) pays for none of them, one whose
+    message a format claims not for the last two."""
+    from bouncefilter import lhost
 
-    return (*lhost.PARSERS, ("autoreply", autoreply.parse), ("heuristic", heuristic.parse))
+    return (*lhost.PARSERS, ("autoreply", _autoreply), ("heuristic", _heuristic))
+
+
+def _autoreply(view: View) -> list[Finding] | None:
+    from bouncefilter import autoreply
+
+    return autoreply.parse(view)
+
+
+def _heuristic(view: View) -> list[Finding] | None:
+    from bouncefilter import heuristic
+
+    return heuristic.parse(view)
 
 
 def parsers() -> tuple[tuple[str, Parser], ...]:
@@ -56,7 +79,7 @@ def classify(raw: bytes) -> Classification:
         try:
             return _classification(view, *found)
         except Exception:  # a bug in completing records must not make the pipe fail
-            log.exception("could not complete the findings of parser %s", found[0])
+            _log().exception("could not complete the findings of parser %s", found[0])
     return Classification("unknown", (), _original(view))
 
 
@@ -66,7 +89,7 @@ def _first_claim(view: View, candidates: tuple[tuple[str, Parser], ...]) -> tupl
         try:
             findings = parser(view)
         except Exception:  # a parser bug must not lose the message: log it, try the next
-            log.exception("parser %s failed; trying the next one", name)
+            _log().exception("parser %s failed; trying the next one", name)
             continue
         if findings:
             return name, findings
@@ -90,7 +113,7 @@ def _original(view: View) -> Original:
     try:
         return original.find(view)
     except Exception:  # identity is a bonus; a broken returned part must not cost the record
-        log.exception("could not read the returned original")
+        _log().exception("could not read the returned original")
         return Original()
 
 

@@ -19,7 +19,7 @@ import binascii
 import re
 from collections.abc import Callable
 
-from bouncefilter import mime, status
+from bouncefilter import lazy, mime, status
 from bouncefilter.mime import Part
 from bouncefilter.dsntext import Notice, command_in
 from bouncefilter.record import Finding
@@ -36,13 +36,13 @@ _KIND_BY_ACTION = {
 }
 _CLASS_BY_KIND = {"bounce": "5", "delay": "4", "delivered": "2"}
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
-_FIELD_LINE_RE = re.compile(r"^(final-recipient|original-recipient|action|status|diagnostic-code)\s*:", re.I | re.M)
-_REPORT_HEADER_RE = re.compile(r"^content-type:[ \t]*message/(?:global-)?delivery-status\b", re.I | re.M)
+_FIELD_LINE_RE = lazy.regex(r"^(final-recipient|original-recipient|action|status|diagnostic-code)\s*:", re.I | re.M)
+_REPORT_HEADER_RE = lazy.regex(r"^content-type:[ \t]*message/(?:global-)?delivery-status\b", re.I | re.M)
 _DIAGNOSTIC_TYPES = ("smtp", "x-unix", "x-local", "x-postfix", "x-exim", "x-ses", "x-notes", "x-smtp")
-_WORD_RE = re.compile(r"[A-Za-z]{3,}")
-_EXPANDED_RE = re.compile(r"\(expanded from:[^()]{0,300}\)", re.I)
-_XTEXT_RE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}|\+([0-9A-Fa-f]{2})")
-_UTF8_ADDR_RE = re.compile(r"[^\s<>()\[\]\"',;:@]{1,64}@[^\s<>()\[\]\"',;:@]{1,255}")
+_WORD_RE = lazy.regex(r"[A-Za-z]{3,}")
+_EXPANDED_RE = lazy.regex(r"\(expanded from:[^()]{0,300}\)", re.I)
+_XTEXT_RE = lazy.regex(r"\\x\{([0-9A-Fa-f]{1,6})\}|\+([0-9A-Fa-f]{2})")
+_UTF8_ADDR_RE = lazy.regex(r"[^\s<>()\[\]\"',;:@]{1,64}@[^\s<>()\[\]\"',;:@]{1,255}")
 
 #: Longest diagnostic taken from a notice that names no recipient block.
 MAX_SUMMARY = 600

@@ -10,21 +10,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.mime import Part
 from bouncefilter.record import TRACKING_HEADER, Original
 from bouncefilter.view import View
 
-_INLINE_START_RE = re.compile(
+_INLINE_START_RE = lazy.regex(
     r"^(?:Return-Path|Received|Message-ID|Subject|X-Bouncefilter-Token|DKIM-Signature|MIME-Version|Date|From|To):[ \t]?(?=\S)",
     re.I | re.M,
 )
 #: A line that starts a header field; any other line of a pasted block continues one.
-_FIELD_START_RE = re.compile(r"([A-Za-z][A-Za-z0-9-]{0,75}):")
+_FIELD_START_RE = lazy.regex(r"([A-Za-z][A-Za-z0-9-]{0,75}):")
 _MAX_BLOCKS = 8
 _IDENTITY_FIELDS = frozenset({"message-id", "subject", TRACKING_HEADER.lower(), "return-path", "to", "from"})
 #: Headers that must appear in a block for it to count as the original's headers.
-_IDENTITY_RE = re.compile(r"^(?:Message-ID|X-Bouncefilter-Token|Return-Path):", re.I | re.M)
+_IDENTITY_RE = lazy.regex(r"^(?:Message-ID|X-Bouncefilter-Token|Return-Path):", re.I | re.M)
 
 
 Fields = dict[str, str]

@@ -259,6 +259,7 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
 )
 
+_REGEX_CHARS = frozenset("\\[](){}?*+.|^$")
 _BOUNDARY_RE = re.compile(r"\\b")
 _ESCAPE_RE = re.compile(r"\\.(?:[?*+]|\{\d*,?\d*\})?")
 _CLASS_RE = re.compile(r"\[[^\]]*\](?:[?*+]|\{\d*,?\d*\})?")
@@ -274,6 +275,9 @@ def _anchors(phrase: str) -> tuple[str, ...]:
     (``(?:de|in)tected as spam`` -> ``as spam``, ``over ?quota`` -> ``over``), else the
     words of a leading group (``(?:bad|illegal) recipient`` -> ``bad``, ``illegal``);
     ``()`` if neither."""
+    if _REGEX_CHARS.isdisjoint(phrase):  # plain words, as most phrases are
+        best = _word_start(phrase, True)
+        return (best,) if len(best) >= 2 else ()
     # Mark what is not literal: \b (a word starts there), other escapes, character
     # classes, groups (innermost first), quantified characters, wildcards.
     flat = _BOUNDARY_RE.sub("\x01", phrase)
@@ -307,8 +311,9 @@ def _word_start(run: str, safe: bool) -> str:
     if not safe and run[:1].isalnum():
         cut = next((i for i, ch in enumerate(run) if not ch.isalnum()), len(run))
         run = run[cut:]
-    start = next((i for i, ch in enumerate(run) if ch.isalnum()), len(run))
-    return run[start:].rstrip()
+    if not run[:1].isalnum():
+        run = run[next((i for i, ch in enumerate(run) if ch.isalnum()), len(run)):]
+    return run.rstrip()
 
 
 #: A rule: the row it belongs to, and its phrases joined into one pattern.

@@ -20,9 +20,8 @@ Order of precedence, from what settles a reason best to what only suggests one:
 
 from __future__ import annotations
 
-import re
 
-from bouncefilter import phrases
+from bouncefilter import lazy, phrases
 from bouncefilter.dsntext import command_in
 
 #: Every reason a record can carry.
@@ -143,16 +142,16 @@ _SYNTAX_REPLIES = frozenset({*(f"50{n}" for n in range(8)), *(f"40{n}" for n in 
 _ADDRESS_REASONS = frozenset({"userunknown", "hostunknown", "filtered", "suspend", "hasmoved", "notaccept"})
 
 #: An address, tried only where a token starts.
-_ADDRESS_RE = re.compile(r"(?:(?<=[\s<(\[\"',;:])|^)[^\s<>()\[\]\"',;:]{1,64}@[a-z0-9.\[\]:-]{1,255}")
-_REPLY_RE = re.compile(r"\b([245]\d\d)\b")
-_WORDS_RE = re.compile(r"[a-z]{3,}")
+_ADDRESS_RE = lazy.regex(r"(?:(?<=[\s<(\[\"',;:])|^)[^\s<>()\[\]\"',;:]{1,64}@[a-z0-9.\[\]:-]{1,255}")
+_REPLY_RE = lazy.regex(r"\b([245]\d\d)\b")
+_WORDS_RE = lazy.regex(r"[a-z]{3,}")
 #: Wordings only the recipient's own mailbox system uses: a directory or local
 #: delivery agent that looked the user up (Lotus Domino, IMail, sendmail's mail.local).
-_DIRECTORY_RE = re.compile(
+_DIRECTORY_RE = lazy.regex(
     r"not listed in (?:the |public )?(?:domino directory|directory|name & address book)"
     r"|final delivery userid|mail\.local: unknown user|no valid recipients for this mm"
 )
-_STATUS_RE = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
+_STATUS_RE = lazy.regex(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 
 
 def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str = "") -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from bouncefilter import mime, status
+from bouncefilter import lazy, mime, status
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
@@ -27,17 +27,17 @@ ADDRESS = r"[^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9_.-]{1,255}\.[A-Za-z]{2,63}"
 
 #: The default line that starts a recipient block: an address, optionally in <> or
 #: quotes, optionally followed by a colon and the start of the error text.
-ADDRESS_LINE_RE = re.compile(
+ADDRESS_LINE_RE = lazy.regex(
     rf"^[ \t]*[<\"]?(?P<addr>{ADDRESS})[>\"]?:?(?:[ \t]+(?P<rest>.*))?$"
 )
 
-_DAEMON_RE = re.compile(r"mailer[-_ ]?daemon|postmaster|post_master|mail ?delivery|mail administrator", re.I)
+_DAEMON_RE = lazy.regex(r"mailer[-_ ]?daemon|postmaster|post_master|mail ?delivery|mail administrator", re.I)
 #: The start of an SMTP reply line: ``550-5.7.1 `` or ``550 ``.
-_REPLY_PREFIX_RE = re.compile(r"^([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})(?: |$))?")
+_REPLY_PREFIX_RE = lazy.regex(r"^([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})(?: |$))?")
 #: ``host mx.example.com [192.0.2.1]`` or ``mx.example.com[192.0.2.1]`` in an error text.
 #: A host is named early in an error text; looking no further keeps hostile text cheap.
 _HOST_SEARCH = 2000
-_HOST_RE = re.compile(r"\b(?:host:?[ \t]+)?([A-Za-z0-9][A-Za-z0-9_.-]{0,252}\.[A-Za-z0-9-]{2,63})[ \t]?[\[(]\d{1,3}(?:\.\d{1,3}){3}[\])]")
+_HOST_RE = lazy.regex(r"\b(?:host:?[ \t]+)?([A-Za-z0-9][A-Za-z0-9_.-]{0,252}\.[A-Za-z0-9-]{2,63})[ \t]?[\[(]\d{1,3}(?:\.\d{1,3}){3}[\])]")
 
 
 def is_daemon(view: View) -> bool:

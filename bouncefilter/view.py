@@ -6,35 +6,9 @@ Parsers are tried in turn on the same message; the view computes what they ask f
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from bouncefilter import mime
+from bouncefilter.lazy import cached
 from bouncefilter.mime import Part
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
-if TYPE_CHECKING:
-    from functools import cached_property
-
-    cached = cached_property
-else:
-
-    class cached:  # noqa: N801 - named like the decorator it stands for
-        """``functools.cached_property`` without the lock Python 3.11 takes on every
-        first access (the lock costs more than most of the properties here)."""
-
-        def __init__(self, func: Callable[[object], object]) -> None:
-            self.func = func
-            self.name = func.__name__
-            self.__doc__ = func.__doc__
-
-        def __set_name__(self, owner: type, name: str) -> None:
-            self.name = name
-
-        def __get__(self, instance: object, owner: type | None = None) -> object:
-            if instance is None:
-                return self
-            value = instance.__dict__[self.name] = self.func(instance)
-            return value
 
 
 class View:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.textbounce import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_ERRORS_RE = re.compile(r"^ *-{3,} The following addresses had (?:permanent fatal errors|transient non-fatal errors) -{3,}", re.M)
-_TRANSCRIPT_RE = re.compile(r"^ *-{3,} Transcript of session follows -{3,}", re.M)
-_RCPT_RE = re.compile(r"^>>> *(\S{3,320})", re.M)
+_ERRORS_RE = lazy.regex(r"^ *-{3,} The following addresses had (?:permanent fatal errors|transient non-fatal errors) -{3,}", re.M)
+_TRANSCRIPT_RE = lazy.regex(r"^ *-{3,} Transcript of session follows -{3,}", re.M)
+_RCPT_RE = lazy.regex(r"^>>> *(\S{3,320})", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

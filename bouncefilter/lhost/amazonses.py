@@ -9,15 +9,17 @@ may have split the long JSON line with ``!`` + newline + space; that is undone f
 from __future__ import annotations
 
 import json
-import re
-from typing import Any
 
-from bouncefilter import mime, status
+from bouncefilter import lazy, mime, status
 from bouncefilter.textbounce import finding
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_SPLIT_RE = re.compile(r"!\n ")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
+_SPLIT_RE = lazy.regex(r"!\n ")
 _DECODER = json.JSONDecoder()
 
 #: ``bounceSubType`` values that say why, where the diagnostic may not.

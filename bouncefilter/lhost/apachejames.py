@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _DETAILS = "\nMessage details:"
-_ERROR_RE = re.compile(r"^Error: (.{1,200})$", re.M)
-_MESSAGE_RE = re.compile(r"^Error message below:\n(.{1,1000}?)\n\n", re.M | re.S)
-_RCPT_RE = re.compile(r"^[ \t]*RCPT TO:[ \t]*(.{1,2000})$", re.M | re.I)
+_ERROR_RE = lazy.regex(r"^Error: (.{1,200})$", re.M)
+_MESSAGE_RE = lazy.regex(r"^Error message below:\n(.{1,1000}?)\n\n", re.M | re.S)
+_RCPT_RE = lazy.regex(r"^[ \t]*RCPT TO:[ \t]*(.{1,2000})$", re.M | re.I)
 
 
 def parse(view: View) -> list[Finding] | None:

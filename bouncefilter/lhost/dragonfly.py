@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _SIGNATURE = "This is the DragonFly Mail Agent"
 _ENDS = ("Message headers follow.", "Original message follows.")
-_INTRO_RE = re.compile(r"^This is the DragonFly Mail Agent \S+ at ([^\s]+?)\.?$", re.M)
-_RECIPIENT_RE = re.compile(rf"There was an error delivering your mail to <?({textbounce.ADDRESS})>?")
-_REMOTE_RE = re.compile(r"^(\S+) \[[^\]\n]{1,64}\] did not like our [^:\n]{1,40}:", re.M)
+_INTRO_RE = lazy.regex(r"^This is the DragonFly Mail Agent \S+ at ([^\s]+?)\.?$", re.M)
+_RECIPIENT_RE = lazy.regex(rf"There was an error delivering your mail to <?({textbounce.ADDRESS})>?")
+_REMOTE_RE = lazy.regex(r"^(\S+) \[[^\]\n]{1,64}\] did not like our [^:\n]{1,40}:", re.M)
 #: "Could not deliver for the last 432000 seconds. Giving up.": the queue lifetime ran out.
-_EXPIRED_RE = re.compile(r"Could not deliver for the last \d{1,12} seconds")
+_EXPIRED_RE = lazy.regex(r"Could not deliver for the last \d{1,12} seconds")
 _EXPIRED_STATUS = "5.4.7"
 
 

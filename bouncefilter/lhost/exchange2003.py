@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import re
 
+from bouncefilter import lazy
 from bouncefilter.textbounce import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _MAILERS = ("internet mail service", "internet mail connector", "produced by microsoft exchange")
-_LIST_RE = re.compile(r"^(?:did not reach the following recipient\(s\)|The following recipient\(s\) could not be reached):[ \t]*$", re.M)
-_RECIPIENT_RE = re.compile(
+_LIST_RE = lazy.regex(r"^(?:did not reach the following recipient\(s\)|The following recipient\(s\) could not be reached):[ \t]*$", re.M)
+_RECIPIENT_RE = lazy.regex(
     r"^[ \t]*(?:[^\n]{0,200}?SMTP=)?([^\s<>()@;]{1,64}@[A-Za-z0-9_.-]{1,255});? on \S.{0,60}$", re.I
 )
-_MSEXCH_CODE_RE = re.compile(r"MSEXCH:.{0,200}?\(([0-9A-F]{8})\)")
+_MSEXCH_CODE_RE = lazy.regex(r"MSEXCH:.{0,200}?\(([0-9A-F]{8})\)")
 #: MSEXCH codes -> reason, for the codes whose words say little to the text rules.
 _CODE_REASONS = {
     "000C05A6": "userunknown",  # Unknown Recipient
@@ -39,7 +40,7 @@ _CODE_REASONS = {
     "000502CC": "contenterror",  # Conversion to Internet format failed
 }
 #: The MTS-ID line (and its folded tail) identifies the message, not the failure.
-_NOISE_RE = re.compile(r"^(?:The MTS-ID of the original message is:|;)")
+_NOISE_RE = lazy.regex(r"^(?:The MTS-ID of the original message is:|;)")
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.textbounce import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _SUBJECT = "mail system error - returned mail"
 _SENDERS = ("@ezweb.ne.jp", "@au.com")
-_END_RE = re.compile(r"^(?:-{20,}[ \t]*|Content-Type: message/rfc822.*)$", re.M | re.I)
-_RECIPIENT_RE = re.compile(r"^[ \t]*Recipient: *<([^<>\s]{3,320})>", re.M)
+_END_RE = lazy.regex(r"^(?:-{20,}[ \t]*|Content-Type: message/rfc822.*)$", re.M | re.I)
+_RECIPIENT_RE = lazy.regex(r"^[ \t]*Recipient: *<([^<>\s]{3,320})>", re.M)
 #: ``<addr>`` at the start of a line, and what follows it on that line.
-_ANGLE_LINE_RE = re.compile(r"^[ \t]*<([^<>\s@]{1,64}@[A-Za-z0-9_.-]{1,255})>:?[ \t]*(.*)$")
+_ANGLE_LINE_RE = lazy.regex(r"^[ \t]*<([^<>\s@]{1,64}@[A-Za-z0-9_.-]{1,255})>:?[ \t]*(.*)$")
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -10,14 +10,13 @@ rejected the sender, which the notice states in words no status code carries.
 
 from __future__ import annotations
 
-import re
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_SUBJECT_RE = re.compile(r"^you .{1,320} are not member \(.{1,200} ml\)$")
-_LIST_RE = re.compile(r"You are not a member of this mailing list <([^>\s]{3,320})>")
+_SUBJECT_RE = lazy.regex(r"^you .{1,320} are not member \(.{1,200} ml\)$")
+_LIST_RE = lazy.regex(r"You are not a member of this mailing list <([^>\s]{3,320})>")
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -22,20 +22,20 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.textbounce import failed_recipients, finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _SENDERS = ("mailer-daemon@googlemail.com", "mailer-daemon@google.com", "mailer-daemon@gmail.com")
 _END_MARKERS = ("----- Original message -----", "----- Message header follows -----")
-_START_RE = re.compile(r"^Delivery to the following recipients? (failed permanently|has been delayed|failed)", re.M)
-_DETAILS_RE = re.compile(r"^Technical details of (permanent|temporary) failure:[ \t]*$", re.M)
+_START_RE = lazy.regex(r"^Delivery to the following recipients? (failed permanently|has been delayed|failed)", re.M)
+_DETAILS_RE = lazy.regex(r"^Technical details of (permanent|temporary) failure:[ \t]*$", re.M)
 _SERVER_SAID = "The error that the other server returned was:"
-_RETRY_RE = re.compile(r"^Message will be retried for .{0,40}$", re.M)
+_RETRY_RE = lazy.regex(r"^Message will be retried for .{0,40}$", re.M)
 #: The recipient list is a few lines; a bound keeps address scanning cheap on junk.
 _MAX_LISTING = 8192
-_REMOTE_RE = re.compile(r"\bby ([A-Za-z0-9][A-Za-z0-9.-]{0,250})\.? \[([0-9A-Fa-f.:]{3,45})\]")
+_REMOTE_RE = lazy.regex(r"\bby ([A-Za-z0-9][A-Za-z0-9.-]{0,250})\.? \[([0-9A-Fa-f.:]{3,45})\]")
 
 
 def parse(view: View) -> list[Finding] | None:

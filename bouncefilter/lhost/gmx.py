@@ -16,16 +16,15 @@ The address stands alone on its line, bare, quoted or in <>, with a colon or not
 
 from __future__ import annotations
 
-import re
 
-from bouncefilter import textbounce
+from bouncefilter import lazy, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _MARKER = "--- The header of the original message is following. ---"
-_START_RE = re.compile(r"address(?:\(es\))?\s+failed:")
-_LINE_RE = re.compile(rf"^[<\"]?(?P<addr>{textbounce.ADDRESS})[>\"]?:?[ \t]*$")
-_HOST_RE = re.compile(r"\bhost:?[ \t]+([A-Za-z0-9][A-Za-z0-9_.-]{0,252})")
+_START_RE = lazy.regex(r"address(?:\(es\))?\s+failed:")
+_LINE_RE = lazy.regex(rf"^[<\"]?(?P<addr>{textbounce.ADDRESS})[>\"]?:?[ \t]*$")
+_HOST_RE = lazy.regex(r"\bhost:?[ \t]+([A-Za-z0-9][A-Za-z0-9_.-]{0,252})")
 _EXPIRED = "retry timeout exceeded"
 #: The notice says the error is permanent; a timeout then means the lifetime ran out.
 _EXPIRED_STATUS = "5.4.7"

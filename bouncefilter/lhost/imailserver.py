@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _END = "Original message follows."
-_LINE_RE = re.compile(rf"^(?P<rest>[A-Za-z][^:\n]{{2,80}}):[ \t]+<?(?P<addr>{textbounce.ADDRESS})>?[ \t]*$", re.M)
-_EXPIRED_RE = re.compile(r"^Delivery failed \d{1,5} attempts")
+_LINE_RE = lazy.regex(rf"^(?P<rest>[A-Za-z][^:\n]{{2,80}}):[ \t]+<?(?P<addr>{textbounce.ADDRESS})>?[ \t]*$", re.M)
+_EXPIRED_RE = lazy.regex(r"^Delivery failed \d{1,5} attempts")
 _EXPIRED_STATUS = "5.4.7"
 
 

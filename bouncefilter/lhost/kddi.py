@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.textbounce import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _DOMAINS = ("dion.ne.jp", "auone-net.jp")
-_DELIVERED_TO_RE = re.compile(r"^[ \t]*Could not be delivered to: *<?([^<>\s]{3,320})>?[ \t]*$", re.M)
+_DELIVERED_TO_RE = lazy.regex(r"^[ \t]*Could not be delivered to: *<?([^<>\s]{3,320})>?[ \t]*$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_RECIPIENT_RE = re.compile(rf"^Unable to deliver message to: <?({textbounce.ADDRESS})>?", re.M)
+_RECIPIENT_RE = lazy.regex(rf"^Unable to deliver message to: <?({textbounce.ADDRESS})>?", re.M)
 _REASON = "Delivery failed for the following reason:"
 _ENDS = ("This has been a permanent failure", "\n\n")
-_ANSWER_RE = re.compile(r"failed with: (.{1,1000})$")
+_ANSWER_RE = lazy.regex(r"failed with: (.{1,1000})$")
 
 
 def parse(view: View) -> list[Finding] | None:

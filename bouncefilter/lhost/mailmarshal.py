@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _BECAUSE = "Could not be delivered because of"
 _AFFECTED = "The following recipients were affected:"
 _INFO = "Additional Information"
-_FIELD_RE = re.compile(r"^(Remote-MTA|Reporting-MTA):[ \t]*<?([^>\s]{1,255})>?", re.M)
+_FIELD_RE = lazy.regex(r"^(Remote-MTA|Reporting-MTA):[ \t]*<?([^>\s]{1,255})>?", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

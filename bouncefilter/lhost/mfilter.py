@@ -14,16 +14,15 @@ server's answer and the SMTP command in labelled sections::
 
 from __future__ import annotations
 
-import re
 
-from bouncefilter import textbounce
+from bouncefilter import lazy, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _SERVER = "-------server message"
 _COMMAND = "-------SMTP command"
 _ENDS = ("-------original message", "-------original mail info", _COMMAND)
-_LINE_RE = re.compile(rf"^(?P<addr>{textbounce.ADDRESS})[ \t]*$")
+_LINE_RE = lazy.regex(rf"^(?P<addr>{textbounce.ADDRESS})[ \t]*$")
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 
+from bouncefilter import lazy
 from bouncefilter.textbounce import dedupe, finding
 from bouncefilter.record import Finding
 from bouncefilter.textbounce import address_blocks
 from bouncefilter.view import View
 
-_START_RE = re.compile(r"The following address(?:es)? failed:[ \t]*$", re.M)
+_START_RE = lazy.regex(r"The following address(?:es)? failed:[ \t]*$", re.M)
 _END = "Included is a copy of the message header:"
 
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.textbounce import finding, unfold
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_START_RE = re.compile(r"^-{3,} Failure Reasons +-{3,}[ \t]*$", re.M)
-_END_RE = re.compile(r"^-{3,} Returned Message +-{3,}", re.M)
-_TO_RE = re.compile(r"^To: *(.{3,400})$", re.M)
+_START_RE = lazy.regex(r"^-{3,} Failure Reasons +-{3,}[ \t]*$", re.M)
+_END_RE = lazy.regex(r"^-{3,} Returned Message +-{3,}", re.M)
+_TO_RE = lazy.regex(r"^To: *(.{3,400})$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

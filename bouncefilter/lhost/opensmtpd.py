@@ -13,16 +13,15 @@ recipients:" instead.
 
 from __future__ import annotations
 
-import re
 
-from bouncefilter import textbounce
+from bouncefilter import lazy, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _SUBJECT = "delivery status notification:"
 _START = "following list of recipients:"
 _ENDS = ("Below is a copy of the original message", "Below is a copy of the message headers")
-_LINE_RE = re.compile(rf"^(?P<addr>{textbounce.ADDRESS}):[ \t]+(?P<rest>.*)$")
+_LINE_RE = lazy.regex(rf"^(?P<addr>{textbounce.ADDRESS}):[ \t]+(?P<rest>.*)$")
 #: The queue lifetime ran out; OpenSMTPD gives up for good.
 _EXPIRED_STATUS = "5.4.7"
 

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _INTROS = ("This is the Postfix program at host ", "This is the mail system at host ")
 _WARNING = "THIS IS A WARNING ONLY"
 _ENDS = ("--- Delivery report unavailable ---", "Undelivered Message", "-- Original message")
-_LINE_RE = re.compile(
+_LINE_RE = lazy.regex(
     rf"^<(?P<addr>{textbounce.ADDRESS})>(?: \(expanded from <(?P<orig>[^>\s]{{1,320}})>\))?:[ \t]*(?P<rest>.*)$"
 )
-_REPORTER_RE = re.compile(r"at host ([A-Za-z0-9][A-Za-z0-9_.-]{0,252})")
+_REPORTER_RE = lazy.regex(r"at host ([A-Za-z0-9][A-Za-z0-9_.-]{0,252})")
 _SERVER_SUBJECT = "postfix smtp server: errors from"
-_RCPT_RE = re.compile(rf"^ In:  RCPT TO:<({textbounce.ADDRESS})>", re.M | re.I)
-_ERROR_REPLY_RE = re.compile(r"^ Out: ([45]\d\d .{0,500})$", re.M)
+_RCPT_RE = lazy.regex(rf"^ In:  RCPT TO:<({textbounce.ADDRESS})>", re.M | re.I)
+_ERROR_REPLY_RE = lazy.regex(r"^ Out: ([45]\d\d .{0,500})$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

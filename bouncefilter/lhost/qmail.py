@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import textbounce
+from bouncefilter import lazy, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
@@ -39,9 +39,9 @@ _ENDS = (
     "--- Original message follows",
     "--- Undelivered message follows",
 )
-_LINE_RE = re.compile(rf"^<(?P<addr>{textbounce.ADDRESS})>:?[ \t]*(?P<rest>.*)$")
-_REPORTER_RE = re.compile(r"(?:qmail-send program at|^Message from) +([A-Za-z0-9][A-Za-z0-9_.-]{0,252})", re.M)
-_REMOTE_RE = re.compile(r"(?:Remote host said|remote host [^\s]{1,64} said):[ \t]*(.*)$", re.I)
+_LINE_RE = lazy.regex(rf"^<(?P<addr>{textbounce.ADDRESS})>:?[ \t]*(?P<rest>.*)$")
+_REPORTER_RE = lazy.regex(r"(?:qmail-send program at|^Message from) +([A-Za-z0-9][A-Za-z0-9_.-]{0,252})", re.M)
+_REMOTE_RE = lazy.regex(r"(?:Remote host said|remote host [^\s]{1,64} said):[ \t]*(.*)$", re.I)
 _EXPIRED = "this message has been in the queue too long"
 #: A notice that only says the queue lifetime ran out, with no code of its own.
 _EXPIRED_STATUS = "5.4.7"

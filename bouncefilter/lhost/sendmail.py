@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, status, textbounce
+from bouncefilter import lazy, mime, status, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
@@ -36,14 +36,14 @@ _ENDS = (
     "----- Original message headers follow -----",
     "----- Returned message header follows -----",
 )
-_RCPT_LINE_RE = re.compile(rf"^(?P<code>[245]\d\d)[ -](?:[245]\.\d{{1,3}}\.\d{{1,3}} )?<?(?P<addr>{textbounce.ADDRESS})>?\.\.\.[ \t]*(?P<rest>.*)$")
-_HOST_LINE_RE = re.compile(r"^(?P<code>[245]\d\d) (?P<host>[^\s<>]{1,255}) \(\w{1,20}\)\.\.\.[ \t]*(?P<rest>.*)$")
-_SESSION_RE = re.compile(r"^(?:\.\.\. )?while talking to ([^\s:]{1,255})\.?:", re.I)
-_FATAL_LINE_RE = re.compile(rf"^[ \t]*<(?P<addr>{textbounce.ADDRESS})>[ \t]*(?P<rest>.*)$")
-_REASON_RE = re.compile(r"^\(?reason: ?(.*?)\)?$", re.I)
-_TO_RE = re.compile(r"^To:[ \t]*(.{1,1000})$", re.M | re.I)
-_QUOTE_RE = re.compile(r"^> ?", re.M)
-_EXPIRED_RE = re.compile(r"cannot send message for \d{1,4} (?:days?|hours?)", re.I)
+_RCPT_LINE_RE = lazy.regex(rf"^(?P<code>[245]\d\d)[ -](?:[245]\.\d{{1,3}}\.\d{{1,3}} )?<?(?P<addr>{textbounce.ADDRESS})>?\.\.\.[ \t]*(?P<rest>.*)$")
+_HOST_LINE_RE = lazy.regex(r"^(?P<code>[245]\d\d) (?P<host>[^\s<>]{1,255}) \(\w{1,20}\)\.\.\.[ \t]*(?P<rest>.*)$")
+_SESSION_RE = lazy.regex(r"^(?:\.\.\. )?while talking to ([^\s:]{1,255})\.?:", re.I)
+_FATAL_LINE_RE = lazy.regex(rf"^[ \t]*<(?P<addr>{textbounce.ADDRESS})>[ \t]*(?P<rest>.*)$")
+_REASON_RE = lazy.regex(r"^\(?reason: ?(.*?)\)?$", re.I)
+_TO_RE = lazy.regex(r"^To:[ \t]*(.{1,1000})$", re.M | re.I)
+_QUOTE_RE = lazy.regex(r"^> ?", re.M)
+_EXPIRED_RE = lazy.regex(r"cannot send message for \d{1,4} (?:days?|hours?)", re.I)
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.textbounce import finding
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_FAILED_RE = re.compile(r"^\|-{5,} Failed addresses follow: -{5,}\|[ \t]*$", re.M)
-_NEXT_RE = re.compile(r"^\|-{5,} ", re.M)
-_LINE_RE = re.compile(r"^[ \t]*(\S{3,320}?) \.\.\. (.{0,1000})$")
+_FAILED_RE = lazy.regex(r"^\|-{5,} Failed addresses follow: -{5,}\|[ \t]*$", re.M)
+_NEXT_RE = lazy.regex(r"^\|-{5,} ", re.M)
+_LINE_RE = lazy.regex(r"^[ \t]*(\S{3,320}?) \.\.\. (.{0,1000})$")
 
 
 def parse(view: View) -> list[Finding] | None:

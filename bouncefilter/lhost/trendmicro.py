@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime
+from bouncefilter import lazy, mime
 from bouncefilter.textbounce import dedupe, finding
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_SENT_RE = re.compile(
+_SENT_RE = lazy.regex(
     r"^[^<>\n]{0,30}<<< RCPT TO: ?<?([^<>\s]{3,320})>?[ \t]*\n(?:[^<>\n]{0,30}>>> (.{0,1000}))?", re.M | re.I
 )
-_REASON_RE = re.compile(r"^Reason: *(.{0,1000})$", re.M)
+_REASON_RE = lazy.regex(r"^Reason: *(.{0,1000})$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _ORIGINAL = "Original Message:"
-_ERROR_RE = re.compile(r"^Error: (.{1,500})$", re.M)
-_TO_RE = re.compile(r"^To:[ \t]*(.{1,1000})$", re.M)
+_ERROR_RE = lazy.regex(r"^Error: (.{1,500})$", re.M)
+_TO_RE = lazy.regex(r"^To:[ \t]*(.{1,1000})$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

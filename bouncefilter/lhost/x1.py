@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _START = "---The following addresses had delivery errors---"
-_LINE_RE = re.compile(rf"^[ \t]*<?({textbounce.ADDRESS})>?[ \t]+\[(.{{1,500}})\][ \t]*$", re.M)
+_LINE_RE = lazy.regex(rf"^[ \t]*<?({textbounce.ADDRESS})>?[ \t]+\[(.{{1,500}})\][ \t]*$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
-_START_RE = re.compile(r"(?:Delevery|Delivery) to the following recipients? failed permanently:")
-_BULLET_RE = re.compile(rf"^[ \t]*\*[ \t]*<?({textbounce.ADDRESS})>?[ \t]*$", re.M)
+_START_RE = lazy.regex(r"(?:Delevery|Delivery) to the following recipients? failed permanently:")
+_BULLET_RE = lazy.regex(rf"^[ \t]*\*[ \t]*<?({textbounce.ADDRESS})>?[ \t]*$", re.M)
 _DETAILS = "Technical details:"
-_SMTP_RE = re.compile(r"^SMTP:(\w{1,10}) host ([^\s:]{1,255}): (.{1,1000})$", re.M)
+_SMTP_RE = lazy.regex(r"^SMTP:(\w{1,10}) host ([^\s:]{1,255}): (.{1,1000})$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:

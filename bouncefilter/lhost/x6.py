@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import lazy, mime, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _SIGNATURE = "We had trouble delivering your message. Full details follow:"
-_REJECT_RE = re.compile(
+_REJECT_RE = lazy.regex(
     rf"SMTP Server <([^>\s]{{1,255}})> rejected recipient <({textbounce.ADDRESS})>"
     r"[^\[\n]{0,200}?responded as follows: \[([^\]]{1,1000})\]"
 )

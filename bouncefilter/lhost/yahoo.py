@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from bouncefilter import lazy
 from bouncefilter.textbounce import finding
 from bouncefilter.record import Finding
 from bouncefilter.textbounce import address_blocks
@@ -25,10 +26,10 @@ from bouncefilter.view import View
 
 _START = "Sorry, we were unable to deliver your message to the following address"
 _END = "--- Below this line is a copy of the message."
-_SAID_RE = re.compile(r"^Remote host said:\s*", re.I)
+_SAID_RE = lazy.regex(r"^Remote host said:\s*", re.I)
 #: Yahoo writes the reply code bare or with a colon (``550: 5.2.2 ...``).
-_CODE_RE = re.compile(r"^([245]\d\d):?(?=\s)")
-_COMMAND_RE = re.compile(r"\s*\[(RCPT_TO|MAIL_FROM|DATA|CONNECT|HELO|EHLO)\]\s*$")
+_CODE_RE = lazy.regex(r"^([245]\d\d):?(?=\s)")
+_COMMAND_RE = lazy.regex(r"\s*\[(RCPT_TO|MAIL_FROM|DATA|CONNECT|HELO|EHLO)\]\s*$")
 
 
 def parse(view: View) -> list[Finding] | None:

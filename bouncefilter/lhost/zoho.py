@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import re
 
+from bouncefilter import lazy
 from bouncefilter.textbounce import dedupe, finding
 from bouncefilter.record import Finding
 from bouncefilter.textbounce import address_blocks
 from bouncefilter.view import View
 
-_HEADERS_RE = re.compile(r"^Received: ?from ", re.M)
-_CODE_RE = re.compile(r"ERROR_CODE ?: ?([245]\d\d)\b")
-_STATUS_RE = re.compile(r"ERROR_CODE ?: ?([245]\.\d{1,3}\.\d{1,3})\b")
+_HEADERS_RE = lazy.regex(r"^Received: ?from ", re.M)
+_CODE_RE = lazy.regex(r"ERROR_CODE ?: ?([245]\d\d)\b")
+_STATUS_RE = lazy.regex(r"ERROR_CODE ?: ?([245]\.\d{1,3}\.\d{1,3})\b")
 _DELAY = "has not yet been delivered"
 
 
