@@ -36,12 +36,12 @@ def find(view: View) -> Original:
     if headers is not None and _has_identity(headers):
         fields = _first_values(headers.headers)
     else:
-        attached = _attached_without_wrapper(view)
-        fields = (
-            inline_fields(view.text)
-            or (_first_values(attached.headers) if attached is not None else {})
-            or (_first_values(headers.headers) if headers is not None else {})
-        )
+        fields = inline_fields(view.text)
+        if not fields:
+            attached = _attached_without_wrapper(view)
+            fields = (_first_values(attached.headers) if attached is not None else {}) or (
+                _first_values(headers.headers) if headers is not None else {}
+            )
     return Original(
         message_id=fields.get("message-id", "").strip(),
         subject=fields.get("subject", ""),

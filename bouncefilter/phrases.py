@@ -371,8 +371,10 @@ def match(text: str) -> str:
         rules, anchors = _WAKES.get(word) or _wakes(word)
         woken.update(rules)
         for anchor, rule in anchors:
-            if rule not in woken and _at_word_start(text, anchor):
-                woken.add(rule)
+            if rule not in woken:
+                index = text.find(anchor)
+                if index >= 0 and (index == 0 or text[index - 1] not in _WORD_CHARS or _at_word_start(text, anchor)):
+                    woken.add(rule)
     for rule in sorted(woken):
         if _pattern(rule).search(text):
             return _TABLE[_RULES[rule][0]][0]
