@@ -496,11 +496,12 @@ def decode_value(value: object) -> str:
 
 def _decode_words(text: str) -> str:
     # Imported on first need: most bounces have no encoded words.
+    from email.errors import HeaderParseError
     from email.header import decode_header
 
     try:
         pieces = decode_header(text)
-    except (ValueError, LookupError, AssertionError):
+    except (ValueError, LookupError, AssertionError, HeaderParseError):  # a broken word
         return text
     out = []
     for chunk, charset in pieces:
