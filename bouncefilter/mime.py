@@ -118,11 +118,6 @@ class Part:
             return None
         return _VALUE_RE.match(self._block, index + len(wanted)).group(1)  # type: ignore[union-attr]  # matches anything
 
-    @property
-    def is_multipart(self) -> bool:
-        """Whether the part holds parts rather than a body."""
-        return self.children is not None
-
     def param(self, name: str, default: ParamValue | None = None) -> ParamValue | None:
         """A ``Content-Type`` parameter, unquoted: a string, or ``(charset, language,
         value)`` for an RFC 2231 value with a charset; ``default`` when absent."""
