@@ -104,13 +104,22 @@ def run_once(lab: PostfixLab, milter: str, messages: int, sessions: int, size: i
     while queued(lab):
         time.sleep(0.005)
     elapsed = time.perf_counter() - started
-    sent = lab.maillog(mark).count("status=sent")
+    sent = delivered(lab, mark, messages)
     if result.returncode != 0 or sent != messages:
         raise SystemExit(f"{milter or 'plain'}: {sent} of {messages} delivered; smtp-source: "
                          f"{result.stdout}{result.stderr}\n{lab.maillog(mark)[-3000:]}")
     if milter and not all_recorded(lab, before + messages):
         raise SystemExit(f"{milter}: {recorded(lab) - before} of {messages} recorded in the database")
     return messages / elapsed
+
+
+def delivered(lab: PostfixLab, mark: int, expected: int, timeout: float = 2.0) -> int:
+    """Deliveries logged after ``mark``, waiting up to ``timeout`` for ``expected`` of them
+    (postlogd writes the log a moment after the queue empties)."""
+    deadline = time.monotonic() + timeout
+    while (count := lab.maillog(mark).count("status=sent")) < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return count
 
 
 def all_recorded(lab: PostfixLab, expected: int, timeout: float = 1.0) -> bool:

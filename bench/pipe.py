@@ -109,8 +109,7 @@ def run_once(lab: PostfixLab, loop: Loop, command: tuple[str, ...], bounces: lis
     while queued(lab):
         time.sleep(0.002)
     elapsed = time.perf_counter() - started
-    log = lab.maillog(mark)
-    sent = len(re.findall(r"relay=bouncefilter, .*status=sent", log))
+    log, sent = logged(lab, mark, r"relay=bouncefilter, .*status=sent", len(bounces))
     if sent != len(bounces):
         raise SystemExit(f"{command[0]}: {sent} of {len(bounces)} delivered\n{log[-3000:]}")
     if command[0] == str(loop.runtime.command):
@@ -118,6 +117,18 @@ def run_once(lab: PostfixLab, loop: Loop, command: tuple[str, ...], bounces: lis
         if stored != len(bounces):
             raise SystemExit(f"bouncefilter: {stored} of {len(bounces)} bounces stored\n{log[-3000:]}")
     return elapsed / len(bounces)
+
+
+def logged(lab: PostfixLab, mark: int, pattern: str, expected: int, timeout: float = 2.0) -> tuple[str, int]:
+    """The log after ``mark`` and how many lines match ``pattern``, waiting up to
+    ``timeout`` for ``expected`` (postlogd writes the log a moment after the queue empties)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = lab.maillog(mark)
+        count = len(re.findall(pattern, log))
+        if count >= expected or time.monotonic() > deadline:
+            return log, count
+        time.sleep(0.02)
 
 
 def measure(lab: PostfixLab, loop: Loop, bounces: list[tuple[str, bytes]], args: argparse.Namespace
