@@ -636,7 +636,9 @@ def clean_address(value: str) -> str:
         addr_type, _, rest = value.partition(";")
         if "@" not in addr_type:
             value = rest.strip()
-    match = _ADDR_RE.search(value)
+    at = value.find("@")
+    # A match holds an "@" at most 64 characters after its start: skip what is before.
+    match = _ADDR_RE.search(value, max(0, at - 64)) if at >= 0 else None
     if not match:
         return ""
     addr = match.group(0).strip(".:;,'\"`")
