@@ -19,7 +19,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 #: Only this much of a message is parsed for classification; what identifies a bounce
 #: always comes first, and a 25 MB returned attachment must not cost seconds.
@@ -88,7 +88,7 @@ class Part:
         self._lower: str | None = None
         self._headers: Headers | None = None
         self._params: list[tuple[str, ParamValue]] | None = None
-        self._type = self.get("content-type") if block else None
+        self._type = self._find("content-type:") if block else None
         #: The lower-case MIME type: ``default_type`` when missing, ``text/plain``
         #: when malformed.
         self.content_type = _content_type(self._type, default_type)
@@ -102,15 +102,17 @@ class Part:
 
     def get(self, name: str) -> str | None:
         """The raw value of the first field called ``name`` (any case), or ``None``."""
+        return self._find(name.lower() + ":") if name else None
+
+    def _find(self, wanted: str) -> str | None:
+        """The value of the first field whose lower-case name and colon are ``wanted``."""
         lower = self._lower
         if lower is None:
             lower = self._block.lower()
-            # Lower case is longer for a few letters (U+0130): then read the fields.
             lower = self._lower = lower if len(lower) == len(self._block) else ""
-        if not lower or not name:
-            return next((value for key, value in self.headers if key.lower() == name.lower()), None)
+        if not lower:  # no fields, or a letter whose lower case is longer (U+0130)
+            return next((value for key, value in self.headers if key.lower() + ":" == wanted), None)
         # A field name starts a line of the header block: nothing else there ends in ":".
-        wanted = name.lower() + ":"
         index = lower.find(wanted)
         while index > 0 and lower[index - 1] != "\n":
             index = lower.find(wanted, index + 1)
@@ -532,20 +534,18 @@ def text(part: Part) -> str:
     return decode_bytes(part.decoded()[:MAX_TEXT], part.charset())
 
 
-def walk(msg: Part) -> Iterator[Part]:
-    """Every part of ``msg`` in document order, depth-first, within the limits above.
-
-    Enters containers (``multipart/*``, ``message/*``, delivery-status blocks) and
-    yields them too.
-    """
+def walk(msg: Part) -> list[Part]:
+    """Every part of ``msg`` (``msg`` first) in document order, depth-first, within the
+    limits above; containers (``multipart/*``, ``message/*``, delivery-status blocks)
+    included."""
+    found: list[Part] = []
     stack: list[tuple[Part, int]] = [(msg, 0)]
-    seen = 0
-    while stack and seen < MAX_PARTS:
+    while stack and len(found) < MAX_PARTS:
         part, depth = stack.pop()
-        seen += 1
-        yield part
+        found.append(part)
         if depth < MAX_DEPTH and part.children:
             stack.extend((child, depth + 1) for child in reversed(part.children))
+    return found
 
 
 def all_text(msg: Part) -> str:
@@ -598,13 +598,12 @@ _RETURNED_MESSAGES = ("message/rfc822", "message/global", "message/rfc822-header
 _RETURNED_HEADERS = ("text/rfc822-headers", "message/global-headers")
 
 
-def returned_headers(msg: Part) -> Part | None:
-    """The returned original's headers: a ``message/rfc822`` (or global) part, or a
-    ``text/rfc822-headers`` part; ``None`` when the bounce returns neither.
+def returned_headers(parts: Sequence[Part]) -> Part | None:
+    """The returned original's headers, given the message's parts (:func:`walk`): a
+    ``message/rfc822`` (or global) part, or a ``text/rfc822-headers`` part; ``None``
+    when the bounce returns neither.
     """
-    for part in walk(msg):
-        if part is msg:
-            continue
+    for part in parts[1:]:
         ctype = part.content_type
         if ctype in _RETURNED_MESSAGES:
             if part.children:

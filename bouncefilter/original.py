@@ -15,16 +15,19 @@ from bouncefilter.mime import Part
 from bouncefilter.record import TRACKING_HEADER, Original
 from bouncefilter.view import View
 
-_INLINE_START_RE = lazy.regex(
-    r"^(?:Return-Path|Received|Message-ID|Subject|X-Bouncefilter-Token|DKIM-Signature|MIME-Version|Date|From|To):[ \t]?(?=\S)",
-    re.I | re.M,
-)
+#: A line that starts a pasted header block. Sought as a line end followed by the
+#: field (a literal first character lets the search skip from line end to line end).
+_INLINE_START = r"(?:Return-Path|Received|Message-ID|Subject|X-Bouncefilter-Token|DKIM-Signature|MIME-Version|Date|From|To):[ \t]?(?=\S)"
+_INLINE_START_RE = lazy.regex(_INLINE_START, re.I)
+_INLINE_LINE_RE = lazy.regex("\n" + _INLINE_START, re.I)
 #: A line that starts a header field; any other line of a pasted block continues one.
 _FIELD_START_RE = lazy.regex(r"([A-Za-z][A-Za-z0-9-]{0,75}):")
 _MAX_BLOCKS = 8
 _IDENTITY_FIELDS = frozenset({"message-id", "subject", TRACKING_HEADER.lower(), "return-path", "to", "from"})
 #: Headers that must appear in a block for it to count as the original's headers.
-_IDENTITY_RE = lazy.regex(r"^(?:Message-ID|X-Bouncefilter-Token|Return-Path):", re.I | re.M)
+_IDENTITY = r"(?:Message-ID|X-Bouncefilter-Token|Return-Path):"
+_IDENTITY_RE = lazy.regex(_IDENTITY, re.I)
+_IDENTITY_LINE_RE = lazy.regex("\n" + _IDENTITY, re.I)
 
 
 Fields = dict[str, str]
@@ -80,16 +83,25 @@ def inline_fields(text: str) -> Fields:
     Message-ID, token or Return-Path); ``{}`` when there is none."""
     position = 0
     for _ in range(_MAX_BLOCKS):
-        start = _INLINE_START_RE.search(text, position)
-        if start is None:
+        start = _inline_start(text, position)
+        if start < 0:
             return {}
-        end = text.find("\n\n", start.start())
+        end = text.find("\n\n", start)
         end = len(text) if end < 0 else end
-        block = text[start.start():end]
-        if _IDENTITY_RE.search(block):
+        block = text[start:end]
+        if _IDENTITY_RE.match(block) or _IDENTITY_LINE_RE.search(block):
             return _first_values(_pasted_fields(block))
         position = end
     return {}
+
+
+def _inline_start(text: str, position: int) -> int:
+    """Where the first line at or after ``position`` that starts a pasted header block
+    begins; -1 if none does."""
+    if (position == 0 or text[position - 1 : position] == "\n") and _INLINE_START_RE.match(text, position):
+        return position
+    found = _INLINE_LINE_RE.search(text, position)
+    return found.start() + 1 if found else -1
 
 
 def _pasted_fields(block: str) -> list[tuple[str, str]]:

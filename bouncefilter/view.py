@@ -63,4 +63,4 @@ class View:
     @cached
     def returned(self) -> Part | None:
         """The returned original's headers, when the bounce attaches them as MIME."""
-        return mime.returned_headers(self.msg)
+        return mime.returned_headers(self.parts)
