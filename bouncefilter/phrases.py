@@ -354,9 +354,13 @@ _RULES, _INDEX, _ALWAYS = _index()
 #: Rules compiled on first use: a process that classifies one bounce compiles a few.
 _COMPILED: dict[int, re.Pattern[str]] = {}
 #: What each word of a text wakes (see :func:`_wakes`), remembered: bounces share
-#: their vocabulary, so a batch looks most words up once.
+#: their vocabulary, so a batch looks most words up once. Most words wake nothing:
+#: those are only remembered as such.
 _WAKES: dict[str, tuple[frozenset[int], tuple[tuple[str, int], ...]]] = {}
-_MAX_WAKES = 8192
+_INERT: set[str] = set()
+_MAX_WORDS = 8192
+#: Each ASCII character that cannot be part of a word, as a space.
+_SPACED = [char if char in _WORD_CHARS else " " for char in map(chr, range(128))]
 
 
 def match(text: str) -> str:
@@ -367,7 +371,7 @@ def match(text: str) -> str:
     really there run their regular expression, highest row first.
     """
     woken = set(_ALWAYS)
-    for word in set(_WORD_RE.findall(text)):
+    for word in _words(text) - _INERT:
         rules, anchors = _WAKES.get(word) or _wakes(word)
         woken.update(rules)
         for anchor, rule in anchors:
@@ -379,6 +383,13 @@ def match(text: str) -> str:
         if _pattern(rule).search(text):
             return _TABLE[_RULES[rule][0]][0]
     return ""
+
+
+def _words(text: str) -> set[str]:
+    """The distinct words (runs of ``[a-z0-9]``) of ``text``."""
+    if text.isascii():
+        return set(text.translate(_SPACED).split())
+    return set(_WORD_RE.findall(text))
 
 
 def _wakes(word: str) -> tuple[frozenset[int], tuple[tuple[str, int], ...]]:
@@ -394,10 +405,14 @@ def _wakes(word: str) -> tuple[frozenset[int], tuple[tuple[str, int], ...]]:
                     rules.add(rule)
             elif _WORD_RE.match(anchor).group() == word:  # type: ignore[union-attr]  # keyed by it
                 anchors.append((anchor, rule))
-    found = (frozenset(rules), tuple(anchors))
-    if len(_WAKES) >= _MAX_WAKES:
+    if not rules and not anchors:
+        if len(_INERT) >= _MAX_WORDS:
+            _INERT.clear()
+        _INERT.add(word)
+        return frozenset(), ()
+    if len(_WAKES) >= _MAX_WORDS:
         _WAKES.clear()
-    _WAKES[word] = found
+    found = _WAKES[word] = (frozenset(rules), tuple(anchors))
     return found
 
 
