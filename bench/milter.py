@@ -1,12 +1,15 @@
 """What ``bouncefilter milter`` costs Postfix: relay throughput with and without it.
 
 A throwaway Postfix (tests/postfix_lab.py) relays ``smtp-source`` mail to an ``smtp-sink``
-that saves nothing. Three modes alternate inside every repetition, so that a slow
+that saves nothing. Four modes alternate inside every repetition, so that a slow
 moment of the machine hits them all alike:
 
 - ``plain``: no milter;
 - ``unix``: ``bouncefilter milter`` on a unix socket;
-- ``inet``: the same milter on ``inet:127.0.0.1``.
+- ``inet``: the same milter on ``inet:127.0.0.1``;
+- ``minimal``: the yardstick, bench/minimal_milter.py on a unix socket: a pymilter
+  milter that only rewrites the sender and adds a header (no database, no header
+  callbacks), i.e. what any Python milter costs on the machine at hand.
 
 The milter runs with tracking on for the sender's domain and records every message in
 SQLite, as in production. One measure = N / (time from the start of injection until the
@@ -40,13 +43,38 @@ from postfix_lab import PostfixLab  # noqa: E402
 SENDER = "orders@shop.example.test"
 RECIPIENT = "customer@dest.example.test"
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
-MODES = ("plain", "unix", "inet")
+MODES = ("plain", "unix", "inet", "minimal")
 
 
 def python() -> str:
     """The interpreter with bouncefilter and pymilter: the checkout's .venv, else this one."""
     venv = ROOT / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
+
+
+class MinimalMilter:
+    """bench/minimal_milter.py as a child process on a unix socket."""
+
+    def __init__(self, lab: PostfixLab) -> None:
+        self.socket = lab.run_dir / "minimal.sock"
+        self.postfix_spec = f"unix:{self.socket}"
+        self.socket.unlink(missing_ok=True)
+        # -P: with bench/ first on the path, ``import Milter`` would import bench/milter.py.
+        self.process = subprocess.Popen([python(), "-P", str(ROOT / "bench" / "minimal_milter.py"), self.postfix_spec],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not self.socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("bench/minimal_milter.py did not start")
+            time.sleep(0.05)
+        self.socket.chmod(0o666)  # Postfix's cleanup runs as postfix
+
+    def terminate(self) -> None:
+        self.process.terminate()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
 
 
 def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
@@ -67,7 +95,7 @@ def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
     return milters
 
 
-def stop(milters: Sequence[MilterProcess]) -> None:
+def stop(milters: Sequence[MilterProcess | MinimalMilter]) -> None:
     """SIGTERM them all at once (libmilter takes seconds to exit), then wait for each."""
     for milter in milters:
         milter.terminate()
@@ -108,7 +136,7 @@ def run_once(lab: PostfixLab, milter: str, messages: int, sessions: int, size: i
     if result.returncode != 0 or sent != messages:
         raise SystemExit(f"{milter or 'plain'}: {sent} of {messages} delivered; smtp-source: "
                          f"{result.stdout}{result.stderr}\n{lab.maillog(mark)[-3000:]}")
-    if milter and not all_recorded(lab, before + messages):
+    if milter and "minimal" not in milter and not all_recorded(lab, before + messages):
         raise SystemExit(f"{milter}: {recorded(lab) - before} of {messages} recorded in the database")
     return messages / elapsed
 
@@ -171,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench/milter.py: {reason}", file=sys.stderr)
         return 1
     with PostfixLab(save_sink=False) as lab:
-        milters = start_milters(lab)
+        milters: dict[str, MilterProcess | MinimalMilter] = {**start_milters(lab), "minimal": MinimalMilter(lab)}
         specs = {"plain": "", **{kind: milter.postfix_spec for kind, milter in milters.items()}}
         try:
             rates = measure(lab, specs, args)

@@ -142,18 +142,22 @@ class SentMessage:
     recipients: tuple[str, ...] = ()
 
 
-def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, durable: bool = True) -> sqlite3.Connection:
     """Open the database with the settings every writer needs.
 
     Autocommit mode (``isolation_level=None``): callers open transactions explicitly,
     so no statement holds a lock longer than it must. A writer that finds the database
     locked waits up to ``busy_timeout_ms``, then gets ``sqlite3.OperationalError``.
+    ``durable``: every commit waits for the disk (``synchronous = FULL``), so that what
+    was acknowledged survives a power cut; otherwise (``NORMAL``) the last commits may
+    be lost in a power cut or an OS crash, never in a crash of the process, and the
+    database stays consistent.
     """
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     return conn
 
 
