@@ -152,7 +152,7 @@ def delivered(lab: PostfixLab, mark: int, expected: int, timeout: float = 2.0) -
 
 def all_recorded(lab: PostfixLab, expected: int, timeout: float = 1.0) -> bool:
     """Whether the database holds ``expected`` messages within ``timeout`` seconds (the
-    milter's writer thread commits up to 20 ms after a message has left)."""
+    milter's writer thread commits up to 100 ms after a message has left)."""
     deadline = time.monotonic() + timeout
     while (count := recorded(lab)) < expected and time.monotonic() < deadline:
         time.sleep(0.02)

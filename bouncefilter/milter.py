@@ -69,7 +69,7 @@ MAX_FIELD = 998
 MAX_QUEUE = 100_000
 MAX_BATCH = 500
 #: The database writer's shortest time between two commits, in seconds.
-BATCH_SECONDS = 0.02
+BATCH_SECONDS = 0.1
 #: The signals that stop the milter, and how long libmilter may then take to return.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 LIBMILTER_STOP_SECONDS = 15
