@@ -310,8 +310,6 @@ def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
 
 
 def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessage | None) -> Bounce:
-    from dataclasses import replace
-
     from bouncefilter.store import Bounce
 
     status = verdict.status if verdict else ""
@@ -326,10 +324,10 @@ def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessag
         recipient = message.recipients[0]  # a redacted complaint about a one-recipient message
     token = (verdict.token if verdict else "") or record.token
     if message is not None:  # what the bounce did not return, the sent message's row knows
-        record = replace(record, original_message_id=record.original_message_id or message.message_id,
+        record = record._replace(original_message_id=record.original_message_id or message.message_id,
                          subject=record.subject or message.subject)
     return Bounce(
-        record=replace(record, recipient=recipient, token=token),
+        record=record._replace(recipient=recipient, token=token),
         outcome=outcome,
         account=message.account if message else "",
         message_key=verdict.message_key if verdict else "",

@@ -27,7 +27,7 @@ import logging
 import sqlite3
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from bouncefilter.record import BounceRecord
 
@@ -299,7 +299,7 @@ class Bounce:
 
 
 #: The columns a row takes from its record, then from the rest of :class:`Bounce`.
-_RECORD_COLUMNS = tuple(f.name for f in fields(BounceRecord))
+_RECORD_COLUMNS = BounceRecord._fields
 _BOUNCE_COLUMNS = (*_RECORD_COLUMNS, "outcome", "account", "message_key", "bounce_address")
 _DELIVERY_COLUMNS = ("dedup_key", "received_at", "queue_id", "mail_from", "rcpt_to", "raw_id")
 _INSERT_BOUNCE = (

@@ -17,8 +17,8 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 VERSION = 1
 KEY_BYTES = 8
@@ -39,8 +39,7 @@ class VerpError(ValueError):
     """A VERP setting that cannot work (empty key list, prefix too long, ...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What decoding said: ``status`` is valid, expired, forged or notours.
 
     ``message_key`` (hex) and ``issued`` are set for valid and expired tokens only.
