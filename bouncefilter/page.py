@@ -75,7 +75,7 @@ def _period_form(since: float, until: float, choices: Sequence[str] | None, chos
                           for name in choices)
         picker = f'<label>Account <select name="account"><option value="">all</option>{options}</select></label>'
     return (f'<form method="get" action="/"><label>From <input type="date" name="start" value="{query.day(since)}">'
-            f'</label><label>until <input type="date" name="end" value="{query.day(until)}"></label>'
+            f'</label><label>until (not included) <input type="date" name="end" value="{query.day(until)}"></label>'
             f'{picker}<button type="submit">Show</button></form>')
 
 
