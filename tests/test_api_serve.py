@@ -131,3 +131,17 @@ def test_the_api_unit_is_hardened_as_the_milters():
     settings = [line for line in milter.splitlines() if line and not line.startswith(("#", "[", "WantedBy"))]
     assert settings and all(line in api.splitlines() for line in settings)
     assert "bouncefilter.api:application" in api and "--access-logfile" not in api.partition("ExecStart")[2]
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("api: {listen: 8025}\n", "api.listen"),
+    ("api: {listen: 'localhost:99999'}\n", "api.listen"),
+    ("api: {max_window_days: 0}\n", "api.max_window_days"),
+    ("api: {max_window: 10}\n", "api.max_window"),
+])
+def test_a_bad_api_setting_names_its_key(config_file, text, key):
+    from bouncefilter import config
+
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(str(config_file(text)))
+    assert caught.value.key == key
