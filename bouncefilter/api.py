@@ -68,6 +68,8 @@ def make_app(settings: Settings, connect: Connect | None = None, clock: Callable
 
 
 def _connector(settings: Settings) -> Connect:
+    """Opens the configured database for one request; ``StoreError`` if it does not exist."""
+
     def connect() -> sqlite3.Connection:
         if not os.path.exists(settings.database):  # never create it from here
             raise store.StoreError(f"no database at {settings.database}")
@@ -308,6 +310,7 @@ def _scope(token: store.ApiToken, request: Request) -> str | None:
 
 
 def _check_parameters(request: Request, allowed: frozenset[str]) -> None:
+    """400 naming the first query parameter that is not ``allowed``."""
     unknown = sorted(set(request.query) - allowed)
     if unknown:
         raise HttpError(400, f"unknown parameter {unknown[0]!r} (expected {', '.join(sorted(allowed))})")
@@ -317,19 +320,23 @@ def _check_parameters(request: Request, allowed: frozenset[str]) -> None:
 
 
 def _json(conn: sqlite3.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
+    """The records as one JSON array, one record a line (the query runs before the headers go)."""
     return web.batched(store.export_json(conn, selected, limit), "[\n", ",\n", "\n]\n")
 
 
 def _json_lines(conn: sqlite3.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
+    """The records as JSON lines; nothing at all for no records."""
     return web.batched(store.export_json(conn, selected, limit), "", "\n", "\n", empty="")
 
 
 def _csv(conn: sqlite3.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
+    """The records as CSV with a header row, ``hard`` as ``true``/``false``."""
     rows = store.export_rows(conn, selected, limit)  # runs the query now: errors before the headers
     return _csv_chunks(rows)
 
 
 def _csv_chunks(rows: Iterator[tuple[object, ...]]) -> Iterator[bytes]:
+    """The CSV of ``rows``, 256 rows a chunk."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([name for name, _ in store.EXPORT_FIELDS])
@@ -387,12 +394,14 @@ class _Body:
 
 
 def _close(body: Iterable[bytes]) -> None:
+    """Close ``body`` if it can be closed (a generator, a cursor's reader)."""
     close = getattr(body, "close", None)
     if close is not None:
         close()
 
 
 def _html(status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """An HTML page, with headers that keep it from being cached, framed or scripted."""
     body = text.encode("utf-8")
     return Response(status, [*_HTML_HEADERS, ("Content-Length", str(len(body))), *headers], [body])
 

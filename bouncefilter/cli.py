@@ -719,6 +719,7 @@ def _run_token_revoke(args: argparse.Namespace) -> int:
 
 
 def _listen(value: str) -> tuple[str, int]:
+    """``--listen HOST:PORT`` as (host, port)."""
     import argparse
 
     from bouncefilter import config

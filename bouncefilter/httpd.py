@@ -20,9 +20,10 @@ class _Handler(WSGIRequestHandler):
     token and all; the application logs each request with the token redacted."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
+        """Nothing: :mod:`bouncefilter.api` logs the request."""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """The server's own complaints (a bad request line, a timeout) as warnings."""
         log.warning("%s: %s", self.address_string(), format % args)
 
 

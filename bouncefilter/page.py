@@ -63,12 +63,14 @@ def overview(accounts: Sequence[AccountStats], since: float, until: float, choic
 
 
 def _document(title: str, body: str) -> str:
+    """A whole HTML document around ``body`` (already escaped), with the style sheet."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def _period_form(since: float, until: float, choices: Sequence[str] | None, chosen: str) -> str:
+    """The form that picks the period (and, for an admin, the account); a plain GET."""
     picker = ""
     if choices is not None:
         options = "".join(f'<option value="{escape(name)}"{" selected" if name == chosen else ""}>{escape(name)}</option>'
@@ -80,6 +82,7 @@ def _period_form(since: float, until: float, choices: Sequence[str] | None, chos
 
 
 def _account(item: AccountStats, since: float, until: float) -> str:
+    """One account's section: the numbers, the chart, the tables."""
     name = escape(item.account or "(no account)")
     rate = "-" if item.bounce_rate is None else f"{100 * item.bounce_rate:.1f} %"
     cards = [
@@ -142,6 +145,7 @@ def _chart(item: AccountStats, since: float, until: float) -> str:
 
 
 def _counts(pairs: Sequence[tuple[str, int]], what: str) -> str:
+    """A table of (value, count) pairs, class ``{what}s``."""
     if not pairs:
         return '<p class="empty">None.</p>'
     rows = "".join(f"<tr><td>{escape(value or '-')}</td><td class=\"n\">{count}</td></tr>" for value, count in pairs)
@@ -149,6 +153,7 @@ def _counts(pairs: Sequence[tuple[str, int]], what: str) -> str:
 
 
 def _latest(rows: Sequence[dict[str, object]], what: str) -> str:
+    """A table of the latest rows of one kind, class ``what``, each with its raw link."""
     if not rows:
         return '<p class="empty">None.</p>'
     lines = []

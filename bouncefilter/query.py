@@ -113,6 +113,7 @@ def position(text: str) -> tuple[float, int]:
 
 
 def _non_empty(params: Mapping[str, str], name: str) -> str:
+    """The parameter ``name`` stripped; 400 if nothing is left."""
     value = params[name].strip()
     if not value:
         raise HttpError(400, f"{name}: must not be empty")
@@ -120,6 +121,7 @@ def _non_empty(params: Mapping[str, str], name: str) -> str:
 
 
 def _choice(params: Mapping[str, str], name: str, choices: list[str]) -> str:
+    """The parameter ``name`` in lower case; 400 listing ``choices`` if it is not one."""
     value = params[name].strip().lower()
     if value not in choices:
         raise HttpError(400, f"{name}: expected one of {', '.join(choices)}, got {params[name]!r}")

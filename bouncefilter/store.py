@@ -763,6 +763,7 @@ def api_tokens(conn: sqlite3.Connection) -> list[ApiToken]:
 
 
 def _tokens(conn: sqlite3.Connection, where: str, params: Sequence[object]) -> list[ApiToken]:
+    """The tokens that ``where`` (a WHERE clause or nothing) selects, oldest first."""
     rows = conn.execute(
         f"SELECT key_id, sha256, account, created_at, revoked_at, note FROM api_tokens{where} ORDER BY id", params)
     return [ApiToken(*row) for row in rows]

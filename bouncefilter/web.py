@@ -95,6 +95,7 @@ def parse(environ: Mapping[str, Any]) -> Request:
 
 
 def _single(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``pairs`` as a dict; 400 for a name given twice."""
     found: dict[str, str] = {}
     for name, value in pairs:
         if name in found:
