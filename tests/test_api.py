@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from api_data import DAY0, ROWS, SENT, Served, fetch, seed, serving
 
-from bouncefilter import store
+from bouncefilter import store, tokens
+from bouncefilter.record import BounceRecord
 
 FIELDS = ["id", "time", "timestamp", "account", "recipient", "kind", "reason", "hard", "status", "replycode",
           "diagnostic", "reporting_mta", "remote_mta", "feedback_type", "message_id", "subject", "envelope",
@@ -311,3 +312,23 @@ def test_a_purged_raw_bounce_is_a_404_that_says_so(app):
     conn.close()
     reply = fetch(f"{app.url}/v1/bounces/{app.ids['a1@example.net']}/raw", app.tokens["shop"])
     assert reply.status == 404 and "no longer kept" in reply.json()["error"]["message"]
+
+
+def test_the_token_migration_keeps_an_older_stores_records(tmp_path):
+    """A store from before the token table gets it (and the index) and keeps its rows."""
+    introduced = next(version for version, sql in store.MIGRATIONS if "api_tokens" in sql)
+    conn = store.connect(str(tmp_path / "old.db"))
+    for version, sql in store.MIGRATIONS:
+        if version < introduced:
+            for statement in store._statements(sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+    record = store.Bounce(BounceRecord("a@example.net", "bounce", "userunknown", True), "bounce", "shop")
+    store.store_delivery(conn, store.Delivery(b"Subject: old\n\nold\n", DAY0), [record])
+    assert store.migrate(conn) == store.SCHEMA_VERSION
+    assert [row["recipient"] for row in store.bounces(conn)] == ["a@example.net"]
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "bounces_account_outcome_received" in indexes
+    token = tokens.create(conn, "shop", DAY0)
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert tokens.verify(conn, token) is not None and tokens.verify(conn, wrong) is None
