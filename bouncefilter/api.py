@@ -230,10 +230,16 @@ class Api:
         if token is None:
             return _html(401, page.login("That token is not valid (or was revoked)."),
                          [self._cookie(request, "")])
-        since, until = self._period(request)
+        try:
+            since, until = self._period(request.query)
+            problem = ""
+        except HttpError as error:  # shown on the page, with the default period
+            since, until = self._period({})
+            problem = error.message
         found = stats.gather(conn, since, until, _scope(token, request), self._names())
         choices = None if token.account is not None else self._names()
-        return _html(200, page.overview(found, since, until, choices, request.query.get("account", "")))
+        text = page.overview(found, since, until, choices, request.query.get("account", ""), problem)
+        return _html(400 if problem else 200, text)
 
     def login(self, request: Request, params: Mapping[str, str], conn: sqlite3.Connection) -> Response:
         """The login form's answer: the cookie and back to the page, or the form again."""
@@ -246,11 +252,11 @@ class Api:
         """Forget the cookie and go back to the login form."""
         return web.redirect("/", [self._cookie(request, "")])
 
-    def _period(self, request: Request) -> tuple[float, float]:
+    def _period(self, params: Mapping[str, str]) -> tuple[float, float]:
         """The page's window: ``start``/``end`` (``end`` exclusive), by default the last
-        :data:`DEFAULT_DAYS` days up to and including today (UTC)."""
-        end = request.query.get("end") or query.day(self._clock() + 86400)
-        start = request.query.get("start") or query.day(query.moment(end, "end") - DEFAULT_DAYS * 86400)
+        :data:`DEFAULT_DAYS` days up to and including today (UTC); 400 as for the API."""
+        end = params.get("end") or query.day(self._clock() + 86400)
+        start = params.get("start") or query.day(query.moment(end, "end") - DEFAULT_DAYS * 86400)
         return query.window(start, end, self.settings.api.max_window_days)
 
     def _names(self) -> list[str]:

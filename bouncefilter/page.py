@@ -48,16 +48,18 @@ def login(problem: str = "") -> str:
 
 
 def overview(accounts: Sequence[AccountStats], since: float, until: float, choices: Sequence[str] | None,
-             chosen: str) -> str:
+             chosen: str, problem: str = "") -> str:
     """The page: the period form, then one section per account in ``accounts``.
     ``choices`` are the accounts an admin token may pick from (``None`` for an account's
-    token), ``chosen`` the one picked (empty: all)."""
+    token), ``chosen`` the one picked (empty: all); ``problem`` says what was wrong with
+    the period asked for (the page then shows the default one)."""
     sections = "\n".join(_account(item, since, until) for item in accounts)
     if not accounts:
         sections = '<p class="empty">No records in this period.</p>'
+    alert = f'<p class="problem" role="alert">{escape(problem)}</p>' if problem else ""
     body = f"""<header><h1>bouncefilter</h1>{_period_form(since, until, choices, chosen)}
 <form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
-<main><p>From {escape(iso(since))} up to {escape(iso(until))} (UTC; the end is not included).</p>
+<main>{alert}<p>From {escape(iso(since))} up to {escape(iso(until))} (UTC; the end is not included).</p>
 {sections}</main>"""
     return _document("bouncefilter: overview", body)
 

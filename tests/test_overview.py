@@ -75,7 +75,14 @@ def test_an_admin_sees_every_account_and_can_pick_one(app):
     assert 'data-account="shop"' in page and 'data-account="news"' in page and "<select" in page
     page = fetch(f"{app.url}/?{PERIOD}&account=news", app.tokens["admin"]).body.decode()
     assert 'data-account="news"' in page and 'data-account="shop"' not in page
-    assert fetch(f"{app.url}/?start=2026-11-04&end=2026-11-01", app.tokens["admin"]).status == 400
+
+
+def test_a_bad_period_is_said_on_the_page_which_shows_the_default_one(app):
+    reply = fetch(f"{app.url}/?start=2026-11-04&end=2026-11-01", app.tokens["shop"])
+    page = reply.body.decode()
+    assert reply.status == 400 and reply.headers["content-type"].startswith("text/html")
+    assert 'role="alert">the window [2026-11-04, 2026-11-01) is empty' in page
+    assert 'name="end" value="2026-11-04"' in page  # the default: 30 days up to the app's today
 
 
 @pytest.fixture
