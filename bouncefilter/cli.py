@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verp(commands)
     _add_db(commands)
     _add_reading(commands)
+    _add_api(commands)
+    _add_token(commands)
     return parser
 
 
@@ -461,6 +463,9 @@ def _with_database(args: argparse.Namespace, work: Callable[[Settings, sqlite3.C
     except (store.StoreError, sqlite3.Error, OSError) as exc:
         print(f"bouncefilter: database {settings.database}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except LookupError as exc:  # what ``work`` was asked for is not there
+        print(f"bouncefilter: {exc.args[0]}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -523,6 +528,10 @@ def _configure_logging(settings: LoggingSettings, ident: str) -> None:
         logging.getLogger(__name__).warning("no %s: logging to standard error", SYSLOG_SOCKET)
 
 
+#: For ``bouncefilter.api:application``, which a WSGI server (not this CLI) starts.
+configure_logging = _configure_logging
+
+
 def _socket_spec(value: str) -> str:
     import argparse
 
@@ -574,3 +583,148 @@ def _message_key(value: str) -> bytes:
     if len(key) != 8:
         raise argparse.ArgumentTypeError(f"expected 16 hex digits, got {value!r}")
     return key
+
+
+# -- the download API and its tokens ----------------------------------------------------------
+
+
+def _add_api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api = commands.add_parser(
+        "api", help="serve the download API and the overview page (foreground)",
+        description="Serve the download API (GET /v1/bounces/START/END, /v1/stats/START/END, "
+        "/healthz) and the overview page (/) with the standard library's threaded HTTP server, "
+        "for trying it out. In production run bouncefilter.api:application under gunicorn "
+        "(contrib/systemd/bouncefilter-api.service). Tokens: bouncefilter token. SIGTERM stops it.",
+        epilog="Exit codes: 0 stopped by a signal, 1 the database cannot be used or the address "
+        "cannot be had, 78 bad configuration.",
+    )
+    _add_config_option(api)
+    api.add_argument("--listen", metavar="HOST:PORT", type=_listen,
+                     help="where to listen (default: api.listen from the configuration, 127.0.0.1:8025)")
+    api.set_defaults(run=_run_api)
+
+
+def _add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser(
+        "token", help="manage the API's tokens",
+        description="Make, list and revoke API tokens. A token sees its account's records "
+        "only; an admin token sees every account. Only a hash of each token is stored.",
+    )
+    actions = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create", help="make a token and print it",
+        description="Make a token for a configured account (or an admin token) and print it, "
+        "alone on standard output: it is shown this once and cannot be recovered.",
+        epilog="Exit codes: 0 ok, 1 unknown account or the database cannot be used, 78 bad configuration.",
+    )
+    _add_config_option(create)
+    owner = create.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--account", metavar="NAME", help="the account whose records the token sees")
+    owner.add_argument("--admin", action="store_true", help="a token that sees every account")
+    create.add_argument("--note", metavar="TEXT", default="", help="what the token is for (shown by token list)")
+    create.set_defaults(run=_run_token_create)
+    listing = actions.add_parser(
+        "list", help="list the tokens",
+        description="One line per token: key id, account (or admin), created, revoked, note.",
+        epilog="Exit codes: 0 ok, 1 the database cannot be used, 78 bad configuration.",
+    )
+    _add_config_option(listing)
+    listing.set_defaults(run=_run_token_list)
+    revoke = actions.add_parser(
+        "revoke", help="revoke a token",
+        description="Revoke the token with KEY_ID (as token list shows it; the whole token works "
+        "too). A revoked token is refused at once.",
+        epilog="Exit codes: 0 revoked, 1 no such active token or the database cannot be used, "
+        "78 bad configuration.",
+    )
+    _add_config_option(revoke)
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the token's key id (8 hex digits) or the token")
+    revoke.set_defaults(run=_run_token_revoke)
+
+
+def _run_api(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from bouncefilter import api, config, httpd
+
+    settings = _load(args)
+    if settings is None:
+        return EXIT_CONFIG
+    if _with_database(args, lambda settings, conn: None) != EXIT_OK:
+        return EXIT_FAILED
+    _configure_logging(settings.logging, "bouncefilter/api")
+    host, port = args.listen or config.listen_address(settings.api.listen)
+    try:
+        server = httpd.make_server(host, port, api.make_app(settings))
+    except OSError as exc:
+        print(f"bouncefilter: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    logging.getLogger("bouncefilter.api").info("listening on %s:%d", host, port)
+    print(f"bouncefilter api: listening on http://{host}:{port}/", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
+def _run_token_create(args: argparse.Namespace) -> int:
+    import time
+
+    from bouncefilter import tokens
+
+    def create(settings: Settings, conn: sqlite3.Connection) -> None:
+        account = None
+        if not args.admin:
+            found = settings.account(args.account)
+            if found is None:
+                names = ", ".join(a.name for a in settings.accounts) or "none"
+                raise LookupError(f"no account {args.account!r} in the configuration (accounts: {names})")
+            account = found.name
+        print(tokens.create(conn, account, time.time(), args.note))
+
+    return _with_database(args, create)
+
+
+def _run_token_list(args: argparse.Namespace) -> int:
+    from bouncefilter import store
+    from bouncefilter.report import iso
+
+    def listing(settings: Settings, conn: sqlite3.Connection) -> None:
+        print("key_id\taccount\tcreated\trevoked\tnote")
+        for token in store.api_tokens(conn):
+            revoked = "-" if token.revoked_at is None else iso(token.revoked_at)
+            print(f"{token.key_id}\t{token.account or '(admin)'}\t{iso(token.created_at)}\t{revoked}\t{token.note or '-'}")
+
+    return _with_database(args, listing)
+
+
+def _run_token_revoke(args: argparse.Namespace) -> int:
+    import time
+
+    from bouncefilter import store, tokens
+
+    def revoke(settings: Settings, conn: sqlite3.Connection) -> None:
+        key_id = tokens.key_id(args.key_id.strip()) or args.key_id.strip().lower()
+        if not store.revoke_token(conn, key_id, time.time()):
+            raise LookupError(f"no active token with key id {key_id!r} (see bouncefilter token list)")
+        print(f"revoked {key_id}")
+
+    return _with_database(args, revoke)
+
+
+def _listen(value: str) -> tuple[str, int]:
+    """``--listen HOST:PORT`` as (host, port)."""
+    import argparse
+
+    from bouncefilter import config
+
+    found = config.listen_address(value)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT such as 127.0.0.1:8025, got {value!r}")
+    return found

@@ -170,6 +170,31 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """The download API and overview page (``bouncefilter api``, :mod:`bouncefilter.api`)."""
+
+    #: Where ``bouncefilter api`` listens: HOST:PORT (under gunicorn, its --bind instead).
+    listen: str = "127.0.0.1:8025"
+    #: The longest window one request may ask for, in days.
+    max_window_days: int = 92
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        if listen_address(self.listen) is None:
+            yield "listen", f"expected HOST:PORT such as 127.0.0.1:8025 or [::1]:8025, got {self.listen!r}"
+        if self.max_window_days < 1:
+            yield "max_window_days", "must be at least 1"
+
+
+def listen_address(text: str) -> tuple[str, int] | None:
+    """``(host, port)`` from ``HOST:PORT`` (``[IPV6]:PORT`` too), or ``None`` if it is not one."""
+    match = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})", text.strip())
+    if not match or not 0 < int(match.group(3)) < 65536:
+        return None
+    return match.group(1) or match.group(2), int(match.group(3))
+
+
+@dataclass(frozen=True)
 class Account:
     """One owner of outbound mail, and how the milter recognises its messages.
 
@@ -217,6 +242,7 @@ class Settings:
     pipe: PipeSettings = field(default_factory=PipeSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     accounts: tuple[Account, ...] = ()
 
     def problems(self) -> Iterator[Problem]:

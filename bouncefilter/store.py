@@ -26,7 +26,7 @@ import json
 import logging
 import sqlite3
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bouncefilter.record import BounceRecord
@@ -116,6 +116,21 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             UNIQUE (bounce_id, target)
         );
         CREATE INDEX outbox_due ON outbox (state, due_at);
+        """,
+    ),
+    (
+        3,
+        """
+        CREATE TABLE api_tokens (
+            id         INTEGER PRIMARY KEY,
+            key_id     TEXT NOT NULL UNIQUE,  -- the token's public part: looked up, listed, revoked
+            sha256     TEXT NOT NULL,         -- of the whole token (the token itself is never stored)
+            account    TEXT,                  -- NULL: an admin token, which sees every account
+            note       TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE INDEX bounces_account_outcome_received ON bounces (account, outcome, received_at);
         """,
     ),
 )
@@ -418,9 +433,7 @@ def bounces(
 ) -> Iterator[dict[str, object]]:
     """Stored rows received in ``[since, until)`` (epoch seconds), of one account if
     given, oldest first, as dicts keyed by :data:`BOUNCE_COLUMNS` (``hard`` a bool)."""
-    where, params = _window("received_at", since, until, account)
-    cursor = conn.execute(f"SELECT {', '.join(BOUNCE_COLUMNS)} FROM bounces{where} ORDER BY received_at, id", params)
-    for values in cursor:
+    for values in _select(conn, BounceQuery(since, until, account), BOUNCE_COLUMNS):
         row = dict(zip(BOUNCE_COLUMNS, values))
         row["hard"] = bool(row["hard"])
         yield row
@@ -428,13 +441,15 @@ def bounces(
 
 def _window(column: str, since: float | None, until: float | None, account: str | None) -> tuple[str, list[object]]:
     """A WHERE clause (with its parameters) for a time range on ``column`` and an account."""
-    clauses: list[str] = []
-    params: list[object] = []
-    for condition, value in ((f"{column} >= ?", since), (f"{column} < ?", until), ("account = ?", account)):
-        if value is not None:
-            clauses.append(condition)
-            params.append(value)
+    clauses, params = _conditions(
+        ((f"{column} >= ?", since), (f"{column} < ?", until), ("account = ?", account)))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _conditions(pairs: Iterable[tuple[str, object]]) -> tuple[list[str], list[object]]:
+    """The conditions (each with one ``?``) whose value is not ``None``, and those values."""
+    kept = [(condition, value) for condition, value in pairs if value is not None]
+    return [condition for condition, _ in kept], [value for _, value in kept]
 
 
 def outbox(conn: sqlite3.Connection, bounce_id: int) -> list[tuple[str, str]]:
@@ -445,9 +460,11 @@ def outbox(conn: sqlite3.Connection, bounce_id: int) -> list[tuple[str, str]]:
 # -- totals for the report -----------------------------------------------------------
 
 
-def sent_totals(conn: sqlite3.Connection, since: float | None, until: float | None) -> dict[str, tuple[int, int]]:
-    """Per account, the messages sent in ``[since, until)`` and their recipients."""
-    where, params = _window("sent_at", since, until, None)
+def sent_totals(conn: sqlite3.Connection, since: float | None, until: float | None,
+                account: str | None = None) -> dict[str, tuple[int, int]]:
+    """Per account (or of ``account`` alone), the messages sent in ``[since, until)`` and
+    their recipients."""
+    where, params = _window("sent_at", since, until, account)
     rows = conn.execute(
         f"SELECT account, count(*), coalesce(sum(json_array_length(recipients)), 0) FROM messages{where}"
         " GROUP BY account",
@@ -456,9 +473,11 @@ def sent_totals(conn: sqlite3.Connection, since: float | None, until: float | No
     return {account: (messages, recipients) for account, messages, recipients in rows}
 
 
-def outcome_totals(conn: sqlite3.Connection, since: float | None, until: float | None) -> list[tuple[str, str, bool, int]]:
-    """(account, outcome, hard, rows) for the rows received in ``[since, until)``."""
-    where, params = _window("received_at", since, until, None)
+def outcome_totals(conn: sqlite3.Connection, since: float | None, until: float | None,
+                   account: str | None = None) -> list[tuple[str, str, bool, int]]:
+    """(account, outcome, hard, rows) for the rows received in ``[since, until)`` (of
+    ``account`` alone if given)."""
+    where, params = _window("received_at", since, until, account)
     rows = conn.execute(f"SELECT account, outcome, hard, count(*) FROM bounces{where} GROUP BY account, outcome, hard",
                         params)
     return [(account, outcome, bool(hard), count) for account, outcome, hard, count in rows]
@@ -472,11 +491,12 @@ _TOP_EXPRESSIONS = {
 
 
 def top_values(conn: sqlite3.Connection, what: str, outcome: str, since: float | None, until: float | None,
-               limit: int = 5) -> dict[str, list[tuple[str, int]]]:
-    """Per account, the ``limit`` most frequent ``what`` (``reason`` or ``domain`` of the
-    recipient) among rows of ``outcome`` received in ``[since, until)``, most first."""
+               limit: int = 5, account: str | None = None) -> dict[str, list[tuple[str, int]]]:
+    """Per account (or of ``account`` alone), the ``limit`` most frequent ``what``
+    (``reason`` or ``domain`` of the recipient) among rows of ``outcome`` received in
+    ``[since, until)``, most first."""
     expression = _TOP_EXPRESSIONS[what]
-    where, params = _window("received_at", since, until, None)
+    where, params = _window("received_at", since, until, account)
     where = f"{where} AND outcome = ?" if where else " WHERE outcome = ?"
     rows = conn.execute(
         f"SELECT account, value, n FROM (SELECT account, {expression} AS value, count(*) AS n,"
@@ -494,17 +514,50 @@ def latest_hard_bounces(conn: sqlite3.Connection, since: float | None, until: fl
                         limit: int = 5) -> dict[str, list[tuple[float, str, str, str]]]:
     """Per account, the ``limit`` latest hard bounces in ``[since, until)``, newest
     first: (received_at, recipient, reason, status)."""
-    where, params = _window("received_at", since, until, None)
-    where = f"{where} AND outcome = 'bounce' AND hard = 1" if where else " WHERE outcome = 'bounce' AND hard = 1"
+    found = latest(conn, "hard", since, until, limit)
+    return {account: [(row["received_at"], row["recipient"], row["reason"], row["status"]) for row in rows]
+            for account, rows in found.items()}  # type: ignore[misc]
+
+
+#: What :func:`latest` can list.
+_LATEST_CONDITIONS = {"hard": "outcome = 'bounce' AND hard = 1", "complaint": "outcome = 'complaint'"}
+_LATEST_COLUMNS = ("id", "received_at", "recipient", "reason", "status", "raw_id")
+
+
+def latest(conn: sqlite3.Connection, what: str, since: float | None, until: float | None, limit: int = 5,
+           account: str | None = None) -> dict[str, list[dict[str, object]]]:
+    """Per account (or of ``account`` alone), the ``limit`` latest rows received in
+    ``[since, until)`` that are ``what`` (``hard`` bounces or ``complaint`` rows), newest
+    first, as dicts with id, received_at, recipient, reason, status and raw_id."""
+    where, params = _window("received_at", since, until, account)
+    condition = _LATEST_CONDITIONS[what]
+    where = f"{where} AND {condition}" if where else f" WHERE {condition}"
+    columns = ", ".join(_LATEST_COLUMNS)
     rows = conn.execute(
-        "SELECT account, received_at, recipient, reason, status FROM (SELECT account, received_at, recipient,"
-        " reason, status, row_number() OVER (PARTITION BY account ORDER BY received_at DESC, id DESC) AS rank"
+        f"SELECT account, {columns} FROM (SELECT account, {columns}, row_number() OVER"
+        " (PARTITION BY account ORDER BY received_at DESC, id DESC) AS rank"
         f" FROM bounces{where}) AS ranked WHERE rank <= ? ORDER BY account, rank",
         (*params, limit),
     )
-    found: dict[str, list[tuple[float, str, str, str]]] = {}
-    for account, *row in rows:
-        found.setdefault(account, []).append(tuple(row))  # type: ignore[arg-type]
+    found: dict[str, list[dict[str, object]]] = {}
+    for account_name, *values in rows:
+        found.setdefault(account_name, []).append(dict(zip(_LATEST_COLUMNS, values)))
+    return found
+
+
+def daily_counts(conn: sqlite3.Connection, since: float | None, until: float | None,
+                 account: str | None = None) -> dict[str, list[tuple[str, str, int]]]:
+    """Per account (or of ``account`` alone), the rows received in ``[since, until)`` per
+    UTC day and outcome: (``YYYY-MM-DD``, outcome, rows), oldest day first."""
+    where, params = _window("received_at", since, until, account)
+    rows = conn.execute(
+        "SELECT account, date(received_at, 'unixepoch') AS day, outcome, count(*)"
+        f" FROM bounces{where} GROUP BY account, day, outcome ORDER BY account, day, outcome",
+        params,
+    )
+    found: dict[str, list[tuple[str, str, int]]] = {}
+    for account_name, day, outcome, count in rows:
+        found.setdefault(account_name, []).append((day, outcome, count))
     return found
 
 
@@ -574,3 +627,154 @@ def _in_batches(conn: sqlite3.Connection, select: str, before: float, statements
 
 def _statements(sql: str) -> Sequence[str]:
     return [statement.strip() for statement in sql.split(";") if statement.strip()]
+
+
+# -- reading for the API -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BounceQuery:
+    """Which stored rows to read: received in ``[since, until)`` (epoch seconds), of one
+    account (``None``: every account), narrowed by the filters that are not ``None``
+    (``recipient`` and ``domain`` without regard to case), from the position ``start_at``
+    (a row's ``(received_at, id)``, inclusive) on. Rows come oldest first."""
+
+    since: float | None = None
+    until: float | None = None
+    account: str | None = None
+    recipient: str | None = None
+    domain: str | None = None
+    reason: str | None = None
+    kind: str | None = None
+    hard: bool | None = None
+    start_at: tuple[float, int] | None = None
+
+
+#: The record the API exports: (field name, SQL expression on the bounces table).
+EXPORT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "id"),
+    ("time", "strftime('%Y-%m-%dT%H:%M:%SZ', received_at, 'unixepoch')"),
+    ("timestamp", "received_at"),
+    ("account", "account"),
+    ("recipient", "recipient"),
+    ("kind", "kind"),
+    ("reason", "reason"),
+    ("hard", "hard"),
+    ("status", "status"),
+    ("replycode", "replycode"),
+    ("diagnostic", "diagnostic"),
+    ("reporting_mta", "reporting_mta"),
+    ("remote_mta", "remote_mta"),
+    ("feedback_type", "feedback_type"),
+    ("message_id", "original_message_id"),
+    ("subject", "subject"),
+    ("envelope", "envelope_sender"),
+    ("bounce_address", "bounce_address"),
+    ("outcome", "outcome"),
+)
+#: One exported record as a JSON object, built by SQLite (its C encoder is several times
+#: faster than a Python loop building dicts for ``json.dumps``).
+_EXPORT_JSON = "json_object({})".format(", ".join(
+    f"'{name}', " + ("json(iif(hard, 'true', 'false'))" if name == "hard" else expression)
+    for name, expression in EXPORT_FIELDS))
+
+
+def export_rows(conn: sqlite3.Connection, query: BounceQuery, limit: int | None = None) -> Iterator[tuple[object, ...]]:
+    """The rows ``query`` selects (at most ``limit``) as tuples in :data:`EXPORT_FIELDS`
+    order (``hard`` 0 or 1), read one by one as the caller iterates."""
+    return _select(conn, query, [expression for _, expression in EXPORT_FIELDS], limit)
+
+
+def export_json(conn: sqlite3.Connection, query: BounceQuery, limit: int | None = None) -> Iterator[str]:
+    """The rows ``query`` selects (at most ``limit``), each one JSON object (the fields
+    of :data:`EXPORT_FIELDS`, ``hard`` a boolean), read one by one as the caller iterates."""
+    return (text for (text,) in _select(conn, query, [_EXPORT_JSON], limit))
+
+
+def position(conn: sqlite3.Connection, query: BounceQuery, offset: int) -> tuple[float, int] | None:
+    """The ``(received_at, id)`` of the row ``offset`` rows past the first that ``query``
+    selects (the start of the next page), or ``None`` if there are no more rows."""
+    rows = _select(conn, query, ["received_at", "id"], 1, offset)
+    found = next(rows, None)
+    return None if found is None else (float(found[0]), int(found[1]))
+
+
+def _select(conn: sqlite3.Connection, query: BounceQuery, columns: Sequence[str], limit: int | None = None,
+            offset: int = 0) -> Iterator[tuple[object, ...]]:
+    """A cursor over ``columns`` of the rows ``query`` selects, oldest first."""
+    since = query.since
+    start = None
+    if query.start_at is not None:
+        since = query.start_at[0] if since is None else max(since, query.start_at[0])
+        start = query.start_at
+    clauses, params = _conditions((
+        ("received_at >= ?", since), ("received_at < ?", query.until), ("account = ?", query.account),
+        ("recipient = ? COLLATE NOCASE", query.recipient),
+        (f"{_TOP_EXPRESSIONS['domain']} = ?", None if query.domain is None else query.domain.lower()),
+        ("reason = ?", query.reason), ("kind = ?", query.kind),
+        ("hard = ?", None if query.hard is None else int(query.hard)),
+    ))
+    if start is not None:
+        clauses.append("(received_at > ? OR id >= ?)")
+        params += [start[0], start[1]]
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    page = ""
+    if limit is not None:
+        page = " LIMIT ? OFFSET ?"
+        params += [limit, offset]
+    return conn.execute(f"SELECT {', '.join(columns)} FROM bounces{where} ORDER BY received_at, id{page}", params)
+
+
+def bounce_source(conn: sqlite3.Connection, bounce_id: int) -> tuple[str, int | None] | None:
+    """``(account, raw_id)`` of the stored row ``bounce_id``, or ``None`` if there is none."""
+    row = conn.execute("SELECT account, raw_id FROM bounces WHERE id = ?", (bounce_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+# -- API tokens ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A stored API token: its public ``key_id``, the SHA-256 (hex) of the whole token,
+    its account (``None`` for an admin token) and when it was made and revoked."""
+
+    key_id: str
+    sha256: str
+    account: str | None
+    created_at: float
+    revoked_at: float | None = None
+    note: str = ""
+
+
+def add_token(conn: sqlite3.Connection, token: ApiToken) -> None:
+    """Store a new token; ``sqlite3.IntegrityError`` if its key id is taken."""
+    conn.execute(
+        "INSERT INTO api_tokens (key_id, sha256, account, note, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (token.key_id, token.sha256, token.account, token.note, token.created_at, token.revoked_at),
+    )
+
+
+def api_token(conn: sqlite3.Connection, key_id: str) -> ApiToken | None:
+    """The token with this key id (revoked or not), or ``None``."""
+    rows = _tokens(conn, " WHERE key_id = ?", (key_id,))
+    return rows[0] if rows else None
+
+
+def api_tokens(conn: sqlite3.Connection) -> list[ApiToken]:
+    """Every stored token, oldest first."""
+    return _tokens(conn, "", ())
+
+
+def _tokens(conn: sqlite3.Connection, where: str, params: Sequence[object]) -> list[ApiToken]:
+    """The tokens that ``where`` (a WHERE clause or nothing) selects, oldest first."""
+    rows = conn.execute(
+        f"SELECT key_id, sha256, account, created_at, revoked_at, note FROM api_tokens{where} ORDER BY id", params)
+    return [ApiToken(*row) for row in rows]
+
+
+def revoke_token(conn: sqlite3.Connection, key_id: str, at: float) -> bool:
+    """Mark the token revoked at ``at``; ``False`` if there is no such token not yet revoked."""
+    cursor = conn.execute(
+        "UPDATE api_tokens SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (at, key_id))
+    return cursor.rowcount == 1
