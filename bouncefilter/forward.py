@@ -105,8 +105,14 @@ class Forwarder:
         total = Counts()
         try:
             while not stop.is_set():
-                total.add(self.run_once(stop))
-                due = store.next_due(self._conn)
+                try:
+                    total.add(self.run_once(stop))
+                    due = store.next_due(self._conn)
+                except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full
+                    log.warning("database: %s; trying again", exc)  # claimed rows come back after the lease
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    due = None
                 wait = self._settings.poll_interval if due is None else due - self._clock()
                 stop.wait(min(self._settings.poll_interval, max(wait, 0.0)))
         finally:

@@ -74,6 +74,9 @@ class Hooks:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The header and the body go out in two writes: without this, Nagle's
+            # algorithm holds the body until the client's delayed ACK (40 ms a request).
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
