@@ -287,21 +287,21 @@ def test_410_is_given_up_at_once_listed_and_can_be_retried(tmp_path):
 def test_a_stalled_receiver_times_out_is_retried_and_costs_one_timeout_per_batch(tmp_path):
     with Hooks([KEY], stall=3) as hooks:
         site = make_site(tmp_path, hook(hooks.url("/stall")))
-        for n in range(3):
+        for n in range(5):
             site.bounce(f"user{n}@example.net")
         clock = Clock()
         started = time.monotonic()
         counts = site.forwarder(clock).run_once()
         took = time.monotonic() - started
-        assert (counts.delivered, counts.retried) == (0, 3)
-        assert 0.9 < took < 2.5  # one timeout (1 s), not three stalls
+        assert (counts.delivered, counts.retried) == (0, 5)
+        assert 0.9 < took < 3.5  # one timeout (1 s), not five
         rows = site.outbox()
         assert rows[0]["last_error"] == "timed out" and rows[1]["last_error"] == "not tried: timed out"
         assert len({r["due_at"] for r in rows}) == 1
         hooks.stall = 0
         clock.now += 5
-        assert site.forwarder(clock).run_once().delivered == 3
-    assert len({r.headers["webhook-id"] for r in hooks.delivered("/stall")}) == 3
+        assert site.forwarder(clock).run_once().delivered == 5
+    assert len({r.headers["webhook-id"] for r in hooks.delivered("/stall")}) == 5
 
 
 def test_a_refused_connection_is_retried_until_max_age_then_dead(tmp_path):
@@ -384,8 +384,8 @@ def test_several_forwarders_at_once_never_send_a_row_twice(tmp_path):
 
 
 def test_a_receiver_down_for_long_never_slows_the_pipe(tmp_path):
-    with Hooks([KEY], stall=5) as hooks:
-        site = make_site(tmp_path, hook(hooks.url("/stall")), forward="timeout: 2, lease: 4")
+    with Hooks([KEY], stall=10) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/stall")), forward="timeout: 4, lease: 8")
         fill(site, 50)
         with subprocess.Popen(site.command(), stderr=subprocess.DEVNULL) as service:
             try:
@@ -398,8 +398,8 @@ def test_a_receiver_down_for_long_never_slows_the_pipe(tmp_path):
             finally:
                 service.send_signal(signal.SIGTERM)
                 service.wait(20)
-    # Holding the database while waiting for the receiver would cost a pipe 2 s or more.
-    assert max(took) < 1.0, took
+    # Holding the database while waiting for the receiver would cost a pipe up to 4 s.
+    assert max(took) < 2.0, took
     assert len(site.outbox()) == 70
 
 
