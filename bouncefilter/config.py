@@ -176,7 +176,8 @@ FORWARD_KINDS = ("bounce", "complaint", "autoreply", "delay", "delivered", "repl
 ForwardKind = Literal["bounce", "complaint", "autoreply", "delay", "delivered", "reply", "unknown"]
 #: ``to: return_path``: the bounce address recorded for the very message that bounced.
 RETURN_PATH = "return_path"
-_LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[?::1\]?", re.I)
+_LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]", re.I)
+_URL = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(?P<port>\d{1,5}))?(?:[/?]\S*)?", re.I)
 _WHSEC = "whsec_"
 #: Fewest octets a web hook signing key may have (Standard Webhooks asks for 24 to 64).
 MIN_SECRET_BYTES = 16
@@ -241,30 +242,25 @@ def secret_key(secret: str) -> bytes:
     """The HMAC key of a web hook secret: ``whsec_BASE64`` is decoded as Standard
     Webhooks say; any other string is used as its UTF-8 octets. ``ValueError`` for a
     ``whsec_`` secret that is not base64."""
-    import base64
-    import binascii
+    import binascii  # not base64, which costs every pipe process a millisecond
 
     if not secret.startswith(_WHSEC):
         return secret.encode("utf-8")
     try:
-        return base64.b64decode(secret[len(_WHSEC):], validate=True)
+        return binascii.a2b_base64(secret[len(_WHSEC):], strict_mode=True)
     except (binascii.Error, ValueError):
         raise ValueError("a secret starting whsec_ must continue in base64") from None
 
 
 def _url_problems(url: str) -> Iterator[str]:
-    """Why ``url`` cannot be a web hook: https, or http to a loopback host only."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        yield f"not a URL: {exc}"
-        return
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        yield f"expected https://HOST/PATH, got {url!r}"
-    elif parts.scheme == "http" and not _LOOPBACK_HOSTS.fullmatch(parts.hostname):
+    """Why ``url`` cannot be a web hook: https, or http to a loopback host only. (A
+    pattern rather than urllib.parse, whose import would cost every pipe process 4 ms.)"""
+    match = _URL.fullmatch(url)
+    if not match:
+        yield f"expected https://HOST[:PORT]/PATH, got {url!r}"
+    elif match.group("port") and not 0 < int(match.group("port")) < 65536:
+        yield f"not a port: {match.group('port')}"
+    elif match.group("scheme").lower() == "http" and not _LOOPBACK_HOSTS.fullmatch(match.group("host")):
         yield "http is allowed only for a loopback host (localhost, 127.0.0.1, ::1): use https"
 
 
