@@ -13,14 +13,16 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Hooks:
     stall: float = 0.0
     retry_after: str = "120"
     delay: float = 0.0
+    tls: ssl.SSLContext | None = None  # serve https with this context
     received: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -96,6 +99,8 @@ class Hooks:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
@@ -113,6 +118,8 @@ class Hooks:
         return status
 
     def url(self, path: str) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.server.server_address[1]}{path}"
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
     def __enter__(self) -> Hooks:
@@ -151,11 +158,28 @@ class _Keeper:
 
 
 class Mailbox:
-    """An SMTP server on loopback that keeps what it receives (``envelopes``)."""
+    """An SMTP server on loopback that keeps what it receives (``envelopes``). With
+    ``tls`` it offers STARTTLS and requires it, and with ``login`` (user, password) it
+    requires AUTH after it; ``logins`` lists the users that logged in."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None) -> None:
         self._keeper = _Keeper()
-        self.controller = Controller(self._keeper, hostname="127.0.0.1", port=free_port())
+        self.logins: list[str] = []
+        options: dict[str, object] = {}
+        if tls is not None:
+            options.update(tls_context=tls, require_starttls=True)
+        if login is not None:
+            options.update(authenticator=self._authenticator(login), auth_required=True)
+        self.controller = Controller(self._keeper, hostname="127.0.0.1", port=free_port(), **options)
+
+    def _authenticator(self, login: tuple[str, str]) -> Callable[..., AuthResult]:
+        def check(server: object, session: Session, envelope: Envelope, mechanism: str, data: object) -> AuthResult:
+            if isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == login:
+                self.logins.append(login[0])
+                return AuthResult(success=True)
+            return AuthResult(success=False, handled=False)
+
+        return check
 
     @property
     def envelopes(self) -> list[Envelope]:

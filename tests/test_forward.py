@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sqlite3
+import ssl
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import messages
 import pytest
+import trustme
 from forward_lab import Hooks, Mailbox, free_port, signature_ok
 
 from bouncefilter import config, pipe, store, verp, webhook
@@ -88,7 +90,7 @@ class Clock:
         return self.now
 
 
-def make_site(root: Path, targets: str, forward: str = "", port: int = 25) -> Site:
+def make_site(root: Path, targets: str, forward: str = "", port: int = 25, smtp: str = "") -> Site:
     settings = {"timeout": "1", "retry_base": "0.2", "retry_max": "1", "lease": "3", "poll_interval": "0.1"}
     settings.update(item.split(": ") for item in forward.split(", ") if item)
     forward = ", ".join(f"{k}: {v}" for k, v in settings.items())
@@ -97,7 +99,7 @@ def make_site(root: Path, targets: str, forward: str = "", port: int = 25) -> Si
 database: bf.db
 verp: {{domain: {messages.DOMAIN}, keys: [{messages.KEY}]}}
 logging: {{target: stderr, level: DEBUG}}
-smtp: {{host: 127.0.0.1, port: {port}}}
+smtp: {{host: 127.0.0.1, port: {port}{smtp}}}
 forward: {{{forward}}}
 accounts:
   - name: shop
@@ -212,6 +214,40 @@ def test_an_smtp_relay_that_refuses_connections_is_retried(tmp_path):
     assert second["last_error"].startswith("not tried: ConnectionRefusedError") and second["attempts"] == 0
 
 
+@pytest.fixture
+def tls(tmp_path, monkeypatch) -> tuple[ssl.SSLContext, trustme.CA]:
+    """A server context with a certificate for localhost and 127.0.0.1 from a test CA
+    that the forwarder trusts (``SSL_CERT_FILE``, read by ``ssl.create_default_context``)."""
+    authority = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost", "127.0.0.1").configure_cert(server)
+    return server, authority
+
+
+def test_smtp_says_starttls_and_logs_in_when_configured(tmp_path, tls):
+    with Mailbox(tls=tls[0], login=("bouncefilter", "s3cret")) as box:
+        site = make_site(tmp_path, "{type: smtp, to: team@example.com}", port=box.port,
+                         smtp=", starttls: true, username: bouncefilter, password: s3cret")
+        site.bounce()
+        assert site.forwarder().run_once().delivered == 1
+        wait_for(lambda: len(box.envelopes) == 1)
+    assert box.logins == ["bouncefilter"]
+    assert box.envelopes[0].rcpt_tos == ["team@example.com"]
+
+
+def test_a_wrong_smtp_password_is_given_up_at_once(tmp_path, tls):
+    with Mailbox(tls=tls[0], login=("bouncefilter", "s3cret")) as box:
+        site = make_site(tmp_path, "{type: smtp, to: team@example.com}", port=box.port,
+                         smtp=", starttls: true, username: bouncefilter, password: wrong")
+        site.bounce()
+        assert site.forwarder().run_once().dead == 1
+    assert site.outbox()[0]["last_error"].startswith("SMTP 535")
+    assert box.envelopes == []
+
+
 # -- web hooks --------------------------------------------------------------------------------
 
 
@@ -236,6 +272,19 @@ def test_a_web_hook_event_is_signed_by_every_secret_and_carries_the_record(tmp_p
         "bounce_address": "bounces@shop.example.com", "outcome": "bounce",
     }
     assert set(event) >= {"timestamp", "diagnostic", "reporting_mta", "remote_mta", "feedback_type", "subject"}
+
+
+def test_https_web_hooks_check_the_certificate(tmp_path, tls, monkeypatch):
+    with Hooks([KEY], tls=tls[0]) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")))
+        site.bounce()
+        assert site.forwarder().run_once().delivered == 1
+        assert hooks.received[0].verified
+        site.bounce("other@example.net")
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "nothing.pem"))  # the test CA no longer trusted
+        assert site.forwarder().run_once().retried == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in site.outbox()[1]["last_error"]
+    assert len(hooks.received) == 1
 
 
 def test_the_signature_matches_the_standard_webhooks_example():
