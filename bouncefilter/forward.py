@@ -17,8 +17,8 @@ its own short commit:
   bounce no longer stored, no return path known: ``dead`` at once, with the error.
 
 When a target cannot be reached, its other rows in the batch are put back untried,
-due when the failed row is: a receiver that is down costs one timeout per batch, not
-one per row. A forwarder killed at any moment leaves its claimed rows ``sending``; their
+due when the failed row is (or given up, once past ``max_age``): a receiver that is
+down costs one timeout per batch, not one per row. A forwarder killed at any moment leaves its claimed rows ``sending``; their
 lease lapses and any forwarder takes them again, so nothing is lost and only the row in
 flight can be sent twice (delivery is at-least-once; web hook receivers deduplicate on
 the event id).
@@ -138,18 +138,27 @@ class Forwarder:
                 store.mark_retry(self._conn, item.id, self._claim, now, "not tried: forwarder stopped", False)
                 continue
             if item.target in unreachable:
-                due, error = unreachable[item.target]
-                store.mark_retry(self._conn, item.id, self._claim, due, f"not tried: {error}", False)
-                counts.retried += 1
+                self._skip(item, *unreachable[item.target], now, counts)
                 continue
             if now - claimed_at > self._settings.lease / 2:
                 claimed_at = now
                 store.extend_claim(self._conn, self._claim, now + self._settings.lease)
             result = self._deliver(item, now)
             due = self._settle(item, result, self._clock(), counts)
-            if result.unreachable and due is not None:
-                unreachable[item.target] = (due, result.error)
+            if result.unreachable:
+                unreachable[item.target] = (due or now + self._settings.retry_base, result.error)
         return counts
+
+    def _skip(self, item: store.OutboxItem, due: float, error: str, now: float, counts: Counts) -> None:
+        """Put back, untried, a row whose target failed on an earlier row of the batch
+        (given up instead if it is past ``forward.max_age``)."""
+        if now > item.queued_at + self._settings.max_age:
+            why = f"gave up after {item.attempts - 1} attempts: {error}"
+            store.mark_dead(self._conn, item.id, self._claim, why, count_attempt=False)
+            counts.dead += 1
+        else:
+            store.mark_retry(self._conn, item.id, self._claim, due, f"not tried: {error}", False)
+            counts.retried += 1
 
     def _deliver(self, item: store.OutboxItem, now: float) -> Result:
         target = self._targets.get(item.target)

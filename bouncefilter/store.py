@@ -525,9 +525,11 @@ def mark_retry(conn: sqlite3.Connection, row_id: int, claim: str, due_at: float,
     return _settle(conn, row_id, claim, f"state = '{PENDING}', due_at = ?, last_error = ?{undo}", (due_at, error))
 
 
-def mark_dead(conn: sqlite3.Connection, row_id: int, claim: str, error: str) -> bool:
-    """Row ``row_id`` is given up: ``dead``, with ``error``, until an administrator retries it."""
-    return _settle(conn, row_id, claim, f"state = '{DEAD}', last_error = ?", (error,))
+def mark_dead(conn: sqlite3.Connection, row_id: int, claim: str, error: str, count_attempt: bool = True) -> bool:
+    """Row ``row_id`` is given up: ``dead``, with ``error``, until an administrator retries
+    it (``count_attempt`` as for :func:`mark_retry`)."""
+    undo = "" if count_attempt else ", attempts = attempts - 1"
+    return _settle(conn, row_id, claim, f"state = '{DEAD}', last_error = ?{undo}", (error,))
 
 
 def _settle(conn: sqlite3.Connection, row_id: int, claim: str, assignments: str, values: tuple[object, ...]) -> bool:

@@ -370,6 +370,17 @@ def test_a_refused_connection_is_retried_until_max_age_then_dead(tmp_path):
     assert row["attempts"] == attempts > 5  # retry_max 1 s within max_age 10 s
 
 
+def test_rows_past_max_age_behind_an_unreachable_target_are_given_up_without_a_try_each(tmp_path):
+    site = make_site(tmp_path, hook(f"http://127.0.0.1:{free_port()}/down"), forward="max_age: 10")
+    fill(site, 3)
+    clock = Clock()
+    clock.now += 11
+    counts = site.forwarder(clock).run_once()
+    assert (counts.delivered, counts.retried, counts.dead) == (0, 0, 3)
+    assert [r["attempts"] for r in site.outbox()] == [1, 0, 0]
+    assert all(r["last_error"].startswith("gave up after") for r in site.outbox())
+
+
 def test_429_honours_retry_after(tmp_path):
     with Hooks([KEY], scripts={"/busy": [429, 200]}, retry_after="120") as hooks:
         site = make_site(tmp_path, hook(hooks.url("/busy")))
