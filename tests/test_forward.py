@@ -15,7 +15,6 @@ import sqlite3
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from email import message_from_bytes
