@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reading(commands)
     _add_api(commands)
     _add_token(commands)
+    _add_forward(commands)
     return parser
 
 
@@ -212,6 +213,38 @@ def _add_db(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     _add_config_option(purge)
     purge.set_defaults(run=_run_db_purge)
+
+
+def _add_forward(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    forward = commands.add_parser(
+        "forward", help="deliver the outbox to the SMTP and web hook targets",
+        description="Deliver the outbox rows the pipe queued to the accounts' forwarding targets "
+        "(smtp, webhook). Without options it runs as a service until SIGTERM, waking when a "
+        "row falls due; several may run at once. Failures are retried with backoff up to "
+        "forward.max_age; refusals (SMTP 5xx, HTTP 4xx but 429) are given up at once and kept "
+        "as dead rows.",
+        epilog="Exit codes: 0 ok (stopped by a signal, drained, listed, retried), 1 the database "
+        "cannot be used or --retry found no such dead row, 78 bad configuration.",
+    )
+    _add_config_option(forward)
+    what = forward.add_mutually_exclusive_group()
+    what.add_argument("--once", action="store_true", help="deliver what is due now, then exit (for a timer)")
+    what.add_argument("--list-dead", action="store_true",
+                      help="list the given-up rows: id, target, attempts, bounce, last error")
+    what.add_argument("--retry", metavar="ID|all", type=_outbox_id,
+                      help="make a dead row (or all of them) pending again, due now, with a fresh max_age")
+    forward.set_defaults(run=_run_forward)
+
+
+def _outbox_id(text: str) -> int | str:
+    """An outbox row id, or ``all``."""
+    import argparse
+
+    if text == "all":
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a row id or all, got {text!r}")
+    return int(text)
 
 
 def _add_config_option(command: argparse.ArgumentParser) -> None:
@@ -728,3 +761,57 @@ def _listen(value: str) -> tuple[str, int]:
     if found is None:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT such as 127.0.0.1:8025, got {value!r}")
     return found
+def _run_forward(args: argparse.Namespace) -> int:
+    import time
+
+    from bouncefilter import store
+
+    code = EXIT_OK
+
+    def list_dead(settings: Settings, conn: sqlite3.Connection) -> None:
+        for row in store.dead_letters(conn):
+            print(f"{row['id']}\t{row['target']}\tattempts={row['attempts']}\tbounce={row['bounce_id']}"
+                  f"\t{row['outcome']} <{row['recipient']}>\t{row['last_error']}")
+
+    def retry(settings: Settings, conn: sqlite3.Connection) -> None:
+        nonlocal code
+        changed = store.retry_dead(conn, time.time(), None if args.retry == "all" else args.retry)
+        print(f"{changed} dead rows pending again")
+        if args.retry != "all" and not changed:
+            print(f"bouncefilter: no dead outbox row with id {args.retry}", file=sys.stderr)
+            code = EXIT_FAILED
+
+    if args.list_dead:
+        return _with_database(args, list_dead)
+    if args.retry is not None:
+        return _with_database(args, retry) or code
+    return _with_database(args, _forward_work(args.once))
+
+
+def _forward_work(once: bool) -> Callable[[Settings, sqlite3.Connection], None]:
+    """Run a forwarder on the open database: drain once, or serve until SIGTERM/SIGINT."""
+
+    def work(settings: Settings, conn: sqlite3.Connection) -> None:
+        import logging
+        import signal
+        import threading
+
+        from bouncefilter.forward import Forwarder
+
+        _configure_logging(settings.logging, "bouncefilter/forward")
+        stop = threading.Event()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: stop.set())
+        forwarder = Forwarder(settings, conn)
+        if once:
+            try:
+                counts = forwarder.run_once(stop)
+            finally:
+                forwarder.close()
+        else:
+            logging.getLogger("bouncefilter.forward").info("forwarding from %s", settings.database)
+            counts = forwarder.serve(stop)
+        logging.getLogger("bouncefilter.forward").info(
+            "delivered %d, retried %d, dead %d", counts.delivered, counts.retried, counts.dead)
+
+    return work

@@ -169,6 +169,163 @@ class LoggingSettings:
     ] = field(default="mail", metadata=_LOWER)
 
 
+#: The kinds of row a forwarding target can ask for: a row's outcome for a valid token
+#: (``unknown`` there: the classifier failed on it); forged, expired and notoken rows
+#: belong to no account and are never forwarded.
+FORWARD_KINDS = ("bounce", "complaint", "autoreply", "delay", "delivered", "reply", "unknown")
+ForwardKind = Literal["bounce", "complaint", "autoreply", "delay", "delivered", "reply", "unknown"]
+#: ``to: return_path``: the bounce address recorded for the very message that bounced.
+RETURN_PATH = "return_path"
+_LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]", re.I)
+_URL = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(?P<port>\d{1,5}))?(?:[/?]\S*)?", re.I)
+_WHSEC = "whsec_"
+#: Fewest octets a web hook signing key may have (Standard Webhooks asks for 24 to 64).
+MIN_SECRET_BYTES = 16
+
+
+@dataclass(frozen=True)
+class ForwardTarget:
+    """One place an account's processed bounces go: ``smtp`` (the raw bounce re-sent to
+    ``to``, an address or ``return_path``) or ``webhook`` (a signed JSON POST to ``url``,
+    signed with every one of ``secrets``), for the ``kinds`` it lists."""
+
+    type: Literal["smtp", "webhook"] = field(metadata=_LOWER)
+    to: str | None = None
+    url: str | None = None
+    secrets: tuple[str, ...] = field(default=(), metadata=_SECRET)
+    kinds: tuple[ForwardKind, ...] = field(default=("bounce", "complaint", "autoreply", "reply", "unknown"),
+                                           metadata=_LOWER)
+
+    def name(self, account: str) -> str:
+        """The stable name outbox rows give this target: ``ACCOUNT:TYPE:DESTINATION``
+        (secrets and kinds left out, so rotating a secret keeps queued rows)."""
+        return f"{account}:{self.type}:{self.to if self.type == 'smtp' else self.url}"
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in this target."""
+        if self.type == "smtp":
+            yield from self._smtp_problems()
+        else:
+            yield from self._webhook_problems()
+        if not self.kinds:
+            yield "kinds", f"give at least one of {', '.join(FORWARD_KINDS)}"
+
+    def _smtp_problems(self) -> Iterator[Problem]:
+        if self.to is None:
+            yield "to", "required for type smtp (an address, or return_path)"
+        elif self.to != RETURN_PATH and not _is_address(self.to):
+            yield "to", f"not an address like user@example.com, nor return_path: {self.to!r}"
+        for name in ("url", "secrets"):
+            if getattr(self, name):
+                yield name, "only for type webhook"
+
+    def _webhook_problems(self) -> Iterator[Problem]:
+        if self.to is not None:
+            yield "to", "only for type smtp"
+        if self.url is None:
+            yield "url", "required for type webhook"
+        else:
+            yield from (("url", message) for message in _url_problems(self.url))
+        if not self.secrets:
+            yield "secrets", "give at least one signing secret"
+        for index, secret in enumerate(self.secrets):
+            try:
+                key = secret_key(secret)
+            except ValueError as exc:
+                yield f"secrets[{index}]", str(exc)
+                continue
+            if len(key) < MIN_SECRET_BYTES:
+                yield f"secrets[{index}]", f"too short: a secret needs at least {MIN_SECRET_BYTES} octets"
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a web hook secret: ``whsec_BASE64`` is decoded as Standard
+    Webhooks say; any other string is used as its UTF-8 octets. ``ValueError`` for a
+    ``whsec_`` secret that is not base64."""
+    import binascii  # not base64, which costs every pipe process a millisecond
+
+    if not secret.startswith(_WHSEC):
+        return secret.encode("utf-8")
+    try:
+        return binascii.a2b_base64(secret[len(_WHSEC):], strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a secret starting whsec_ must continue in base64") from None
+
+
+def _url_problems(url: str) -> Iterator[str]:
+    """Why ``url`` cannot be a web hook: https, or http to a loopback host only. (A
+    pattern rather than urllib.parse, whose import would cost every pipe process 4 ms.)"""
+    match = _URL.fullmatch(url)
+    if not match:
+        yield f"expected https://HOST[:PORT]/PATH, got {url!r}"
+    elif match.group("port") and not 0 < int(match.group("port")) < 65536:
+        yield f"not a port: {match.group('port')}"
+    elif match.group("scheme").lower() == "http" and not _LOOPBACK_HOSTS.fullmatch(match.group("host")):
+        yield "http is allowed only for a loopback host (localhost, 127.0.0.1, ::1): use https"
+
+
+def _is_address(text: str) -> bool:
+    local, at, domain = text.rpartition("@")
+    return bool(local and at and _DOMAIN.fullmatch(domain.lower()))
+
+
+def _duplicate_targets(targets: tuple[ForwardTarget, ...]) -> Iterator[Problem]:
+    """Two targets of one account with the same type and destination."""
+    seen: dict[str, int] = {}
+    for index, target in enumerate(targets):
+        first = seen.setdefault(target.name(""), index)
+        if first != index:
+            yield f"forward[{index}]", f"the same destination as forward[{first}]"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The relay that ``smtp`` forwarding targets send through."""
+
+    host: str = "localhost"
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, metadata=_SECRET)
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        if not 0 < self.port < 65536:
+            yield "port", "expected 1 to 65535"
+        if (self.username is None) != (self.password is None):
+            yield "password" if self.username else "username", "give username and password together"
+
+
+@dataclass(frozen=True)
+class ForwardSettings:
+    """How ``bouncefilter forward`` hands the outbox on (all durations in seconds)."""
+
+    #: How long a row is retried after it was queued before it is given up (dead).
+    max_age: float = 86400
+    #: How long one SMTP or HTTP exchange may take before it counts as failed.
+    timeout: float = 10
+    #: The first retry comes after about this long, each next one after twice as long
+    #: (with jitter), never more than retry_max apart.
+    retry_base: float = 60
+    retry_max: float = 3600
+    #: A claimed row not finished within this long (its forwarder died) is due again.
+    lease: float = 300
+    #: How often the service looks for due rows when it has nothing to do.
+    poll_interval: float = 1
+    #: Rows claimed at once.
+    batch: int = 100
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        for name in ("max_age", "timeout", "retry_base", "retry_max", "lease", "poll_interval"):
+            if getattr(self, name) <= 0:
+                yield name, "must be more than 0"
+        if self.batch < 1:
+            yield "batch", "must be at least 1"
+        if self.lease < 2 * self.timeout:
+            yield "lease", "must be at least twice forward.timeout"
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """The download API and overview page (``bouncefilter api``, :mod:`bouncefilter.api`)."""
@@ -209,9 +366,12 @@ class Account:
     senders: tuple[str, ...] = field(default=(), metadata=_LOWER)
     domains: tuple[str, ...] = field(default=(), metadata=_LOWER)
     tracking: bool = True
+    #: Where processed bounces go (see :class:`ForwardTarget`), in the outbox's order.
+    forward: tuple[ForwardTarget, ...] = ()
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work in this account."""
+        yield from _duplicate_targets(self.forward)
         if not _ACCOUNT_NAME.fullmatch(self.name):
             yield "name", "expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         if not (self.sasl_users or self.senders or self.domains):
@@ -244,6 +404,8 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     accounts: tuple[Account, ...] = ()
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    forward: ForwardSettings = field(default_factory=ForwardSettings)
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work across sections."""
@@ -260,6 +422,11 @@ class Settings:
     def account(self, name: str) -> Account | None:
         """The account called ``name`` (case-insensitive), if any."""
         return next((a for a in self.accounts if a.name.lower() == name.lower()), None)
+
+    def forward_targets(self, account: str, kind: str) -> tuple[str, ...]:
+        """The names of ``account``'s forwarding targets that want rows of ``kind``."""
+        found = self.account(account) if account else None
+        return tuple(t.name(found.name) for t in found.forward if kind in t.kinds) if found else ()
 
 
 def locate(path: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
@@ -467,6 +634,10 @@ def _convert(value: Any, hint: Any, key: str, meta: Mapping[str, Any], base: str
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(key, f"expected a whole number, got {_kind(value)}")
         return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"expected a number, got {_kind(value)}")
+        return float(value)
     if hint is str:
         return _string(value, key, meta, base)
     raise TypeError(f"no rule for settings of type {hint!r}")  # a mistake in this module

@@ -206,7 +206,7 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
         except store.StoreError as exc:
             raise Temporary(f"database {settings.database}: {exc}") from None
         message = _sent_message(conn, verdict, today) if verdict and verdict.message_key else None
-        rows = bounce_rows(classification, verdict, message)
+        rows = bounce_rows(classification, verdict, message, settings)
         delivery = store.Delivery(raw, now, size, truncated, args.queue_id, args.sender, args.recipient)
         ids = store.store_delivery(conn, delivery, rows)
     except sqlite3.Error as exc:
@@ -296,9 +296,9 @@ def _sent_message(conn: sqlite3.Connection, verdict: verp.Verdict, today: date) 
 
 
 def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
-                message: SentMessage | None) -> list[Bounce]:
+                message: SentMessage | None, settings: Settings | None = None) -> list[Bounce]:
     """The rows to store for a classified message: one per record, or one for the whole
-    message when it has none."""
+    message when it has none; with ``settings``, each with its forwarding targets."""
     from bouncefilter.record import BounceRecord
 
     records = classification.records or (
@@ -306,10 +306,11 @@ def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
                      original_message_id=classification.original.message_id,
                      subject=classification.original.subject, token=classification.original.token),
     )
-    return [_row(record, verdict, message) for record in records]
+    return [_row(record, verdict, message, settings) for record in records]
 
 
-def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessage | None) -> Bounce:
+def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessage | None,
+         settings: Settings | None) -> Bounce:
     from bouncefilter.store import Bounce
 
     status = verdict.status if verdict else ""
@@ -332,15 +333,17 @@ def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessag
         account=message.account if message else "",
         message_key=verdict.message_key if verdict else "",
         bounce_address=(message.bounce_address or message.sender) if message else "",
-        targets=forward_targets(message, outcome),
+        targets=forward_targets(settings, message.account if message else "", outcome),
     )
 
 
-def forward_targets(message: SentMessage | None, outcome: str) -> tuple[str, ...]:
-    """The outbox targets for a new row: none yet. Forwarding (per-account targets,
-    the message's own bounce address) is configured by a later version; the store
-    already queues whatever this returns in the row's own transaction."""
-    return ()
+def forward_targets(settings: Settings | None, account: str, outcome: str) -> tuple[str, ...]:
+    """The outbox targets for a new row: those of its account that want its kind. A
+    row's kind is its outcome (``bounce``, ``reply``, ``unknown`` ...); forged, expired
+    and notoken rows never reach a target, as no verified token ties them to an account."""
+    if settings is None or outcome in (verp.FORGED, verp.EXPIRED, "notoken"):
+        return ()
+    return settings.forward_targets(account, outcome)
 
 
 def log_line(queue_id: str, row: Bounce, row_id: int | None, truncated: bool = False) -> str:

@@ -133,6 +133,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX bounces_account_outcome_received ON bounces (account, outcome, received_at);
         """,
     ),
+    (
+        4,
+        """
+        ALTER TABLE outbox ADD COLUMN claim TEXT NOT NULL DEFAULT '';  -- the forwarder sending it
+        ALTER TABLE outbox ADD COLUMN queued_at REAL NOT NULL DEFAULT 0;  -- forward.max_age counts from here
+        ALTER TABLE outbox ADD COLUMN done_at REAL;
+        UPDATE outbox SET queued_at = due_at;
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -174,6 +183,13 @@ def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, durable: bool = T
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     return conn
+
+
+def skip_fsync(conn: sqlite3.Connection) -> None:
+    """Let ``conn``'s commits skip the fsync (``synchronous = NORMAL`` in WAL mode): a
+    killed process still keeps every commit, only a power cut may lose the last ones.
+    For the forwarder, whose lost "done" marks only mean a row is sent again."""
+    conn.execute("PRAGMA synchronous = NORMAL")
 
 
 class Writing:
@@ -282,8 +298,12 @@ TRACE_HEADERS = frozenset({
     b"authentication-results", b"x-spam-status", b"x-spam-score", b"x-spam-level",
     b"x-spam-flag", b"x-spam-checker-version", b"x-virus-scanned",
 })
-#: Outbox states; the pipe writes ``pending`` rows, the forwarder moves them on.
+#: Outbox states; the pipe writes ``pending`` rows, the forwarder moves them on:
+#: ``sending`` (claimed; ``due_at`` is then when the claim lapses), ``done``, ``dead``.
 PENDING = "pending"
+SENDING = "sending"
+DONE = "done"
+DEAD = "dead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,9 +412,9 @@ def store_delivery(conn: sqlite3.Connection, delivery: Delivery, rows: Sequence[
             ids.append(stored[0] if stored else None)
             for target in row.targets if stored else ():
                 conn.execute(
-                    "INSERT INTO outbox (bounce_id, target, state, due_at) VALUES (?, ?, ?, ?)"
+                    "INSERT INTO outbox (bounce_id, target, state, due_at, queued_at) VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (bounce_id, target) DO NOTHING",
-                    (stored[0], target, PENDING, delivery.received_at),
+                    (stored[0], target, PENDING, delivery.received_at, delivery.received_at),
                 )
     return ids
 
@@ -455,6 +475,125 @@ def _conditions(pairs: Iterable[tuple[str, object]]) -> tuple[list[str], list[ob
 def outbox(conn: sqlite3.Connection, bounce_id: int) -> list[tuple[str, str]]:
     """The outbox rows of one stored bounce, as (target, state) pairs."""
     return conn.execute("SELECT target, state FROM outbox WHERE bounce_id = ? ORDER BY id", (bounce_id,)).fetchall()
+
+
+# -- the outbox, as the forwarder works it ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One claimed outbox row and what forwarding it needs: the stored bounce row (as
+    :func:`bounces` gives it) and the bounced message's original envelope sender."""
+
+    id: int
+    target: str
+    attempts: int  # this one included
+    queued_at: float
+    bounce: dict[str, object]
+    sender: str = ""
+    dedup_key: str = ""
+
+
+_CLAIM = (
+    f"UPDATE outbox SET state = '{SENDING}', claim = ?, due_at = ?, attempts = attempts + 1 WHERE id IN"
+    f" (SELECT id FROM outbox WHERE state IN ('{PENDING}', '{SENDING}') AND due_at <= ? ORDER BY due_at LIMIT ?)"
+)
+_CLAIMED = (
+    "SELECT o.id, o.target, o.attempts, o.queued_at, coalesce(m.sender, ''), b.dedup_key, "
+    + ", ".join(f"b.{column}" for column in BOUNCE_COLUMNS)
+    + " FROM outbox o JOIN bounces b ON b.id = o.bounce_id LEFT JOIN messages m"
+    f" ON m.message_key = b.message_key AND b.message_key != '' WHERE o.claim = ? AND o.state = '{SENDING}'"
+    " ORDER BY o.due_at, o.id"
+)
+
+
+def claim_due(conn: sqlite3.Connection, claim: str, now: float, lease: float, limit: int) -> list[OutboxItem]:
+    """Claim up to ``limit`` rows due at ``now`` for the forwarder ``claim`` (a string no
+    other forwarder uses) until ``now + lease``, oldest due first, and return them.
+
+    Due rows are ``pending`` ones whose time has come and ``sending`` ones whose claim
+    has lapsed (their forwarder died). Claiming is one write transaction, so two
+    forwarders never claim one row at once; each claim counts as an attempt.
+    """
+    with Writing(conn):
+        conn.execute(_CLAIM, (claim, now + lease, now, limit))
+    items = []
+    for oid, target, attempts, queued_at, sender, key, *values in conn.execute(_CLAIMED, (claim,)):
+        bounce = dict(zip(BOUNCE_COLUMNS, values))
+        bounce["hard"] = bool(bounce["hard"])
+        items.append(OutboxItem(oid, target, attempts, queued_at, bounce, sender, key))
+    return items
+
+
+def extend_claim(conn: sqlite3.Connection, claim: str, until: float) -> None:
+    """Keep the rows ``claim`` still holds claimed until ``until``."""
+    conn.execute(f"UPDATE outbox SET due_at = ? WHERE claim = ? AND state = '{SENDING}'", (until, claim))
+
+
+def mark_done(conn: sqlite3.Connection, row_id: int, claim: str, now: float) -> bool:
+    """Row ``row_id``, held by ``claim``, was delivered; ``False`` if the claim was lost."""
+    return _settle(conn, row_id, claim, f"state = '{DONE}', done_at = ?, last_error = ''", (now,))
+
+
+def mark_retry(conn: sqlite3.Connection, row_id: int, claim: str, due_at: float, error: str,
+               count_attempt: bool = True) -> bool:
+    """Row ``row_id`` failed for now: pending again, due at ``due_at``, with ``error``.
+    ``count_attempt`` false takes back the attempt its claim counted (it was never
+    tried: its target failed on an earlier row)."""
+    undo = "" if count_attempt else ", attempts = attempts - 1"
+    return _settle(conn, row_id, claim, f"state = '{PENDING}', due_at = ?, last_error = ?{undo}", (due_at, error))
+
+
+def mark_dead(conn: sqlite3.Connection, row_id: int, claim: str, error: str, count_attempt: bool = True) -> bool:
+    """Row ``row_id`` is given up: ``dead``, with ``error``, until an administrator retries
+    it (``count_attempt`` as for :func:`mark_retry`)."""
+    undo = "" if count_attempt else ", attempts = attempts - 1"
+    return _settle(conn, row_id, claim, f"state = '{DEAD}', last_error = ?{undo}", (error,))
+
+
+def _settle(conn: sqlite3.Connection, row_id: int, claim: str, assignments: str, values: tuple[object, ...]) -> bool:
+    cursor = conn.execute(
+        f"UPDATE outbox SET {assignments}, claim = '' WHERE id = ? AND claim = ? AND state = '{SENDING}'",
+        (*values, row_id, claim),
+    )
+    return cursor.rowcount == 1
+
+
+def next_due(conn: sqlite3.Connection) -> float | None:
+    """When the next row falls due (pending, or a claim lapses), or ``None`` for an
+    empty outbox. Cheap: one look into the ``(state, due_at)`` index."""
+    row = conn.execute(f"SELECT min(due_at) FROM outbox WHERE state IN ('{PENDING}', '{SENDING}')").fetchone()
+    return row[0]
+
+
+def dead_letters(conn: sqlite3.Connection) -> list[dict[str, object]]:
+    """The given-up rows, oldest first: id, target, attempts, queued_at, last_error and
+    their bounce's id, account, recipient and outcome."""
+    columns = ("id", "target", "attempts", "queued_at", "last_error", "bounce_id", "account", "recipient", "outcome")
+    rows = conn.execute(
+        "SELECT o.id, o.target, o.attempts, o.queued_at, o.last_error, b.id, b.account, b.recipient, b.outcome"
+        f" FROM outbox o JOIN bounces b ON b.id = o.bounce_id WHERE o.state = '{DEAD}' ORDER BY o.id"
+    )
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def retry_dead(conn: sqlite3.Connection, now: float, row_id: int | None = None) -> int:
+    """Make row ``row_id`` (``None``: every dead row) pending again, due ``now``, with a
+    fresh ``forward.max_age`` and no attempts; the number of rows changed (0 for an id
+    that is not dead)."""
+    where, params = (" AND id = ?", (row_id,)) if row_id is not None else ("", ())
+    with Writing(conn):
+        cursor = conn.execute(
+            f"UPDATE outbox SET state = '{PENDING}', due_at = ?, queued_at = ?, attempts = 0"
+            f" WHERE state = '{DEAD}'{where}",
+            (now, now, *params),
+        )
+    return cursor.rowcount
+
+
+def outbox_states(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many outbox rows are in each state."""
+    return dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
 
 
 # -- totals for the report -----------------------------------------------------------
@@ -581,7 +720,7 @@ class Purged:
 _OLD_RAW = (
     "SELECT r.id FROM raw_messages r WHERE r.received_at < ? AND NOT EXISTS ("
     " SELECT 1 FROM bounces b JOIN outbox o ON o.bounce_id = b.id"
-    f" WHERE b.raw_id = r.id AND o.state = '{PENDING}') LIMIT ?"
+    f" WHERE b.raw_id = r.id AND o.state IN ('{PENDING}', '{SENDING}')) LIMIT ?"
 )
 
 

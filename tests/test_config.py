@@ -20,6 +20,7 @@ from bouncefilter.config import ConfigError, Settings
 EXAMPLE = Path(__file__).resolve().parent.parent / "contrib" / "bouncefilter.yaml"
 KEY = "0123456789abcdef0123456789abcdef"
 VERP = f"verp: {{domain: bounces.example.com, keys: [{KEY}]}}\n"
+FORWARD = "accounts: [{{name: a, domains: [example.com], tracking: false, forward: [{}]}}]"
 
 
 def settings_classes(cls: type = Settings) -> list[type]:
@@ -48,7 +49,7 @@ def test_the_example_parses_and_states_the_defaults():
     assert example.accounts[1].tracking is False
     # The example writes out the default of every section it does not need to change.
     assert example.database == defaults.database
-    for section in ("milter", "pipe", "retention", "logging"):
+    for section in ("milter", "pipe", "retention", "logging", "smtp", "forward"):
         assert getattr(example, section) == getattr(defaults, section), section
     assert (example.verp.prefix, example.verp.max_age_days) == (defaults.verp.prefix, defaults.verp.max_age_days)
 
@@ -109,6 +110,36 @@ def test_settings_are_frozen():
         ("accounts: [{name: a, domains: [example.com]}]", "verp.domain", "required when an account has tracking on"),
         (VERP + "accounts: [{name: a, domains: [example.com]}, {name: A, domains: [example.org]}]",
          "accounts[1].name", "duplicate account name 'A'"),
+        (FORWARD.format("{type: smtp}"), "accounts[0].forward[0].to", "required for type smtp"),
+        (FORWARD.format("{type: smtp, to: nobody}"), "accounts[0].forward[0].to", "not an address"),
+        (FORWARD.format("{type: mail, to: a@example.com}"), "accounts[0].forward[0].type",
+         "expected one of smtp, webhook"),
+        (FORWARD.format("{type: smtp, to: a@example.com, url: 'https://example.com/'}"),
+         "accounts[0].forward[0].url", "only for type webhook"),
+        (FORWARD.format("{type: smtp, to: a@example.com, kinds: [bounce, bonce]}"),
+         "accounts[0].forward[0].kinds[1]", "expected one of bounce, complaint, autoreply, delay,"),
+        (FORWARD.format("{type: smtp, to: a@example.com, kinds: []}"), "accounts[0].forward[0].kinds",
+         "give at least one of bounce"),
+        (FORWARD.format("{type: smtp, to: a@example.com}, {type: smtp, to: a@example.com, kinds: [delay]}"),
+         "accounts[0].forward[1]", "the same destination as forward[0]"),
+        (FORWARD.format(f"{{type: webhook, secrets: [{KEY}]}}"), "accounts[0].forward[0].url", "required"),
+        (FORWARD.format(f"{{type: smtp, to: a@example.com}}, {{type: webhook, url: 'http://example.com/', secrets: [{KEY}]}}"),
+         "accounts[0].forward[1].url", "http is allowed only for a loopback host"),
+        (FORWARD.format(f"{{type: webhook, url: 'ftp://example.com/', secrets: [{KEY}]}}"),
+         "accounts[0].forward[0].url", "expected https://HOST[:PORT]/PATH"),
+        (FORWARD.format(f"{{type: webhook, url: 'https://example.com:99999/', secrets: [{KEY}]}}"),
+         "accounts[0].forward[0].url", "not a port: 99999"),
+        (FORWARD.format("{type: webhook, url: 'https://example.com/'}"), "accounts[0].forward[0].secrets",
+         "give at least one"),
+        (FORWARD.format("{type: webhook, url: 'https://example.com/', secrets: [short]}"),
+         "accounts[0].forward[0].secrets[0]", "too short"),
+        (FORWARD.format("{type: webhook, url: 'https://example.com/', secrets: ['whsec_not base64!']}"),
+         "accounts[0].forward[0].secrets[0]", "a secret starting whsec_ must continue in base64"),
+        ("smtp: {port: 0}", "smtp.port", "expected 1 to 65535"),
+        ("smtp: {username: u}", "smtp.password", "give username and password together"),
+        ("forward: {timeout: 'ten'}", "forward.timeout", "expected a number, got a string"),
+        ("forward: {max_age: 0}", "forward.max_age", "must be more than 0"),
+        ("forward: {timeout: 200}", "forward.lease", "must be at least twice forward.timeout"),
     ],
 )
 def test_an_error_names_its_dotted_key(config_file, text, key, message):
@@ -246,3 +277,20 @@ def test_with_a_fresh_parsed_copy_loading_imports_no_yaml(config_file):
     code = f"import sys; from bouncefilter import config; config.load({path!r}); print('yaml' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout == "False\n"
+
+
+def test_forward_targets_have_stable_names_and_choose_by_kind(config_file):
+    targets = ("{type: smtp, to: return_path}, "
+               f"{{type: webhook, url: 'http://[::1]:8080/hook', secrets: [{KEY}], kinds: [bounce, DELAY]}}")
+    settings = config.load(str(config_file(FORWARD.format(targets) + "\nforward: {timeout: 1.5}")))
+    assert settings.forward_targets("A", "bounce") == ("a:smtp:return_path", "a:webhook:http://[::1]:8080/hook")
+    assert settings.forward_targets("a", "delay") == ("a:webhook:http://[::1]:8080/hook",)
+    assert settings.forward_targets("a", "reply") == ("a:smtp:return_path",)
+    assert settings.forward_targets("", "bounce") == settings.forward_targets("other", "bounce") == ()
+    assert settings.forward.timeout == 1.5
+    assert KEY not in config.describe(settings)
+
+
+def test_a_whsec_secret_is_decoded_and_a_plain_one_taken_as_it_is():
+    assert config.secret_key("whsec_MDEyMzQ1Njc4OWFiY2RlZg==") == b"0123456789abcdef"
+    assert config.secret_key("plain secret, long enough") == b"plain secret, long enough"

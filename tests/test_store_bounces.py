@@ -213,3 +213,42 @@ def test_no_migration_statement_hides_a_semicolon_in_a_comment():
     for _, sql in store.MIGRATIONS:
         for line in sql.splitlines():
             assert ";" not in line.partition("--")[2], line
+
+
+def test_a_schema_2_outbox_row_is_brought_forward_due_and_queued_when_it_was(tmp_path):
+    conn = store.connect(str(tmp_path / "old.db"))
+    for version, sql in store.MIGRATIONS[:2]:
+        for statement in store._statements(sql):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute("INSERT INTO raw_messages (sha256, received_at, size, data) VALUES ('x', 5.0, 1, x'00')")
+    conn.execute("INSERT INTO bounces (dedup_key, received_at, outcome, raw_id) VALUES ('k', 5.0, 'bounce', 1)")
+    conn.execute("INSERT INTO outbox (bounce_id, target, due_at) VALUES (1, 'shop:smtp:a@example.com', 7.0)")
+    assert store.migrate(conn) == store.SCHEMA_VERSION
+    (item,) = store.claim_due(conn, "c1", now=10.0, lease=60, limit=10)
+    assert (item.target, item.attempts, item.queued_at, item.bounce["id"]) == ("shop:smtp:a@example.com", 1, 7.0, 1)
+
+
+def test_claims_are_exclusive_until_the_lease_lapses_and_a_lapsed_claim_cannot_settle(db):
+    store.store_delivery(db, delivery(at=100.0), [row("a@example.net", targets=("t1", "t2"))])
+    first = store.claim_due(db, "c1", now=100.0, lease=60, limit=1)
+    second = store.claim_due(db, "c2", now=100.0, lease=60, limit=5)
+    assert [i.target for i in first] == ["t1"] and [i.target for i in second] == ["t2"]
+    assert store.claim_due(db, "c3", now=159.0, lease=60, limit=5) == []
+    assert store.next_due(db) == 160.0
+    (retaken,) = store.claim_due(db, "c3", now=161.0, lease=60, limit=1)  # c1 died: its row is due again
+    assert (retaken.id, retaken.attempts) == (first[0].id, 2)
+    assert store.mark_done(db, first[0].id, "c1", 162.0) is False  # the lapsed claim lost it
+    assert store.mark_done(db, first[0].id, "c3", 162.0) is True
+    assert store.mark_dead(db, second[0].id, "c2", "HTTP 410 Gone") is True
+    assert store.outbox_states(db) == {"done": 1, "dead": 1}
+    assert [r["last_error"] for r in store.dead_letters(db)] == ["HTTP 410 Gone"]
+    assert store.retry_dead(db, 200.0, 999) == 0 and store.retry_dead(db, 200.0) == 1
+    assert store.next_due(db) == 200.0
+
+
+def test_purge_keeps_a_raw_message_a_row_being_sent_needs(db):
+    now = 1_790_000_000.0
+    store.store_delivery(db, delivery(at=now - 5 * DAY), [row(targets=("shop:smtp:x@example.com",))])
+    store.claim_due(db, "c1", now, lease=60, limit=1)
+    assert store.purge(db, now, days=30, raw_days=2).raw_messages == 0

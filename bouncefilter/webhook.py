@@ -1,0 +1,70 @@
+"""Web hook events and their signatures, as "Standard Webhooks" define them. Pure.
+
+One event per stored row: the download API's record fields (``id``, ``time``,
+``timestamp``, ``account``, ``recipient``, ``kind``, ``reason``, ``hard``, ``status``,
+``replycode``, ``diagnostic``, ``reporting_mta``, ``remote_mta``, ``feedback_type``,
+``message_id``, ``subject``, ``envelope``, ``bounce_address``, ``outcome``) plus
+``event_id`` (the same on every retry: receivers deduplicate on it) and ``event`` (what
+the target subscribed to: ``bounce``, ``complaint``, ``autoreply``, ``delay``,
+``delivered``, ``reply`` or ``unknown``).
+
+Signing: ``webhook-id`` (the event id), ``webhook-timestamp`` (epoch seconds of the
+attempt) and ``webhook-signature``: ``v1,`` and the base64 of HMAC-SHA256 over
+``ID.TIMESTAMP.BODY``, one such entry per secret, separated by spaces.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+
+#: The row's columns an event carries under the same name.
+_SAME = ("account", "recipient", "kind", "reason", "hard", "status", "replycode", "diagnostic", "reporting_mta",
+         "remote_mta", "feedback_type", "subject", "bounce_address", "outcome")
+
+
+def event_id(dedup_key: str, target: str) -> str:
+    """The event's id for one row and one target: stable across retries (and across a
+    row stored again from the same message), distinct per target."""
+    return "evt_" + hashlib.sha256(f"{dedup_key}\0{target}".encode()).hexdigest()[:32]
+
+
+def event(row: Mapping[str, object], sender: str, identifier: str) -> dict[str, object]:
+    """The JSON event for a stored row (as :func:`bouncefilter.store.bounces` gives it),
+    the bounced message's original envelope ``sender`` and the event id."""
+    received = float(row["received_at"])  # type: ignore[arg-type]
+    fields: dict[str, object] = {
+        "event_id": identifier,
+        "event": row["outcome"],
+        "id": row["id"],
+        "time": datetime.fromtimestamp(received, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamp": round(received, 3),
+    }
+    fields.update((name, row[name]) for name in _SAME)
+    fields["message_id"] = row["original_message_id"]
+    fields["envelope"] = sender or row["envelope_sender"]
+    return fields
+
+
+def body(fields: Mapping[str, object]) -> bytes:
+    """The request body: compact UTF-8 JSON."""
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def signature(key: bytes, identifier: str, timestamp: int, payload: bytes) -> str:
+    """One ``v1,BASE64`` signature of ``payload`` with ``key``."""
+    mac = hmac.new(key, f"{identifier}.{timestamp}.".encode() + payload, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode("ascii")
+
+
+def headers(keys: Sequence[bytes], identifier: str, timestamp: int, payload: bytes) -> dict[str, str]:
+    """The signing headers for one attempt: every key signs."""
+    return {
+        "webhook-id": identifier,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(signature(key, identifier, timestamp, payload) for key in keys),
+    }

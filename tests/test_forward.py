@@ -1,0 +1,492 @@
+"""Forwarding: the outbox handed on to real SMTP and web hook receivers on loopback.
+
+Rows are queued by the real pipe code (:func:`bouncefilter.pipe.deliver`); the
+forwarder runs in-process (``Forwarder.run_once`` with a clock the test moves, so
+retries come in test time) or as the real ``bouncefilter forward`` command.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from email import message_from_bytes
+from pathlib import Path
+
+import messages
+import pytest
+import trustme
+from forward_lab import Hooks, Mailbox, free_port, signature_ok
+
+from bouncefilter import config, pipe, store, verp, webhook
+from bouncefilter.forward import Forwarder
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(sys.executable).with_name("bouncefilter")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "bouncefilter"]
+KEY = b"0123456789abcdef0123456789abcdef"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+OLD_SECRET = "an old plain secret, still signing"
+
+
+@dataclass
+class Site:
+    """A configuration with forwarding targets and its migrated database."""
+
+    root: Path
+    config: Path
+    settings: config.Settings
+
+    def conn(self) -> sqlite3.Connection:
+        return store.connect(self.settings.database)
+
+    def bounce(self, recipient: str = "nobody@example.net", bounce_address: str = "", status: str = "5.1.1",
+               raw: bytes | None = None, now: float | None = None) -> bytes:
+        """Record a sent message and deliver its bounce through the pipe code; the bounce."""
+        key = os.urandom(verp.KEY_BYTES)
+        token = messages.token(key)
+        conn = self.conn()
+        store.record_message(conn, store.SentMessage(
+            message_key=key.hex(), token=token, account="shop", sent_at=time.time(),
+            message_id="<order-1@shop.example.com>", sender="orders@shop.example.com",
+            bounce_address=bounce_address, recipients=(recipient,)))
+        conn.close()
+        raw = raw or messages.postfix_dsn(token, recipient, status=status, queue_id=f"Q{key.hex()[:10]}",
+                                          diagnostic="550 5.1.1 <{r}>: User unknown" if status[0] == "5"
+                                          else "452 4.2.2 <{r}>: Mailbox full")
+        pipe.deliver(self.settings, pipe.Arguments("", messages.address(token), "4IN1"), raw, len(raw), False, now)
+        return raw
+
+    def outbox(self) -> list[dict[str, object]]:
+        conn = self.conn()
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in conn.execute("SELECT * FROM outbox ORDER BY id")]
+        finally:
+            conn.close()
+
+    def forwarder(self, clock: Clock | None = None) -> Forwarder:
+        return Forwarder(self.settings, self.conn(), clock=clock or time.time)
+
+    def command(self, *args: str) -> list[str]:
+        return [*COMMAND, "--config", str(self.config), "forward", *args]
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_site(root: Path, targets: str, forward: str = "", port: int = 25, smtp: str = "") -> Site:
+    settings = {"timeout": "1", "retry_base": "0.2", "retry_max": "1", "lease": "3", "poll_interval": "0.1"}
+    settings.update(item.split(": ") for item in forward.split(", ") if item)
+    forward = ", ".join(f"{k}: {v}" for k, v in settings.items())
+    path = root / "bouncefilter.yaml"
+    path.write_text(f"""\
+database: bf.db
+verp: {{domain: {messages.DOMAIN}, keys: [{messages.KEY}]}}
+logging: {{target: stderr, level: DEBUG}}
+smtp: {{host: 127.0.0.1, port: {port}{smtp}}}
+forward: {{{forward}}}
+accounts:
+  - name: shop
+    domains: [shop.example.com]
+    forward: [{targets}]
+""", encoding="utf-8")
+    settings = config.load(str(path))
+    conn = store.connect(settings.database)
+    store.migrate(conn)
+    conn.close()
+    return Site(root, path, settings)
+
+
+def hook(url: str, kinds: str = "") -> str:
+    return f"{{type: webhook, url: '{url}', secrets: ['{OLD_SECRET}', '{SECRET}']{kinds}}}"
+
+
+def wait_for(predicate, timeout: float = 30, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(step)
+
+
+# -- what the pipe queues -----------------------------------------------------------------
+
+
+def test_the_pipe_queues_one_row_per_target_that_wants_the_kind(tmp_path):
+    site = make_site(tmp_path, "{type: smtp, to: a@example.com}, " + hook("http://127.0.0.1:9/all",
+                     ", kinds: [bounce, delay]"))
+    site.bounce()
+    site.bounce("slow@example.org", status="4.2.2")
+    rows = site.outbox()
+    assert [(r["bounce_id"], r["target"], r["state"]) for r in rows] == [
+        (1, "shop:smtp:a@example.com", "pending"),
+        (1, "shop:webhook:http://127.0.0.1:9/all", "pending"),
+        (2, "shop:webhook:http://127.0.0.1:9/all", "pending"),  # delay: only where asked for
+    ]
+    assert all(r["queued_at"] == r["due_at"] > 0 for r in rows)
+
+
+def test_forged_and_tokenless_mail_is_never_forwarded(tmp_path):
+    site = make_site(tmp_path, "{type: smtp, to: a@example.com, kinds: [bounce, reply, unknown]}")
+    forged = messages.token(key=messages.OTHER_KEY)
+    raw = messages.postfix_dsn(forged)
+    pipe.deliver(site.settings, pipe.Arguments("", messages.address(forged), ""), raw, len(raw), False)
+    raw = messages.postfix_dsn("")
+    pipe.deliver(site.settings, pipe.Arguments("", f"postmaster@{messages.DOMAIN}", ""), raw, len(raw), False)
+    conn = site.conn()
+    assert {row["outcome"] for row in store.bounces(conn)} == {"forged", "notoken"}
+    assert site.outbox() == []
+
+
+# -- SMTP -----------------------------------------------------------------------------------
+
+
+def test_smtp_forwards_the_raw_bounce_with_a_null_sender_and_our_headers_on_top(tmp_path):
+    with Mailbox() as box:
+        site = make_site(tmp_path, "{type: smtp, to: team@example.com}, {type: smtp, to: return_path}", port=box.port)
+        raw = site.bounce(bounce_address="bounces@shop.example.com")
+        counts = site.forwarder().run_once()
+        assert (counts.delivered, counts.retried, counts.dead) == (2, 0, 0)
+        wait_for(lambda: len(box.envelopes) == 2)
+    by_rcpt = {tuple(e.rcpt_tos): e for e in box.envelopes}
+    assert set(by_rcpt) == {("team@example.com",), ("bounces@shop.example.com",)}
+    for envelope in box.envelopes:
+        assert envelope.mail_from == "<>"  # aiosmtpd's way of saying MAIL FROM:<>
+        content = envelope.original_content
+        added, _, rest = content.partition(b"Return-Path: <>\r\n")
+        assert b"Return-Path: <>\r\n" + rest == raw.replace(b"\n", b"\r\n")  # below our fields, the bounce
+        fields = message_from_bytes(added + b"\r\n")
+        assert dict(fields) == {
+            "X-Bouncefilter-Kind": "bounce", "X-Bouncefilter-Reason": "userunknown",
+            "X-Bouncefilter-Recipient": "nobody@example.net", "X-Bouncefilter-Status": "5.1.1",
+            "X-Bouncefilter-Hard": "yes", "X-Bouncefilter-Message-ID": "<order-1@shop.example.com>",
+        }
+    assert {r["state"] for r in site.outbox()} == {"done"}
+
+
+def test_return_path_falls_back_to_the_original_envelope_sender(tmp_path):
+    with Mailbox() as box:
+        site = make_site(tmp_path, "{type: smtp, to: return_path}", port=box.port)
+        site.bounce()
+        site.forwarder().run_once()
+        wait_for(lambda: len(box.envelopes) == 1)
+    assert box.envelopes[0].rcpt_tos == ["orders@shop.example.com"]
+
+
+def test_smtp_5xx_is_given_up_at_once_and_4xx_retried(tmp_path):
+    with Mailbox() as box:
+        site = make_site(tmp_path, "{type: smtp, to: reject@example.com}, {type: smtp, to: defer@example.com}",
+                         port=box.port)
+        site.bounce()
+        clock = Clock()
+        counts = site.forwarder(clock).run_once()
+        assert (counts.delivered, counts.retried, counts.dead) == (0, 1, 1)
+    rows = {r["target"]: r for r in site.outbox()}
+    dead, later = rows["shop:smtp:reject@example.com"], rows["shop:smtp:defer@example.com"]
+    assert dead["state"] == "dead" and dead["last_error"].startswith("SMTP 550 5.1.1 No such user here")
+    assert later["state"] == "pending" and later["last_error"].startswith("SMTP 451")
+    assert clock.now + 0.2 * 0.75 <= later["due_at"] <= clock.now + 0.2 * 1.25
+
+
+def test_an_smtp_relay_that_refuses_connections_is_retried(tmp_path):
+    site = make_site(tmp_path, "{type: smtp, to: team@example.com}", port=free_port())
+    site.bounce()
+    site.bounce("other@example.net")
+    counts = site.forwarder().run_once()
+    assert (counts.delivered, counts.retried, counts.dead) == (0, 2, 0)
+    first, second = site.outbox()
+    assert first["last_error"].startswith("ConnectionRefusedError") and first["attempts"] == 1
+    assert second["last_error"].startswith("not tried: ConnectionRefusedError") and second["attempts"] == 0
+
+
+@pytest.fixture
+def tls(tmp_path, monkeypatch) -> tuple[ssl.SSLContext, trustme.CA]:
+    """A server context with a certificate for localhost and 127.0.0.1 from a test CA
+    that the forwarder trusts (``SSL_CERT_FILE``, read by ``ssl.create_default_context``)."""
+    authority = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost", "127.0.0.1").configure_cert(server)
+    return server, authority
+
+
+def test_smtp_says_starttls_and_logs_in_when_configured(tmp_path, tls):
+    with Mailbox(tls=tls[0], login=("bouncefilter", "s3cret")) as box:
+        site = make_site(tmp_path, "{type: smtp, to: team@example.com}", port=box.port,
+                         smtp=", starttls: true, username: bouncefilter, password: s3cret")
+        site.bounce()
+        assert site.forwarder().run_once().delivered == 1
+        wait_for(lambda: len(box.envelopes) == 1)
+    assert box.logins == ["bouncefilter"]
+    assert box.envelopes[0].rcpt_tos == ["team@example.com"]
+
+
+def test_a_wrong_smtp_password_is_given_up_at_once(tmp_path, tls):
+    with Mailbox(tls=tls[0], login=("bouncefilter", "s3cret")) as box:
+        site = make_site(tmp_path, "{type: smtp, to: team@example.com}", port=box.port,
+                         smtp=", starttls: true, username: bouncefilter, password: wrong")
+        site.bounce()
+        assert site.forwarder().run_once().dead == 1
+    assert site.outbox()[0]["last_error"].startswith("SMTP 535")
+    assert box.envelopes == []
+
+
+# -- web hooks --------------------------------------------------------------------------------
+
+
+def test_a_web_hook_event_is_signed_by_every_secret_and_carries_the_record(tmp_path):
+    with Hooks([KEY]) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")))
+        site.bounce(bounce_address="bounces@shop.example.com")
+        assert site.forwarder().run_once().delivered == 1
+    (request,) = hooks.received
+    assert request.verified
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    assert signature_ok([OLD_SECRET.encode()], request.headers, request.body, time.time())  # either secret
+    assert request.headers["content-type"] == "application/json"
+    event = request.event
+    assert event["event_id"] == request.headers["webhook-id"] and event["event_id"].startswith("evt_")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", str(event["time"]))
+    assert {k: event[k] for k in ("event", "id", "account", "recipient", "kind", "reason", "hard", "status",
+                                  "replycode", "message_id", "envelope", "bounce_address", "outcome")} == {
+        "event": "bounce", "id": 1, "account": "shop", "recipient": "nobody@example.net", "kind": "bounce",
+        "reason": "userunknown", "hard": True, "status": "5.1.1", "replycode": "550",
+        "message_id": "<order-1@shop.example.com>", "envelope": "orders@shop.example.com",
+        "bounce_address": "bounces@shop.example.com", "outcome": "bounce",
+    }
+    assert set(event) >= {"timestamp", "diagnostic", "reporting_mta", "remote_mta", "feedback_type", "subject"}
+
+
+def test_https_web_hooks_check_the_certificate(tmp_path, tls, monkeypatch):
+    with Hooks([KEY], tls=tls[0]) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")))
+        site.bounce()
+        assert site.forwarder().run_once().delivered == 1
+        assert hooks.received[0].verified
+        site.bounce("other@example.net")
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "nothing.pem"))  # the test CA no longer trusted
+        assert site.forwarder().run_once().retried == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in site.outbox()[1]["last_error"]
+    assert len(hooks.received) == 1
+
+
+def test_the_signature_matches_the_standard_webhooks_example():
+    # The example in the Standard Webhooks specification's README.
+    key = config.secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    assert webhook.signature(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}') == \
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_500_twice_then_200_is_delivered_on_the_third_try_with_one_event_id(tmp_path):
+    with Hooks([KEY], scripts={"/flaky": [500, 500, 200]}) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/flaky")))
+        site.bounce()
+        forwarder = site.command()
+        with subprocess.Popen(forwarder, stderr=subprocess.PIPE) as service:
+            try:
+                wait_for(lambda: hooks.delivered("/flaky"), timeout=20)
+                wait_for(lambda: site.outbox()[0]["state"] == "done", timeout=5)
+            finally:
+                service.send_signal(signal.SIGTERM)
+                assert service.wait(10) == 0
+    assert [r.status for r in hooks.received] == [500, 500, 200]
+    assert len({r.headers["webhook-id"] for r in hooks.received}) == 1
+    assert len({r.body for r in hooks.received}) == 1  # the same event each time
+    assert all(r.verified for r in hooks.received)
+    assert site.outbox()[0]["attempts"] == 3
+
+
+def test_410_is_given_up_at_once_listed_and_can_be_retried(tmp_path):
+    with Hooks([KEY], scripts={"/gone": [410]}) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/gone")))
+        site.bounce()
+        assert site.forwarder().run_once().dead == 1
+        (row,) = site.outbox()
+        assert (row["state"], row["attempts"]) == ("dead", 1) and row["last_error"].startswith("HTTP 410 Gone")
+        listed = subprocess.run(site.command("--list-dead"), capture_output=True, text=True, check=True).stdout
+        assert listed.startswith(f"{row['id']}\tshop:webhook:{hooks.url('/gone')}\tattempts=1\tbounce=1\tbounce ")
+        retried = subprocess.run(site.command("--retry", "all"), capture_output=True, text=True)
+        assert (retried.returncode, retried.stdout) == (0, "1 dead rows pending again\n")
+        assert site.outbox()[0]["state"] == "pending" and site.outbox()[0]["attempts"] == 0
+        assert subprocess.run(site.command("--once"), capture_output=True).returncode == 0
+        assert len(hooks.received) == 2 and site.outbox()[0]["state"] == "dead"
+        missing = subprocess.run(site.command("--retry", "999"), capture_output=True, text=True)
+        assert missing.returncode == 1 and "no dead outbox row with id 999" in missing.stderr
+        bad = subprocess.run(site.command("--retry", "some"), capture_output=True, text=True)
+        assert bad.returncode == 2 and "expected a row id or all" in bad.stderr
+
+
+def test_a_stalled_receiver_times_out_is_retried_and_costs_one_timeout_per_batch(tmp_path):
+    with Hooks([KEY], stall=3) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/stall")))
+        for n in range(5):
+            site.bounce(f"user{n}@example.net")
+        clock = Clock()
+        started = time.monotonic()
+        counts = site.forwarder(clock).run_once()
+        took = time.monotonic() - started
+        assert (counts.delivered, counts.retried) == (0, 5)
+        assert 0.9 < took < 3.5  # one timeout (1 s), not five
+        rows = site.outbox()
+        assert rows[0]["last_error"] == "timed out" and rows[1]["last_error"] == "not tried: timed out"
+        assert len({r["due_at"] for r in rows}) == 1
+        hooks.stall = 0
+        clock.now += 5
+        assert site.forwarder(clock).run_once().delivered == 5
+    assert len({r.headers["webhook-id"] for r in hooks.delivered("/stall")}) == 5
+
+
+def test_a_refused_connection_is_retried_until_max_age_then_dead(tmp_path):
+    site = make_site(tmp_path, hook(f"http://127.0.0.1:{free_port()}/down"), forward="max_age: 10")
+    site.bounce()
+    clock = Clock()
+    forwarder = site.forwarder(clock)
+    assert forwarder.run_once().retried == 1
+    assert site.outbox()[0]["last_error"].startswith("ConnectionRefusedError")
+    attempts = 1
+    while site.outbox()[0]["state"] == "pending":
+        clock.now = site.outbox()[0]["due_at"]
+        forwarder.run_once()
+        attempts += 1
+    row = site.outbox()[0]
+    assert row["state"] == "dead" and row["last_error"].startswith(f"gave up after {attempts} attempts")
+    assert row["attempts"] == attempts > 5  # retry_max 1 s within max_age 10 s
+
+
+def test_rows_past_max_age_behind_an_unreachable_target_are_given_up_without_a_try_each(tmp_path):
+    site = make_site(tmp_path, hook(f"http://127.0.0.1:{free_port()}/down"), forward="max_age: 10")
+    fill(site, 3)
+    clock = Clock()
+    clock.now += 11
+    counts = site.forwarder(clock).run_once()
+    assert (counts.delivered, counts.retried, counts.dead) == (0, 0, 3)
+    assert [r["attempts"] for r in site.outbox()] == [1, 0, 0]
+    assert all(r["last_error"].startswith("gave up after") for r in site.outbox())
+
+
+def test_429_honours_retry_after(tmp_path):
+    with Hooks([KEY], scripts={"/busy": [429, 200]}, retry_after="120") as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/busy")))
+        site.bounce()
+        clock = Clock()
+        assert site.forwarder(clock).run_once().retried == 1
+        assert site.outbox()[0]["due_at"] == pytest.approx(clock.now + 120)
+        clock.now += 60
+        assert site.forwarder(clock).run_once().delivered == 0
+        clock.now += 61
+        assert site.forwarder(clock).run_once().delivered == 1
+
+
+def test_the_backoff_doubles_with_jitter_and_stops_at_retry_max(tmp_path):
+    site = make_site(tmp_path, "{type: smtp, to: a@example.com}", forward="retry_max: 3")
+    forwarder = site.forwarder()
+    delays = [forwarder.backoff(n) for n in range(1, 7)]
+    for n, delay in enumerate(delays[:4]):
+        assert 0.75 * min(0.2 * 2 ** n, 3) <= delay <= 1.25 * min(0.2 * 2 ** n, 3)
+    assert all(delay <= 3.75 for delay in delays)
+    assert len({round(forwarder.backoff(1), 6) for _ in range(20)}) > 10  # jitter
+
+
+# -- crashes, several forwarders, the pipe's independence ---------------------------------------
+
+
+def fill(site: Site, count: int) -> None:
+    for n in range(count):
+        site.bounce(f"user{n}@example.net")
+
+
+def test_a_forwarder_killed_mid_stream_loses_nothing_and_sends_at_most_one_twice(tmp_path):
+    with Hooks([KEY], delay=0.002) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")))
+        fill(site, 500)
+        with subprocess.Popen(site.command(), stderr=subprocess.DEVNULL) as first:
+            wait_for(lambda: len(hooks.received) >= 150, timeout=60, step=0.01)
+            first.kill()  # SIGKILL
+        states = {r["state"] for r in site.outbox()}
+        assert "sending" in states  # it died holding a claimed batch
+        with subprocess.Popen(site.command(), stderr=subprocess.DEVNULL) as second:
+            try:
+                wait_for(lambda: {r["state"] for r in site.outbox()} == {"done"}, timeout=60)
+            finally:
+                second.send_signal(signal.SIGTERM)
+                second.wait(10)
+    ids = [r.headers["webhook-id"] for r in hooks.received]
+    assert len(set(ids)) == 500
+    assert len(ids) - len(set(ids)) <= 1
+    assert all(r.verified for r in hooks.received)
+
+
+def test_several_forwarders_at_once_never_send_a_row_twice(tmp_path):
+    with Hooks([KEY], delay=0.001) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")), forward="batch: 20")
+        fill(site, 300)
+        runs = [subprocess.Popen(site.command("--once"), stderr=subprocess.DEVNULL) for _ in range(3)]
+        assert [run.wait(60) for run in runs] == [0, 0, 0]
+    ids = [r.headers["webhook-id"] for r in hooks.received]
+    assert len(ids) == len(set(ids)) == 300
+
+
+def test_a_receiver_down_for_long_never_slows_the_pipe(tmp_path):
+    with Hooks([KEY], stall=10) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/stall")), forward="timeout: 4, lease: 8")
+        fill(site, 50)
+        with subprocess.Popen(site.command(), stderr=subprocess.DEVNULL) as service:
+            try:
+                wait_for(lambda: hooks.received or any(r["state"] == "sending" for r in site.outbox()))
+                took = []
+                for n in range(20):
+                    started = time.monotonic()
+                    site.bounce(f"late{n}@example.net")
+                    took.append(time.monotonic() - started)
+            finally:
+                service.send_signal(signal.SIGTERM)
+                service.wait(20)
+    # Holding the database while waiting for the receiver would cost a pipe up to 4 s.
+    assert max(took) < 2.0, took
+    assert len(site.outbox()) == 70
+
+
+# -- the README's receiver example ------------------------------------------------------------
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Verifying a web hook"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_example_verifies_a_real_request_and_rejects_a_forgery(tmp_path):
+    with Hooks([KEY]) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")))
+        site.bounce()
+        site.forwarder().run_once()
+    (request,) = hooks.received
+    scope: dict[str, object] = {}
+    exec(compile(readme_example(), "README.md", "exec"), scope)  # noqa: S102 - our own README
+    verify = scope["verify"]
+    event = verify(SECRET, request.headers, request.body)
+    assert event["event_id"] == request.headers["webhook-id"]
+    assert verify(OLD_SECRET, request.headers, request.body)["id"] == 1
+    for secret, headers, body in [
+        (SECRET, request.headers, request.body.replace(b"nobody", b"nobodx")),
+        ("whsec_" + base64.b64encode(b"another key, 24 octets long").decode(), request.headers, request.body),
+        (SECRET, {**request.headers, "webhook-timestamp": str(int(time.time()) - 3600)}, request.body),
+    ]:
+        with pytest.raises(ValueError):
+            verify(secret, headers, body)
