@@ -25,7 +25,6 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
 from typing import Any
 
 from bouncefilter import page, query, stats, store, tokens, web
@@ -88,10 +87,10 @@ def __getattr__(name: str) -> Any:
 
 @functools.cache
 def _application() -> WsgiApp:
-    from bouncefilter import cli, config
+    from bouncefilter import config, logs
 
     settings = config.load(config.locate())
-    cli.configure_logging(settings.logging, "bouncefilter/api")
+    logs.configure(settings.logging, "bouncefilter/api")
     return make_app(settings)
 
 
@@ -172,7 +171,7 @@ class Api:
             raise HttpError(400, f"format: expected one of {', '.join(_FORMATS)}, got {form!r}")
         selected = store.BounceQuery(since, until, _scope(token, request), **query.filters(request.query))
         if "cursor" in request.query:
-            selected = replace(selected, start_at=query.position(request.query["cursor"]))
+            selected = selected._replace(start_at=query.position(request.query["cursor"]))
         limit = query.limit(request.query)
         content_type, write = _FORMATS[form]
         headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]

@@ -24,19 +24,17 @@ from bouncefilter import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    import logging
     import sqlite3
     from collections.abc import Callable
     from datetime import date
 
-    from bouncefilter.config import LoggingSettings, Settings, VerpSettings
+    from bouncefilter.config import Settings, VerpSettings
     from bouncefilter.verp import Verdict
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
-SYSLOG_SOCKET = "/dev/log"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,12 +371,12 @@ def _load(args: argparse.Namespace) -> Settings | None:
 def _run_milter(args: argparse.Namespace) -> int:
     import logging
 
-    from bouncefilter import config
+    from bouncefilter import config, logs
 
     settings = _load(args)
     if settings is None:
         return EXIT_CONFIG
-    _configure_logging(settings.logging, "bouncefilter/milter")
+    logs.configure(settings.logging, "bouncefilter/milter")
     from bouncefilter import milter
 
     try:
@@ -541,30 +539,6 @@ def _run_report(args: argparse.Namespace) -> int:
     return _with_database(args, overview)
 
 
-def _configure_logging(settings: LoggingSettings, ident: str) -> None:
-    """Send the log to syslog (falling back to standard error without /dev/log) or stderr."""
-    import logging
-    from logging.handlers import SysLogHandler
-
-    handler: logging.Handler
-    fallback = settings.target == "syslog" and not os.path.exists(SYSLOG_SOCKET)
-    if settings.target == "syslog" and not fallback:
-        handler = SysLogHandler(SYSLOG_SOCKET, facility=SysLogHandler.facility_names[settings.facility])
-        handler.setFormatter(logging.Formatter(f"{ident}[%(process)d]: %(levelname)s: %(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {ident}[%(process)d]: %(levelname)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.level)
-    if fallback:
-        logging.getLogger(__name__).warning("no %s: logging to standard error", SYSLOG_SOCKET)
-
-
-#: For ``bouncefilter.api:application``, which a WSGI server (not this CLI) starts.
-configure_logging = _configure_logging
-
-
 def _socket_spec(value: str) -> str:
     import argparse
 
@@ -680,14 +654,14 @@ def _run_api(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from bouncefilter import api, config, httpd
+    from bouncefilter import api, config, httpd, logs
 
     settings = _load(args)
     if settings is None:
         return EXIT_CONFIG
     if _with_database(args, lambda settings, conn: None) != EXIT_OK:
         return EXIT_FAILED
-    _configure_logging(settings.logging, "bouncefilter/api")
+    logs.configure(settings.logging, "bouncefilter/api")
     host, port = args.listen or config.listen_address(settings.api.listen)
     try:
         server = httpd.make_server(host, port, api.make_app(settings))
@@ -796,9 +770,10 @@ def _forward_work(once: bool) -> Callable[[Settings, sqlite3.Connection], None]:
         import signal
         import threading
 
+        from bouncefilter import logs
         from bouncefilter.forward import Forwarder
 
-        _configure_logging(settings.logging, "bouncefilter/forward")
+        logs.configure(settings.logging, "bouncefilter/forward")
         stop = threading.Event()
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, lambda *_: stop.set())
