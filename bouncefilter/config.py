@@ -2,7 +2,7 @@
 
 Where it is: ``--config PATH``, else ``$BOUNCEFILTER_CONFIG``, else
 ``/etc/bouncefilter/bouncefilter.yaml`` (:func:`locate`). Every key and its default is a
-field of one of the dataclasses below, and nowhere else: to add a key, add a field (and
+field of one of the named tuples below, and nowhere else: to add a key, add a field (and
 a rule in that class's ``problems`` if it needs one) and describe it in
 ``contrib/bouncefilter.yaml``, which a test keeps complete. A misspelt key, a wrong type
 or a value that cannot work is a :class:`ConfigError` naming the dotted key
@@ -18,14 +18,13 @@ time, never truth.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import types
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import (TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin,
+                    get_type_hints)
 
 from bouncefilter import verp
 
@@ -39,7 +38,7 @@ CACHE_SUFFIX = ".cache"
 #: Shortest VERP signing key accepted, in characters.
 MIN_KEY_LENGTH = 16
 
-#: Field metadata: ``path`` resolves a relative path against the configuration's folder,
+#: Field metadata (``Annotated[TYPE, METADATA]``): ``path`` resolves a relative path against the configuration's folder,
 #: ``lower``/``upper`` normalise strings, ``secret`` hides the value in :func:`describe`.
 _PATH = {"path": True}
 _LOWER = {"normalize": str.lower}
@@ -77,14 +76,13 @@ class ConfigError(Exception):
         return ConfigError(self.key, self.message, path)
 
 
-@dataclass(frozen=True)
-class VerpSettings:
+class VerpSettings(NamedTuple):
     """Signed VERP envelope senders ``PREFIX+TOKEN@DOMAIN`` (see :mod:`bouncefilter.verp`)."""
 
-    domain: str | None = field(default=None, metadata=_LOWER)
+    domain: Annotated[str | None, _LOWER] = None
     prefix: str = "b"
-    keys: tuple[str, ...] = field(default=(), metadata=_SECRET)
-    keys_file: str | None = field(default=None, metadata=_PATH)
+    keys: Annotated[tuple[str, ...], _SECRET] = ()
+    keys_file: Annotated[str | None, _PATH] = None
     max_age_days: int = 60
 
     def problems(self) -> Iterator[Problem]:
@@ -106,15 +104,14 @@ class VerpSettings:
             yield "max_age_days", "must be at least 1"
 
 
-@dataclass(frozen=True)
-class MilterSettings:
+class MilterSettings(NamedTuple):
     """The outbound milter (``bouncefilter milter``)."""
 
     socket: str = "unix:/run/bouncefilter/milter.sock"
     #: The group a unix socket is given (mode 0660) so that Postfix's smtpd can connect;
     #: ``None`` leaves the socket as the umask made it.
     socket_group: str | None = "postfix"
-    on_error: Literal["accept", "tempfail"] = field(default="accept", metadata=_LOWER)
+    on_error: Annotated[Literal["accept", "tempfail"], _LOWER] = "accept"
     #: Give tracked mail the ESMTP envelope id ``ENVID=TOKEN`` when the client set none,
     #: so DSNs name the message a second time (``Original-Envelope-Id``).
     envid: bool = True
@@ -132,8 +129,7 @@ class MilterSettings:
             yield "stop_timeout", "must be 0 or more"
 
 
-@dataclass(frozen=True)
-class PipeSettings:
+class PipeSettings(NamedTuple):
     """The pipe transport (``bouncefilter pipe``)."""
 
     max_bytes: int = 50 * 1024 * 1024
@@ -144,8 +140,7 @@ class PipeSettings:
             yield "max_bytes", "must be at least 1024"
 
 
-@dataclass(frozen=True)
-class RetentionSettings:
+class RetentionSettings(NamedTuple):
     """How long the store keeps what it stores, in days."""
 
     days: int = 365
@@ -158,15 +153,14 @@ class RetentionSettings:
                 yield name, "must be at least 1"
 
 
-@dataclass(frozen=True)
-class LoggingSettings:
+class LoggingSettings(NamedTuple):
     """Where the long-running commands and the pipe log to."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = field(default="INFO", metadata=_UPPER)
-    target: Literal["syslog", "stderr"] = field(default="syslog", metadata=_LOWER)
-    facility: Literal[
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], _UPPER] = "INFO"
+    target: Annotated[Literal["syslog", "stderr"], _LOWER] = "syslog"
+    facility: Annotated[Literal[
         "mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"
-    ] = field(default="mail", metadata=_LOWER)
+    ], _LOWER] = "mail"
 
 
 #: The kinds of row a forwarding target can ask for: a row's outcome for a valid token
@@ -183,18 +177,16 @@ _WHSEC = "whsec_"
 MIN_SECRET_BYTES = 16
 
 
-@dataclass(frozen=True)
-class ForwardTarget:
+class ForwardTarget(NamedTuple):
     """One place an account's processed bounces go: ``smtp`` (the raw bounce re-sent to
     ``to``, an address or ``return_path``) or ``webhook`` (a signed JSON POST to ``url``,
     signed with every one of ``secrets``), for the ``kinds`` it lists."""
 
-    type: Literal["smtp", "webhook"] = field(metadata=_LOWER)
+    type: Annotated[Literal["smtp", "webhook"], _LOWER]
     to: str | None = None
     url: str | None = None
-    secrets: tuple[str, ...] = field(default=(), metadata=_SECRET)
-    kinds: tuple[ForwardKind, ...] = field(default=("bounce", "complaint", "autoreply", "reply", "unknown"),
-                                           metadata=_LOWER)
+    secrets: Annotated[tuple[str, ...], _SECRET] = ()
+    kinds: Annotated[tuple[ForwardKind, ...], _LOWER] = ("bounce", "complaint", "autoreply", "reply", "unknown")
 
     def name(self, account: str) -> str:
         """The stable name outbox rows give this target: ``ACCOUNT:TYPE:DESTINATION``
@@ -278,15 +270,14 @@ def _duplicate_targets(targets: tuple[ForwardTarget, ...]) -> Iterator[Problem]:
             yield f"forward[{index}]", f"the same destination as forward[{first}]"
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
+class SmtpSettings(NamedTuple):
     """The relay that ``smtp`` forwarding targets send through."""
 
     host: str = "localhost"
     port: int = 25
     starttls: bool = False
     username: str | None = None
-    password: str | None = field(default=None, metadata=_SECRET)
+    password: Annotated[str | None, _SECRET] = None
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work in these settings."""
@@ -296,8 +287,7 @@ class SmtpSettings:
             yield "password" if self.username else "username", "give username and password together"
 
 
-@dataclass(frozen=True)
-class ForwardSettings:
+class ForwardSettings(NamedTuple):
     """How ``bouncefilter forward`` hands the outbox on (all durations in seconds)."""
 
     #: How long a row is retried after it was queued before it is given up (dead).
@@ -326,8 +316,7 @@ class ForwardSettings:
             yield "lease", "must be at least twice forward.timeout"
 
 
-@dataclass(frozen=True)
-class ApiSettings:
+class ApiSettings(NamedTuple):
     """The download API and overview page (``bouncefilter api``, :mod:`bouncefilter.api`)."""
 
     #: Where ``bouncefilter api`` listens: HOST:PORT (under gunicorn, its --bind instead).
@@ -351,8 +340,7 @@ def listen_address(text: str) -> tuple[str, int] | None:
     return match.group(1) or match.group(2), int(match.group(3))
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(NamedTuple):
     """One owner of outbound mail, and how the milter recognises its messages.
 
     A message belongs to the first account that lists its SASL login; failing that, the
@@ -363,8 +351,8 @@ class Account:
 
     name: str
     sasl_users: tuple[str, ...] = ()
-    senders: tuple[str, ...] = field(default=(), metadata=_LOWER)
-    domains: tuple[str, ...] = field(default=(), metadata=_LOWER)
+    senders: Annotated[tuple[str, ...], _LOWER] = ()
+    domains: Annotated[tuple[str, ...], _LOWER] = ()
     tracking: bool = True
     #: Where processed bounces go (see :class:`ForwardTarget`), in the outbox's order.
     forward: tuple[ForwardTarget, ...] = ()
@@ -385,11 +373,10 @@ class Account:
                 yield f"domains[{index}]", f"not a domain name: {domain!r}"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything the configuration file says, with the defaults filled in."""
 
-    database: str = field(default="/var/lib/bouncefilter/bouncefilter.db", metadata=_PATH)
+    database: Annotated[str, _PATH] = "/var/lib/bouncefilter/bouncefilter.db"
     #: Whether the milter (when it starts) and the pipe (when it stores) bring an older
     #: (or new, empty) database to the current schema; otherwise ``bouncefilter db
     #: migrate`` does it, and the pipe defers (75) until then.
@@ -397,15 +384,15 @@ class Settings:
     #: How long a writer waits for another's lock before giving up (the pipe then
     #: defers with 75), in milliseconds.
     database_busy_timeout_ms: int = 10_000
-    verp: VerpSettings = field(default_factory=VerpSettings)
-    milter: MilterSettings = field(default_factory=MilterSettings)
-    pipe: PipeSettings = field(default_factory=PipeSettings)
-    retention: RetentionSettings = field(default_factory=RetentionSettings)
-    logging: LoggingSettings = field(default_factory=LoggingSettings)
-    api: ApiSettings = field(default_factory=ApiSettings)
+    verp: VerpSettings = VerpSettings()
+    milter: MilterSettings = MilterSettings()
+    pipe: PipeSettings = PipeSettings()
+    retention: RetentionSettings = RetentionSettings()
+    logging: LoggingSettings = LoggingSettings()
+    api: ApiSettings = ApiSettings()
     accounts: tuple[Account, ...] = ()
-    smtp: SmtpSettings = field(default_factory=SmtpSettings)
-    forward: ForwardSettings = field(default_factory=ForwardSettings)
+    smtp: SmtpSettings = SmtpSettings()
+    forward: ForwardSettings = ForwardSettings()
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work across sections."""
@@ -574,30 +561,48 @@ def describe(settings: Settings) -> str:
 
 def _plain(value: Any, secret: bool = False) -> Any:
     """``value`` as plain YAML data; a secret string becomes ``<hidden>``."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name), f.metadata.get("secret", False)) for f in dataclasses.fields(value)}
+    if _is_settings(type(value)):
+        return {name: _plain(getattr(value, name), meta.get("secret", False))
+                for name, (_, meta) in _fields(type(value)).items()}
     if isinstance(value, tuple):
         return [_plain(item, secret) for item in value]
     return "<hidden>" if secret and isinstance(value, str) else value
 
 
-# -- building dataclasses from YAML data ------------------------------------------------
+# -- building the settings from YAML data -----------------------------------------------
+
+
+def _is_settings(hint: Any) -> bool:
+    """Whether ``hint`` is one of the settings classes (named tuples)."""
+    return isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields")
+
+
+@cache
+def _fields(cls: type) -> dict[str, tuple[Any, Mapping[str, Any]]]:
+    """The fields of the settings class ``cls``: name -> (type, metadata from ``Annotated``)."""
+    found: dict[str, tuple[Any, Mapping[str, Any]]] = {}
+    for name, hint in get_type_hints(cls, include_extras=True).items():
+        if get_origin(hint) is Annotated:
+            found[name] = (get_args(hint)[0], hint.__metadata__[0])
+        else:
+            found[name] = (hint, {})
+    return found
 
 
 def _build(cls: type[_T], data: Any, key: str, base: str) -> _T:
-    """An instance of the settings dataclass ``cls`` from the mapping ``data`` found at ``key``."""
+    """An instance of the settings class ``cls`` from the mapping ``data`` found at ``key``."""
     if not isinstance(data, dict):
         raise ConfigError(key, f"expected a mapping of settings, got {_kind(data)}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = _fields(cls)
     for name in data:
         if name not in fields:
             raise ConfigError(_join(key, str(name)), "unknown key" + _suggestion(str(name), fields))
-    hints = get_type_hints(cls)
     values = {}
-    for name, spec in fields.items():
+    defaults = cls._field_defaults  # type: ignore[attr-defined]
+    for name, (hint, meta) in fields.items():
         if name in data:
-            values[name] = _convert(data[name], hints[name], _join(key, name), spec.metadata, base)
-        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            values[name] = _convert(data[name], hint, _join(key, name), meta, base)
+        elif name not in defaults:
             raise ConfigError(_join(key, name), "required")
     built = cls(**values)
     for where, message in built.problems() if hasattr(built, "problems") else ():
@@ -613,7 +618,7 @@ def _convert(value: Any, hint: Any, key: str, meta: Mapping[str, Any], base: str
             return None
         (inner,) = [arg for arg in get_args(hint) if arg is not type(None)]
         return _convert(value, inner, key, meta, base)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if _is_settings(hint):
         return _build(hint, value, key, base)
     if origin is tuple:
         if not isinstance(value, list):

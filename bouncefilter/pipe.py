@@ -41,13 +41,13 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from bouncefilter import verp
 
-#: ``typing`` and the heavier modules cost milliseconds a process, and Postfix starts
-#: one process per bounce: import them for the type checker only, or when needed.
+#: Imports cost milliseconds a process, and Postfix starts one process per bounce:
+#: what is needed only by the type checker, or only on some paths, is imported there.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
@@ -79,8 +79,7 @@ class UsageError(Exception):
     """The command line is not ``[options] SENDER RECIPIENT``."""
 
 
-@dataclass(frozen=True)
-class Arguments:
+class Arguments(NamedTuple):
     """The pipe's command line."""
 
     sender: str

@@ -4,13 +4,13 @@ A parser turns a message into :class:`Finding` objects (what the message says ab
 recipient); :mod:`bouncefilter.classify` completes them into :class:`BounceRecord` objects
 (adding the reason and the ``hard`` verdict, decided in one place by
 :mod:`bouncefilter.reasons`). Everything here is pure data. The immutable types are named tuples rather than frozen
-dataclasses: each frozen dataclass costs about a millisecond to create, paid by every
-short-lived process (one pipe delivery imports these at start).
+dataclasses: importing ``dataclasses`` and creating each frozen dataclass cost
+milliseconds, paid by every short-lived process (one pipe delivery imports these at
+start).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 #: The header the milter adds to outbound mail; complaints and bounces that return the
@@ -35,28 +35,46 @@ class Original(NamedTuple):
     sender_address: str = ""  # From: of the original, for complaints with no recipient
 
 
-@dataclass(slots=True)
 class Finding:
     """What one parser read about one recipient; mutable while the parser works.
 
     ``reason`` is a hint only a parser that knows its format better than the text rules
     should set; otherwise :mod:`bouncefilter.reasons` decides it from status and text.
+    (A plain class with slots, not a dataclass: the dataclasses module and each class it
+    makes cost milliseconds at import, in every pipe process.)
     """
 
-    recipient: str
-    kind: str = "bounce"
-    action: str = ""
-    status: str = ""
-    replycode: str = ""
-    diagnostic: str = ""
-    reporting_mta: str = ""
-    remote_mta: str = ""
-    original_recipient: str = ""
-    reason: str = ""
-    feedback_type: str = ""
-    arrival_date: str = ""
-    source_ip: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("recipient", "kind", "action", "status", "replycode", "diagnostic", "reporting_mta", "remote_mta",
+                 "original_recipient", "reason", "feedback_type", "arrival_date", "source_ip", "extra")
+
+    def __init__(self, recipient: str, kind: str = "bounce", action: str = "", status: str = "", replycode: str = "",
+                 diagnostic: str = "", reporting_mta: str = "", remote_mta: str = "", original_recipient: str = "",
+                 reason: str = "", feedback_type: str = "", arrival_date: str = "", source_ip: str = "",
+                 extra: dict[str, str] | None = None) -> None:
+        self.recipient = recipient
+        self.kind = kind
+        self.action = action
+        self.status = status
+        self.replycode = replycode
+        self.diagnostic = diagnostic
+        self.reporting_mta = reporting_mta
+        self.remote_mta = remote_mta
+        self.original_recipient = original_recipient
+        self.reason = reason
+        self.feedback_type = feedback_type
+        self.arrival_date = arrival_date
+        self.source_ip = source_ip
+        self.extra: dict[str, str] = {} if extra is None else extra
+
+    def __repr__(self) -> str:
+        return f"Finding({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Finding):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
 
 class BounceRecord(NamedTuple):

@@ -27,7 +27,7 @@ import logging
 import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bouncefilter.record import BounceRecord
 
@@ -150,8 +150,7 @@ class StoreError(Exception):
     """The database cannot be used as it is (newer schema, not migrated, unreadable)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SentMessage:
+class SentMessage(NamedTuple):
     """One outbound message as the milter records it."""
 
     message_key: str
@@ -306,8 +305,7 @@ DONE = "done"
 DEAD = "dead"
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """One message as the pipe received it (``raw`` at most ``pipe.max_bytes`` octets)."""
 
     raw: bytes
@@ -319,8 +317,7 @@ class Delivery:
     rcpt_to: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Bounce:
+class Bounce(NamedTuple):
     """One row of the ``bounces`` table before it is stored: the classifier's record
     (the recipient event) and what the pipe learnt around it. ``targets`` are the outbox
     targets to queue if the row is new."""
@@ -480,8 +477,7 @@ def outbox(conn: sqlite3.Connection, bounce_id: int) -> list[tuple[str, str]]:
 # -- the outbox, as the forwarder works it ----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
+class OutboxItem(NamedTuple):
     """One claimed outbox row and what forwarding it needs: the stored bounce row (as
     :func:`bounces` gives it) and the bounced message's original envelope sender."""
 
@@ -707,8 +703,7 @@ def daily_counts(conn: sqlite3.Connection, since: float | None, until: float | N
 PURGE_BATCH = 2000
 
 
-@dataclass(frozen=True, slots=True)
-class Purged:
+class Purged(NamedTuple):
     """How many rows :func:`purge` deleted, per table (outbox rows go with their bounce)."""
 
     bounces: int = 0
@@ -771,8 +766,7 @@ def _statements(sql: str) -> Sequence[str]:
 # -- reading for the API -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BounceQuery:
+class BounceQuery(NamedTuple):
     """Which stored rows to read: received in ``[since, until)`` (epoch seconds), of one
     account (``None``: every account), narrowed by the filters that are not ``None``
     (``recipient`` and ``domain`` without regard to case), from the position ``start_at``
@@ -873,8 +867,7 @@ def bounce_source(conn: sqlite3.Connection, bounce_id: int) -> tuple[str, int | 
 # -- API tokens ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ApiToken:
+class ApiToken(NamedTuple):
     """A stored API token: its public ``key_id``, the SHA-256 (hex) of the whole token,
     its account (``None`` for an admin token) and when it was made and revoked."""
 
