@@ -165,8 +165,11 @@ class Forwarder:
         if target is None:
             return Result(False, "target no longer in the configuration", permanent=True)
         if target.target.type == "webhook":
+            record = store.export_record(self._conn, int(item.bounce["id"]))  # type: ignore[call-overload]
+            if record is None:
+                return Result(False, "the bounce is no longer stored", permanent=True)
             identifier = webhook.event_id(item.dedup_key, item.target)
-            payload = webhook.body(webhook.event(item.bounce, item.sender, identifier))
+            payload = webhook.body(webhook.event(record, identifier))
             headers = webhook.headers(target.keys, identifier, int(now), payload)
             return self._webhooks.post(target.target.url or "", payload, headers, now)
         to = target.target.to or ""

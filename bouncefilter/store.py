@@ -783,11 +783,14 @@ class BounceQuery(NamedTuple):
     start_at: tuple[float, int] | None = None
 
 
-#: The record the API exports: (field name, SQL expression on the bounces table).
+#: The exported record, the one definition of it: the download API's records and the web
+#: hook events (:func:`export_record`) alike. (field name, SQL expression on the bounces
+#: table); ``timestamp`` to the millisecond, ``envelope`` the sender the milter recorded
+#: for the bounced message (else the one the bounce names).
 EXPORT_FIELDS: tuple[tuple[str, str], ...] = (
     ("id", "id"),
     ("time", "strftime('%Y-%m-%dT%H:%M:%SZ', received_at, 'unixepoch')"),
-    ("timestamp", "received_at"),
+    ("timestamp", "round(received_at, 3)"),
     ("account", "account"),
     ("recipient", "recipient"),
     ("kind", "kind"),
@@ -801,7 +804,8 @@ EXPORT_FIELDS: tuple[tuple[str, str], ...] = (
     ("feedback_type", "feedback_type"),
     ("message_id", "original_message_id"),
     ("subject", "subject"),
-    ("envelope", "envelope_sender"),
+    ("envelope", "coalesce(nullif((SELECT sender FROM messages WHERE message_key = bounces.message_key"
+                 " AND bounces.message_key != ''), ''), envelope_sender)"),
     ("bounce_address", "bounce_address"),
     ("outcome", "outcome"),
 )
@@ -822,6 +826,13 @@ def export_json(conn: sqlite3.Connection, query: BounceQuery, limit: int | None 
     """The rows ``query`` selects (at most ``limit``), each one JSON object (the fields
     of :data:`EXPORT_FIELDS`, ``hard`` a boolean), read one by one as the caller iterates."""
     return (text for (text,) in _select(conn, query, [_EXPORT_JSON], limit))
+
+
+def export_record(conn: sqlite3.Connection, bounce_id: int) -> dict[str, object] | None:
+    """The exported record (as :func:`export_json` gives it) of the stored row
+    ``bounce_id``, or ``None`` if there is none."""
+    row = conn.execute(f"SELECT {_EXPORT_JSON} FROM bounces WHERE id = ?", (bounce_id,)).fetchone()
+    return None if row is None else json.loads(row[0])
 
 
 def position(conn: sqlite3.Connection, query: BounceQuery, offset: int) -> tuple[float, int] | None:

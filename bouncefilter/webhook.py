@@ -1,12 +1,9 @@
 """Web hook events and their signatures, as "Standard Webhooks" define them. Pure.
 
-One event per stored row: the download API's record fields (``id``, ``time``,
-``timestamp``, ``account``, ``recipient``, ``kind``, ``reason``, ``hard``, ``status``,
-``replycode``, ``diagnostic``, ``reporting_mta``, ``remote_mta``, ``feedback_type``,
-``message_id``, ``subject``, ``envelope``, ``bounce_address``, ``outcome``) plus
-``event_id`` (the same on every retry: receivers deduplicate on it) and ``event`` (what
-the target subscribed to: ``bounce``, ``complaint``, ``autoreply``, ``delay``,
-``delivered``, ``reply`` or ``unknown``).
+One event per stored row: ``event_id`` (the same on every retry: receivers deduplicate
+on it) and ``event`` (what the target subscribed to: ``bounce``, ``complaint``,
+``autoreply``, ``delay``, ``delivered``, ``reply`` or ``unknown``), then the download
+API's record for the row (:data:`bouncefilter.store.EXPORT_FIELDS` defines both).
 
 Signing: ``webhook-id`` (the event id), ``webhook-timestamp`` (epoch seconds of the
 attempt) and ``webhook-signature``: ``v1,`` and the base64 of HMAC-SHA256 over
@@ -20,11 +17,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
-
-#: The row's columns an event carries under the same name.
-_SAME = ("account", "recipient", "kind", "reason", "hard", "status", "replycode", "diagnostic", "reporting_mta",
-         "remote_mta", "feedback_type", "subject", "bounce_address", "outcome")
 
 
 def event_id(dedup_key: str, target: str) -> str:
@@ -33,21 +25,10 @@ def event_id(dedup_key: str, target: str) -> str:
     return "evt_" + hashlib.sha256(f"{dedup_key}\0{target}".encode()).hexdigest()[:32]
 
 
-def event(row: Mapping[str, object], sender: str, identifier: str) -> dict[str, object]:
-    """The JSON event for a stored row (as :func:`bouncefilter.store.bounces` gives it),
-    the bounced message's original envelope ``sender`` and the event id."""
-    received = float(row["received_at"])  # type: ignore[arg-type]
-    fields: dict[str, object] = {
-        "event_id": identifier,
-        "event": row["outcome"],
-        "id": row["id"],
-        "time": datetime.fromtimestamp(received, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "timestamp": round(received, 3),
-    }
-    fields.update((name, row[name]) for name in _SAME)
-    fields["message_id"] = row["original_message_id"]
-    fields["envelope"] = sender or row["envelope_sender"]
-    return fields
+def event(record: Mapping[str, object], identifier: str) -> dict[str, object]:
+    """The JSON event for an exported record (as :func:`bouncefilter.store.export_record`
+    gives it) and the event id."""
+    return {"event_id": identifier, "event": record["outcome"], **record}
 
 
 def body(fields: Mapping[str, object]) -> bytes:

@@ -23,9 +23,10 @@ from pathlib import Path
 import messages
 import pytest
 import trustme
+from api_data import Served, fetch, serving
 from forward_lab import Hooks, Mailbox, free_port, signature_ok
 
-from bouncefilter import config, pipe, store, verp, webhook
+from bouncefilter import config, pipe, store, tokens, verp, webhook
 from bouncefilter.forward import Forwarder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -271,6 +272,26 @@ def test_a_web_hook_event_is_signed_by_every_secret_and_carries_the_record(tmp_p
         "bounce_address": "bounces@shop.example.com", "outcome": "bounce",
     }
     assert set(event) >= {"timestamp", "diagnostic", "reporting_mta", "remote_mta", "feedback_type", "subject"}
+
+
+def test_a_web_hook_event_carries_the_download_apis_record_of_the_row(tmp_path):
+    with Hooks([KEY]) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")))
+        site.bounce(bounce_address="bounces@shop.example.com")
+        assert site.forwarder().run_once().delivered == 1
+    event = hooks.received[0].event
+    conn = site.conn()
+    token = tokens.create(conn, "shop", time.time())
+    conn.close()
+    day = float(event["timestamp"]) // 86400 * 86400  # type: ignore[arg-type]
+    window = "/".join(time.strftime("%Y-%m-%d", time.gmtime(day + n)) for n in (0, 86400))
+    with serving(Served("", site.settings.database, str(site.config)), clock=time.time()) as served:
+        reply = fetch(f"{served.url}/v1/bounces/{window}", token)
+    assert reply.status == 200, reply.body
+    (record,) = reply.json()  # type: ignore[misc]
+    assert list(event)[:2] == ["event_id", "event"] and event["event"] == record["outcome"]
+    assert list(event.items())[2:] == list(record.items())
+    assert record["envelope"] == "orders@shop.example.com"  # the sender the milter saw, not our VERP address
 
 
 def test_https_web_hooks_check_the_certificate(tmp_path, tls, monkeypatch):
