@@ -48,12 +48,14 @@ from postfix_lab import (
 VERP_KEY = "lab-signing-key-0123456789abcdef"
 
 
-def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", level: str = "INFO") -> Path:
+def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", level: str = "INFO",
+                 forward: Mapping[str, str] | None = None) -> Path:
     """Write a bouncefilter.yaml for the lab at ``path``; returns ``path``.
 
     The database lies beside it, VERP addresses use the lab's bounce domain and
     :data:`VERP_KEY`, logs go to standard error. ``accounts`` maps a sender domain to
     tracking on or off; each account is named after its domain's first label.
+    ``forward`` maps a sender domain to one target of that account, as YAML flow text.
     """
     lines = [
         f"database: {path.parent / 'bouncefilter.db'}",
@@ -70,6 +72,8 @@ def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", lev
     ]
     for domain, tracking in accounts.items():
         lines += [f"  - name: {domain.split('.')[0]}", f"    domains: [{domain}]", f"    tracking: {str(tracking).lower()}"]
+        if forward and domain in forward:
+            lines.append(f"    forward: [{forward[domain]}]")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o644)
     return path
@@ -240,7 +244,7 @@ class MilterProcess:
 class Loop:
     """bouncefilter on both paths of a running lab, sharing one database.
 
-    ``accounts`` as for :func:`write_config`. :meth:`start` installs the runtime, makes the
+    ``accounts`` and ``forward`` as for :func:`write_config`. :meth:`start` installs the runtime, makes the
     database folder the pipe user's, checks the configuration and creates the database as
     that user (``bouncefilter check-config``, ``bouncefilter db migrate``, as an
     administrator would), starts the milter (as root, from the same
@@ -248,9 +252,11 @@ class Loop:
     in ``LAB/bouncefilter`` and ``LAB/runtime``.
     """
 
-    def __init__(self, lab: PostfixLab, accounts: Mapping[str, bool], pipe_user: str = PIPE_USER) -> None:
+    def __init__(self, lab: PostfixLab, accounts: Mapping[str, bool], pipe_user: str = PIPE_USER,
+                 forward: Mapping[str, str] | None = None) -> None:
         self.lab = lab
         self.accounts = dict(accounts)
+        self.forward = dict(forward or {})
         self.pipe_user = pipe_user
         self.folder = lab.root / "bouncefilter"
         self.config = self.folder / "bouncefilter.yaml"
@@ -265,7 +271,7 @@ class Loop:
         self.folder.mkdir(exist_ok=True)
         os.chown(self.folder, user.pw_uid, user.pw_gid)
         self.folder.chmod(0o755)
-        write_config(self.config, self.accounts)
+        write_config(self.config, self.accounts, forward=self.forward)
         self.bouncefilter("check-config")  # as contrib/postfix says; it keeps a parsed copy for the pipe
         self.bouncefilter("db", "migrate")
         self.milter = MilterProcess(self.config, self.lab.run_dir / "loop-milter.sock", self.folder / "milter.log",

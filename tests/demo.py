@@ -7,7 +7,10 @@ pipe transport of the bounce domain; ``smtp-sink`` peers play the remote side
 (``bad.example.test`` has no such users, ``soft.example.test`` has full mailboxes, every
 other domain accepts). Two accounts send; the bounces Postfix writes, a complaint from a
 feedback loop and an out-of-office answer come back to bouncefilter; the report is
-printed; everything is stopped. The database stays in the folder for a look.
+printed. Then the shop's records go on: ``bouncefilter forward --once`` posts them,
+signed, to a web hook receiver the demo runs, and ``bouncefilter api`` serves them to a
+download with the shop's token. Everything is stopped; the database stays in the folder
+for a look.
 
 Needs root and Postfix (``make demo`` installs what is missing).
 Usage: .venv/bin/python tests/demo.py
@@ -15,13 +18,21 @@ Usage: .venv/bin/python tests/demo.py
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bouncefilter_lab import Loop, complaint, out_of_office
-from postfix_lab import BOUNCE_DOMAIN, HARD_DOMAIN, SOFT_DOMAIN, PostfixLab, make_message, processes_in, unavailable
+from bouncefilter_lab import Loop, as_user, complaint, out_of_office
+from postfix_lab import (BOUNCE_DOMAIN, HARD_DOMAIN, SOFT_DOMAIN, PostfixLab, free_ports, make_message, processes_in,
+                         unavailable)
 
 ACCOUNTS = {"shop.example.test": True, "news.example.test": True}
 #: (account's sender, subject, recipients) of the batch.
@@ -40,6 +51,36 @@ AWAY = "erin@example.com"  # answers from her holidays
 #: Rows the batch gives: 4 unknown users, 1 delay notice and 1 expiry for the full
 #: mailbox, 1 complaint, 1 auto-reply.
 EXPECTED_ROWS = 8
+#: The shop's web hook secret (Standard Webhooks signing; at least 16 characters).
+HOOK_SECRET = "demo-secret-0123456789"
+
+
+class HookReceiver(ThreadingHTTPServer):
+    """A web hook receiver on loopback that keeps each event it is posted (and its
+    ``webhook-id`` and signature headers) and answers 204."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[dict[str, object], str, str]] = []
+        super().__init__(("127.0.0.1", 0), _HookHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/bounces"
+
+
+class _HookHandler(BaseHTTPRequestHandler):
+    server: HookReceiver
+
+    def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.events.append((json.loads(body), self.headers.get("webhook-id", ""),
+                                   self.headers.get("webhook-signature", "")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 def main() -> int:
@@ -50,7 +91,9 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bouncefilter-demo-"))
     print(f"bouncefilter demo in {root}")
     lab = PostfixLab(root)
-    loop = Loop(lab, ACCOUNTS)
+    hooks = HookReceiver()
+    loop = Loop(lab, ACCOUNTS, forward={"shop.example.test": f"{{type: webhook, url: '{hooks.url}', "
+                                                            f"secrets: [{HOOK_SECRET}]}}"})
     try:
         start(lab, loop)
         started = time.monotonic()
@@ -58,14 +101,17 @@ def main() -> int:
         stored = loop.wait_rows("SELECT id FROM bounces", count=EXPECTED_ROWS, timeout=60)
         print(f"  {len(stored)} records stored {time.monotonic() - started:.1f} s after the first message\n")
         print(loop.bouncefilter("report"))
+        forward(loop, hooks)
+        download(loop)
     finally:
         loop.stop()
         lab.stop()
+        hooks.shutdown()
     left = processes_in(root)  # Postfix's daemons; the peers and the milter were waited for
     if left:
         print(f"make demo: processes still running: {left}", file=sys.stderr)
         return 1
-    print(f"Stopped Postfix, the peers and the milter: nothing left running. The database stays: {loop.database}")
+    print(f"Stopped Postfix, the peers, the milter and the API: nothing left running. The database stays: {loop.database}")
     print(f"  list it:  {loop.runtime.command} --config {loop.config} bounces")
     print(f"  remove everything: rm -rf {root}")
     return 0
@@ -95,6 +141,54 @@ def send_batch(lab: PostfixLab) -> None:
     away = lab.wait_sink(lambda m: AWAY in m.recipients)[0]
     lab.send(out_of_office(away.message, AWAY, away.sender), "", [away.sender], port="mx")
     print(f"  {COMPLAINER} complained (ARF to fbl@{BOUNCE_DOMAIN}), {AWAY} answered from her holidays")
+
+
+def forward(loop: Loop, hooks: HookReceiver) -> None:
+    """Deliver the outbox once (the shop's web hook wants all but delays) and show what arrived."""
+    loop.bouncefilter("forward", "--once")
+    print(f"bouncefilter forward --once: {len(hooks.events)} signed events posted to the shop's web hook {hooks.url}")
+    for event, identifier, signature in hooks.events:
+        print(f"  {identifier}  {event['event']:<9}  {event['recipient']:<24} {event['reason']:<12} "
+              f"({signature.split(',')[0]} signature)")
+    print()
+
+
+def download(loop: Loop) -> None:
+    """Make the shop a token, serve the API, and download the last hour's hard bounces with it."""
+    token = loop.bouncefilter("token", "create", "--account", "shop").strip()
+    port = free_ports(1)[0]
+    command = [str(loop.runtime.command), "--config", str(loop.config), "api", "--listen", f"127.0.0.1:{port}"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          **as_user(loop.pipe_user)) as api:  # type: ignore[call-overload]
+        try:
+            _wait_for_port(port)
+            now = datetime.now(timezone.utc).replace(microsecond=0)
+            start, end = ((now + timedelta(minutes=m)).strftime("%Y-%m-%dT%H:%M:%SZ") for m in (-60, 1))
+            path = f"/v1/bounces/{start}/{end}?hard=true"
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                             headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                records = json.load(response)
+        finally:
+            api.terminate()
+    print(f"bouncefilter api on 127.0.0.1:{port}, with the shop's token (bouncefilter token create --account shop):")
+    print(f"  GET {path}")
+    for record in records:
+        print(f"  {record['time']}  {record['recipient']}  {record['reason']}  {record['status']}  "
+              f"subject={record['subject']!r}")
+    print()
+
+
+def _wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 if __name__ == "__main__":
