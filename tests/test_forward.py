@@ -436,7 +436,7 @@ def test_a_forwarder_killed_mid_stream_loses_nothing_and_sends_at_most_one_twice
     with Hooks([KEY], delay=0.002) as hooks:
         # A request that outlived the timeout would be sent again, rightly (at least once):
         # on a loaded machine the 1 s of the other tests is too short for "at most one twice".
-        site = make_site(tmp_path, hook(hooks.url("/events")), forward="timeout: 10")
+        site = make_site(tmp_path, hook(hooks.url("/events")), forward="timeout: 10, lease: 20")
         fill(site, 500)
         with subprocess.Popen(site.command(), stderr=subprocess.DEVNULL) as first:
             wait_for(lambda: len(hooks.received) >= 150, timeout=60, step=0.01)
