@@ -19,7 +19,6 @@ Usage: .venv/bin/python tests/demo.py
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,8 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bouncefilter_lab import Loop, as_user, complaint, out_of_office
-from postfix_lab import (BOUNCE_DOMAIN, HARD_DOMAIN, SOFT_DOMAIN, PostfixLab, free_ports, make_message, processes_in,
-                         unavailable)
+from postfix_lab import (BOUNCE_DOMAIN, HARD_DOMAIN, SOFT_DOMAIN, PostfixLab, free_ports, listening, make_message,
+                         processes_in, unavailable)
 
 ACCOUNTS = {"shop.example.test": True, "news.example.test": True}
 #: (account's sender, subject, recipients) of the batch.
@@ -181,14 +180,10 @@ def download(loop: Loop) -> None:
 
 def _wait_for_port(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    while not listening(port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"make demo: bouncefilter api did not listen on 127.0.0.1:{port}")
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
