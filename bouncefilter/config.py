@@ -117,6 +117,9 @@ class MilterSettings(NamedTuple):
     envid: bool = True
     #: How long SIGTERM waits for messages in flight before the milter exits, in seconds.
     stop_timeout: int = 30
+    #: Who speaks the milter protocol: bouncefilter's own asyncio engine, or pymilter's
+    #: libmilter (threads; costs Postfix more throughput, see the README).
+    engine: Annotated[Literal["asyncio", "libmilter"], _LOWER] = "asyncio"
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work in these settings."""

@@ -13,7 +13,8 @@ sender, sender domain: :mod:`bouncefilter.accounts`) and then, at end of message
 - either way every ``Return-Path:`` header is removed once read.
 
 Null-sender mail, mail whose sender is already in the VERP domain and mail no account
-claims is accepted at ``MAIL FROM`` untouched, so the MTA sends nothing more about it.
+claims is left untouched: let through at end of message unchanged (at MAIL FROM when
+the MTA waits for an answer there).
 
 A failure never takes the daemon down: an exception in a callback is logged and the
 message goes on unchanged (``milter.on_error: accept``) or is tempfailed; a failed
@@ -21,14 +22,15 @@ database write is logged and the message still leaves with its VERP address (the
 proves it is ours). The milter asks the MTA only for the actions it uses: CHGFROM,
 ADDHDRS, CHGHDRS.
 
-Over TCP every callback replies (Postfix and libmilter set no TCP_NODELAY, and a step
-that gets no reply stalls the next one on a delayed ACK, about 40 ms); over a unix
-socket the RCPT and header steps take no reply, which saves round trips.
+Only end of message takes a reply (:class:`QuietMilter`): one round trip per message,
+as for a milter that asks for nothing else. The protocol is spoken by
+:mod:`bouncefilter.milterserver` (the default) or by pymilter's libmilter
+(``milter.engine``), which answers every step on TCP (:class:`AnsweringMilter`).
 """
 
 from __future__ import annotations
 
-import grp
+import functools
 import logging
 import os
 import queue
@@ -39,15 +41,16 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import Milter  # type: ignore[import-untyped]
 import milter as libmilter  # type: ignore[import-not-found]
 
-from bouncefilter import accounts, mime, store, verp
+from bouncefilter import accounts, milterserver, mime, store, verp
 from bouncefilter.config import Account, Settings, signing_keys
+from bouncefilter.milterserver import MilterStartError
 from bouncefilter.record import TRACKING_HEADER
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,8 @@ CONTINUE: int = Milter.CONTINUE
 NOREPLY: int = Milter.NOREPLY
 ACCEPT: int = Milter.ACCEPT
 TEMPFAIL: int = Milter.TEMPFAIL
+#: What :meth:`OutboundMilter._start` returns when the message is to go as ``milter.on_error`` says.
+_FAILED = -1
 #: The headers the milter reads (lower case).
 READ_HEADERS = frozenset({"return-path", "message-id", "subject"})
 #: Longest Subject or Message-ID recorded, in characters.
@@ -74,10 +79,6 @@ BATCH_SECONDS = 0.1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 LIBMILTER_STOP_SECONDS = 15
 TEMPFAIL_REPLY = ("451", "4.3.0", "bouncefilter cannot process this message now, try again later")
-
-
-class MilterStartError(Exception):
-    """The milter cannot start (socket folder missing, cannot bind, wrong socket group)."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,10 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         self._recorder = recorder
         self._flight = flight
         self._message: _Message | None = None
-        # The replies to RCPT TO and headers until negotiation says the MTA wants none.
+        # Set at MAIL FROM when it failed but could not say so (no reply): end of message will.
+        self._failed_at_mail = False
+        # The replies to MAIL FROM, RCPT TO and headers until negotiation says the MTA wants none.
+        self._mail_reply = CONTINUE
         self._rcpt_reply = CONTINUE
         self._header_reply = CONTINUE
 
@@ -263,6 +267,7 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         result = int(super().negotiate(opts))
         opts[0] &= ACTIONS
         self._actions = opts[0]
+        self._mail_reply = NOREPLY if self._protocol & Milter.P_NR_MAIL else CONTINUE
         self._rcpt_reply = NOREPLY if self._protocol & Milter.P_NR_RCPT else CONTINUE
         self._header_reply = NOREPLY if self._protocol & Milter.P_NR_HDR else CONTINUE
         return result
@@ -284,13 +289,21 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         return self._header_reply
 
     def envfrom(self, sender: str, *params: str) -> int:
-        """MAIL FROM: start a message of an account, or accept it untouched."""
+        """MAIL FROM: start a message of an account, or accept it untouched.
+
+        When MAIL FROM takes no reply, a message left alone goes on to end of message,
+        which lets it through unchanged (or applies ``milter.on_error`` if MAIL FROM failed).
+        """
         self._end_message()
         try:
-            return self._start(sender, params)
+            outcome = self._start(sender, params)
         except Exception:
             log.exception("MAIL FROM %s: failed", _clean(sender))
-            return self._failure()
+            outcome = _FAILED
+        if self._mail_reply == NOREPLY:
+            self._failed_at_mail = outcome == _FAILED
+            return NOREPLY
+        return self._failure() if outcome == _FAILED else outcome
 
     def envrcpt(self, to: str, *params: str) -> int:
         """RCPT TO: remember the recipient."""
@@ -316,7 +329,8 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         """End of message: rewrite, tag and record it."""
         message, self._message = self._message, None
         if message is None:
-            return CONTINUE
+            failed, self._failed_at_mail = self._failed_at_mail, False
+            return self._failure() if failed else CONTINUE
         try:
             message.queue_id = self._macro("i") or message.queue_id
             if message.failed:
@@ -342,6 +356,8 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
     # -- the work ---------------------------------------------------------------------
 
     def _start(self, sender: str, params: Sequence[str]) -> int:
+        """Begin tracking a message of an account (``CONTINUE``), leave it alone
+        (``ACCEPT``) or refuse it while stopping (``_FAILED``)."""
         address = _clean(accounts.bare_address(sender))
         if not address:
             return ACCEPT
@@ -356,7 +372,7 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         if not self._flight.begin():
             log.info("MAIL FROM <%s>: the milter is stopping, message not tracked (%s)", address,
                      self._policy.on_error)
-            return self._failure()
+            return _FAILED
         self._message = _Message(account, address, tuple(params), self._macro("i"))
         return CONTINUE
 
@@ -417,35 +433,56 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         return TEMPFAIL
 
     def _end_message(self) -> None:
+        self._failed_at_mail = False
         if self._message is not None:
             self._message = None
             self._flight.end()
 
 
-class TcpMilter(OutboundMilter):
-    """For ``inet:`` sockets: DATA gets a callback too, so that every step is answered."""
+def _without_reply(method: Callable[..., int]) -> Callable[..., int]:
+    """``method``, marked for pymilter as a step that takes no reply. Unlike
+    ``Milter.noreply`` this leaves the reply to ``method``, which answers ``NOREPLY`` itself."""
+
+    @functools.wraps(method)
+    def step(self: OutboundMilter, *args: str) -> int:
+        return method(self, *args)
+
+    step.milter_protocol = Milter.OPTIONAL_CALLBACKS[method.__name__][0]  # type: ignore[attr-defined]
+    return step
+
+
+class AnsweringMilter(OutboundMilter):
+    """Every step answered, DATA included: for libmilter on TCP.
+
+    Postfix sets no TCP_NODELAY, so a step that gets no reply leaves its packet
+    unacknowledged, and Nagle holds the next one until the milter's delayed ACK, about
+    40 ms later. libmilter cannot hurry that ACK; bouncefilter's own engine can
+    (``TCP_QUICKACK``) and uses :class:`QuietMilter` on every socket.
+    """
 
     def data(self) -> int:
         """DATA: nothing to do but answer."""
         return CONTINUE
 
 
-class UnixMilter(OutboundMilter):
-    """For unix sockets: RCPT TO and headers take no reply (fewer round trips)."""
+class QuietMilter(OutboundMilter):
+    """MAIL FROM, RCPT TO and headers take no reply: one round trip per message, at its end."""
 
+    envfrom = _without_reply(OutboundMilter.envfrom)
     envrcpt = Milter.noreply(OutboundMilter.envrcpt)
     header = Milter.noreply(OutboundMilter.header)
 
 
 # pymilter caches the steps a class negotiates on the class it is asked about, where a
 # subclass asked later would find its base's cache: work each out now, subclasses first.
-for _cls in (TcpMilter, UnixMilter, OutboundMilter):
+for _cls in (AnsweringMilter, QuietMilter, OutboundMilter):
     _cls.protocol_mask()
 
 
-def milter_class(socket_spec: str) -> type[OutboundMilter]:
-    """The milter class that suits the socket: :class:`TcpMilter` or :class:`UnixMilter`."""
-    return TcpMilter if socket_spec.startswith("inet") else UnixMilter
+def milter_class(socket_spec: str, engine: str = "asyncio") -> type[OutboundMilter]:
+    """The milter class for the socket and engine: :class:`AnsweringMilter` for libmilter
+    on TCP, :class:`QuietMilter` otherwise."""
+    return AnsweringMilter if engine == "libmilter" and socket_spec.startswith("inet") else QuietMilter
 
 
 # -- pure helpers -----------------------------------------------------------------------
@@ -504,9 +541,11 @@ def prepare_database(path: str, auto_migrate: bool) -> bool:
 def serve(settings: Settings, socket_spec: str | None = None) -> None:
     """Run the milter in the foreground until SIGTERM, SIGINT or SIGHUP.
 
-    On the signal, messages already started may finish (up to ``milter.stop_timeout``
-    seconds) while new ones are treated as ``milter.on_error`` says; then libmilter is
-    stopped, which takes it a few seconds. A second signal stops at once. Raises
+    ``milter.engine`` says who speaks the milter protocol: bouncefilter's own asyncio
+    engine (:mod:`bouncefilter.milterserver`, the default) or pymilter's libmilter. On the
+    signal, messages already started may finish (up to ``milter.stop_timeout`` seconds)
+    while new ones are treated as ``milter.on_error`` says; then the connections are
+    closed (libmilter takes a few seconds more). A second signal stops at once. Raises
     ``ConfigError`` (VERP keys) or :class:`MilterStartError`.
     """
     spec = socket_spec or settings.milter.socket
@@ -514,16 +553,34 @@ def serve(settings: Settings, socket_spec: str | None = None) -> None:
     prepare_database(settings.database, settings.database_auto_migrate)
     recorder = Recorder(settings.database, busy_timeout_ms=settings.database_busy_timeout_ms)
     flight = InFlight()
-    cls = milter_class(spec)
-    Milter.factory = lambda: cls(policy, recorder, flight)
+    cls = milter_class(spec, settings.milter.engine)
+
+    def listening() -> None:
+        log.info("bouncefilter milter listening on %s (%d accounts, %s engine)", spec, len(settings.accounts),
+                 settings.milter.engine)
+
+    try:
+        if settings.milter.engine == "libmilter":
+            _serve_libmilter(spec, lambda: cls(policy, recorder, flight), settings, flight, listening)
+        else:
+            milterserver.run(spec, lambda: cls(policy, recorder, flight), group=settings.milter.socket_group,
+                             on_error=settings.milter.on_error, flight=flight,
+                             stop_timeout=settings.milter.stop_timeout, on_listening=listening)
+    finally:
+        recorder.close()
+    log.info("bouncefilter milter stopped")
+
+
+def _serve_libmilter(spec: str, factory: Callable[[], OutboundMilter], settings: Settings, flight: InFlight,
+                     listening: Callable[[], None]) -> None:
+    """Serve with pymilter's libmilter until a stop signal."""
+    Milter.factory = factory
     created = _open(spec, settings.milter.socket_group, settings.milter.on_error)
-    log.info("bouncefilter milter listening on %s (%d accounts)", spec, len(settings.accounts))
+    listening()
     try:
         _run(flight, settings.milter.stop_timeout)
     finally:
-        recorder.close()
-        _remove_socket(created)
-    log.info("bouncefilter milter stopped")
+        milterserver.remove_socket(created)
 
 
 def _run(flight: InFlight, stop_timeout: float) -> None:
@@ -571,12 +628,12 @@ def _run(flight: InFlight, stop_timeout: float) -> None:
         raise MilterStartError(f"libmilter failed: {failure[0]}")
 
 
-def _open(spec: str, group: str | None, on_error: str) -> _SocketFile | None:
+def _open(spec: str, group: str | None, on_error: str) -> milterserver.SocketFile | None:
     """Register the callbacks and open the listening socket (removing a stale one).
 
-    Returns the unix socket's file as created, for :func:`_remove_socket`.
+    Returns the unix socket's file as created, for :func:`milterserver.remove_socket`.
     """
-    path = _unix_path(spec)
+    path = milterserver.unix_path(spec)
     if path and not os.path.isdir(os.path.dirname(path) or "."):
         raise MilterStartError(f"the folder of the socket {path} does not exist")
     libmilter.set_flags(ACTIONS)
@@ -598,35 +655,11 @@ def _open(spec: str, group: str | None, on_error: str) -> _SocketFile | None:
         _set_nodelay()
         return None
     try:
-        _share_socket(path, group)
+        milterserver.share_socket(path, group)
     except MilterStartError:
         os.unlink(path)
         raise
-    return _SocketFile(path, os.stat(path))
-
-
-def _unix_path(spec: str) -> str:
-    """The file of a ``unix:`` or ``local:`` socket, ``""`` for ``inet:``."""
-    kind, _, rest = spec.partition(":")
-    return rest if kind in ("unix", "local") else ""
-
-
-def _share_socket(path: str, group: str | None) -> None:
-    """Give the socket file to ``group`` with mode 0660, so that Postfix may connect."""
-    if group is None:
-        return
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        log.warning("no group %r on this system: the socket %s keeps the mode the umask gave it", group, path)
-        return
-    try:
-        os.chown(path, -1, gid)
-        os.chmod(path, 0o660)
-    except OSError as exc:
-        raise MilterStartError(
-            f"cannot give the socket {path} to group {group}: {exc.strerror}"
-            f" (run the milter as a member of {group}, or set milter.socket_group)") from None
+    return milterserver.SocketFile(path, os.stat(path))
 
 
 def _set_nodelay() -> None:
@@ -648,25 +681,3 @@ def _set_nodelay() -> None:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, ValueError):
             continue
-
-
-@dataclass(frozen=True)
-class _SocketFile:
-    path: str
-    created: os.stat_result
-
-
-def _remove_socket(socket_file: _SocketFile | None) -> None:
-    """Remove the socket file this milter made, unless another has replaced it since."""
-    if socket_file is None:
-        return
-    try:
-        if _identity(os.stat(socket_file.path)) == _identity(socket_file.created):
-            os.unlink(socket_file.path)
-    except OSError:
-        pass
-
-
-def _identity(status: os.stat_result) -> tuple[int, int, int]:
-    # An inode number is soon reused; with the change time it names one file.
-    return status.st_dev, status.st_ino, status.st_ctime_ns
