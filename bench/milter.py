@@ -1,12 +1,14 @@
 """What ``bouncefilter milter`` costs Postfix: relay throughput with and without it.
 
 A throwaway Postfix (tests/postfix_lab.py) relays ``smtp-source`` mail to an ``smtp-sink``
-that saves nothing. Four modes alternate inside every repetition, so that a slow
+that saves nothing. Five modes alternate inside every repetition, so that a slow
 moment of the machine hits them all alike:
 
 - ``plain``: no milter;
 - ``unix``: ``bouncefilter milter`` on a unix socket;
 - ``inet``: the same milter on ``inet:127.0.0.1``;
+- ``libmilter``: the same milter on a unix socket with ``milter.engine: libmilter``
+  (pymilter's libmilter speaking the protocol instead of bouncefilter's asyncio engine);
 - ``minimal``: the yardstick, bench/minimal_milter.py on a unix socket: a pymilter
   milter that only rewrites the sender and adds a header (no database, no header
   callbacks), i.e. what any Python milter costs on the machine at hand.
@@ -43,7 +45,7 @@ from postfix_lab import PostfixLab  # noqa: E402
 SENDER = "orders@shop.example.test"
 RECIPIENT = "customer@dest.example.test"
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
-MODES = ("plain", "unix", "inet", "minimal")
+MODES = ("plain", "unix", "inet", "libmilter", "minimal")
 
 
 def python() -> str:
@@ -78,13 +80,16 @@ class MinimalMilter:
 
 
 def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
-    """One milter per socket kind, sharing one configuration (tracking on for the sender)."""
+    """One milter per mode, all recording to one database (tracking on for the sender)."""
     folder = lab.root / "milter"
     folder.mkdir(mode=0o755, exist_ok=True)
-    config = write_config(folder / "bouncefilter.yaml", {SENDER.split("@")[1]: True})
+    accounts = {SENDER.split("@")[1]: True}
+    config = write_config(folder / "bouncefilter.yaml", accounts)
+    threaded = write_config(folder / "bouncefilter-libmilter.yaml", accounts, engine="libmilter")
     milters = {
         "unix": MilterProcess(config, lab.run_dir / "milter.sock", folder / "milter-unix.log", python()),
         "inet": MilterProcess(config, postfix_lab.free_ports(1)[0], folder / "milter-inet.log", python()),
+        "libmilter": MilterProcess(threaded, lab.run_dir / "libmilter.sock", folder / "milter-libmilter.log", python()),
     }
     try:
         for milter in milters.values():

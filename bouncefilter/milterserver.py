@@ -132,6 +132,7 @@ class Session(asyncio.Protocol):
         self._offer: tuple[int, int] = (0, 0)
         self._protocol = 0
         self._transport: asyncio.Transport | None = None
+        self._tcp: socket.socket | None = None
         self._closing = False
 
     # -- asyncio ----------------------------------------------------------------------
@@ -142,9 +143,13 @@ class Session(asyncio.Protocol):
         self._sessions.add(self)
         sock = transport.get_extra_info("socket")
         self._tcp = sock if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) else None
+        if self._tcp is not None:  # find out about an MTA host that went away, as libmilter does
+            self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
     def data_received(self, data: bytes) -> None:
         if self._tcp is not None:
+            # Acknowledge at once: Postfix sets no TCP_NODELAY, so after a step that takes
+            # no reply, Nagle would hold its next packet until a delayed ACK (about 40 ms).
             self._tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         try:
             packets = self._decoder.feed(data)
@@ -343,9 +348,9 @@ def run(spec: str, factory: Callable[[], Handler], *, group: str | None, on_erro
         stop_timeout: float, on_listening: Callable[[], None]) -> None:
     """Serve ``spec`` until SIGTERM, SIGINT or SIGHUP; raises :class:`MilterStartError`.
 
-    On the signal no new connection is taken and messages already started may finish
-    (up to ``stop_timeout`` seconds); then every connection is closed. A second signal
-    stops at once.
+    On the signal, messages already started may finish (up to ``stop_timeout`` seconds)
+    while new ones are refused by the handler (``milter.on_error``); then the socket and
+    every connection are closed. A second signal stops at once.
     """
     asyncio.run(_serve(spec, factory, group, on_error, flight, stop_timeout, on_listening))
 
@@ -370,13 +375,13 @@ async def _serve(spec: str, factory: Callable[[], Handler], group: str | None, o
     try:
         on_listening()
         await stopping.wait()
-        server.close()
-        flight.close()
+        flight.close()  # still listening: a message that starts now goes as on_error says
         deadline = loop.time() + stop_timeout
         while (left := flight.wait(0)) and loop.time() < deadline and not hurry.is_set():
             await asyncio.sleep(DRAIN_POLL)
         if left:
             log.warning("stopping with %d messages still in flight", left)
+        server.close()
         for session in list(sessions):
             session.close()
         await asyncio.sleep(0)  # let the transports close

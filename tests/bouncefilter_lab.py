@@ -49,13 +49,14 @@ VERP_KEY = "lab-signing-key-0123456789abcdef"
 
 
 def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", level: str = "INFO",
-                 forward: Mapping[str, str] | None = None) -> Path:
+                 forward: Mapping[str, str] | None = None, engine: str = "") -> Path:
     """Write a bouncefilter.yaml for the lab at ``path``; returns ``path``.
 
     The database lies beside it, VERP addresses use the lab's bounce domain and
     :data:`VERP_KEY`, logs go to standard error. ``accounts`` maps a sender domain to
     tracking on or off; each account is named after its domain's first label.
-    ``forward`` maps a sender domain to one target of that account, as YAML flow text.
+    ``forward`` maps a sender domain to one target of that account, as YAML flow text;
+    ``engine`` is ``milter.engine`` (default: the configuration's default).
     """
     lines = [
         f"database: {path.parent / 'bouncefilter.db'}",
@@ -65,6 +66,7 @@ def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", lev
         "milter:",
         "  on_error: accept",  # as contrib/postfix/main.cf pairs it with milter_default_action
         *([f"  socket: {socket}"] if socket else []),
+        *([f"  engine: {engine}"] if engine else []),
         "logging:",
         "  target: stderr",
         f"  level: {level}",

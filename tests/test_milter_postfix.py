@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from bouncefilter_lab import MilterProcess, write_config
-from postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, make_message, unix_listening
+from postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, free_ports, make_message, unix_listening
 
 from bouncefilter.classify import classify
 from bouncefilter.record import TRACKING_HEADER
@@ -32,14 +32,19 @@ PLAIN = "news@plain.example.test"
 VERP = re.compile(rf"b\+([a-z2-7]+)@{re.escape(BOUNCE_DOMAIN)}")
 
 
-@pytest.fixture(scope="module")
-def milter(postfix_lab: PostfixLab) -> Iterator[MilterProcess]:
-    """``bouncefilter milter`` on a unix socket in the lab: shop.example.test tracked, plain.example.test not."""
+@pytest.fixture(scope="module", params=[("unix", "asyncio"), ("inet", "asyncio"), ("unix", "libmilter")],
+                ids=lambda p: "-".join(p))
+def milter(request: pytest.FixtureRequest, postfix_lab: PostfixLab) -> Iterator[MilterProcess]:
+    """``bouncefilter milter`` in the lab, on each kind of socket and with each engine:
+    shop.example.test tracked, plain.example.test not."""
     pytest.importorskip("Milter", reason="pymilter is not installed in this interpreter (make test puts it in .venv)")
-    folder = postfix_lab.root / "milter"
+    kind, engine = request.param
+    folder = postfix_lab.root / f"milter-{kind}-{engine}"
     folder.mkdir(mode=0o755, exist_ok=True)
-    config = write_config(folder / "bouncefilter.yaml", {"shop.example.test": True, "plain.example.test": False})
-    process = MilterProcess(config, postfix_lab.run_dir / "milter.sock", folder / "milter.log").start()
+    config = write_config(folder / "bouncefilter.yaml", {"shop.example.test": True, "plain.example.test": False},
+                          engine=engine)
+    where: Path | int = postfix_lab.run_dir / "milter.sock" if kind == "unix" else free_ports(1)[0]
+    process = MilterProcess(config, where, folder / "milter.log").start()
     try:
         yield process
     finally:

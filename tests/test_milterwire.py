@@ -1,0 +1,112 @@
+"""The milter protocol's wire format (bouncefilter.milterwire) and the engine's context.
+
+The engine itself is tested over real sockets in test_milter.py (both engines) and
+against a real Postfix in test_milter_postfix.py.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bouncefilter import milterwire as wire
+from bouncefilter.milterserver import Context, tcp_address
+
+PACKETS = [
+    (wire.OPTNEG, struct.pack("!III", 6, 0x1FF, 0x1FFFFF)),
+    (wire.MACRO, b"M{auth_authen}\0\0{mail_addr}\0orders@shop.example.com\0"),
+    (wire.MAIL, b"<orders@shop.example.com>\0SIZE=100\0"),
+    (wire.HEADER, b"Subject\0Your order\0"),
+    (wire.BODYEOB, b""),
+]
+
+
+def framed(body: bytes) -> bytes:
+    """``body`` (command and data) behind its length: what :func:`wire.packet` must give."""
+    return struct.pack("!I", len(body)) + body
+
+
+def stream(packets: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(wire.packet(command, data) for command, data in packets)
+
+
+def test_one_read_may_hold_many_packets():
+    assert wire.Decoder().feed(stream(PACKETS)) == PACKETS
+
+
+@given(st.lists(st.integers(min_value=1, max_value=40), max_size=30))
+def test_packets_come_out_whole_however_the_stream_is_cut(cuts):
+    data = stream(PACKETS)
+    decoder = wire.Decoder()
+    out, pos = [], 0
+    for cut in cuts:
+        out += decoder.feed(data[pos : pos + cut])
+        pos += cut
+    out += decoder.feed(data[pos:])
+    assert out == PACKETS
+
+
+@pytest.mark.parametrize("length", [0, wire.MAX_PACKET + 1])
+def test_an_impossible_length_is_a_protocol_error(length):
+    with pytest.raises(wire.ProtocolError, match="packet length"):
+        wire.Decoder().feed(struct.pack("!I", length) + b"M")
+
+
+def test_macros_are_read_by_name_for_their_stage():
+    stage, values = wire.parse_macros(b"E" + b"i\0" + b"4ABC\0" + b"{auth_authen}\0" + b"news-mailer\0")
+    assert stage == wire.BODYEOB
+    assert values == {"i": "4ABC", "{auth_authen}": "news-mailer"}
+
+
+def test_strings_forgive_a_missing_last_nul():
+    assert wire.strings(b"<a@example.com>\0SIZE=1\0") == [b"<a@example.com>", b"SIZE=1"]
+    assert wire.strings(b"<a@example.com>") == [b"<a@example.com>"]
+    assert wire.strings(b"Subject\0\0") == [b"Subject", b""]
+
+
+def test_the_replies_bouncefilter_sends_are_what_libmilter_sends():
+    assert wire.chgfrom("<b+t@bounces.example.com>", "ENVID=t") == framed(b"e<b+t@bounces.example.com>\0ENVID=t\0")
+    assert wire.chgfrom("<a@example.com>", None) == framed(b"e<a@example.com>\0")
+    assert wire.addheader("X-Bouncefilter-Token", "t") == framed(b"hX-Bouncefilter-Token\0t\0")
+    assert wire.chgheader("Return-Path", 2, None) == framed(b"m" + struct.pack("!I", 2) + b"Return-Path\0\0")
+    assert wire.replycode("451 4.3.0 later") == framed(b"y451 4.3.0 later\0")
+    assert wire.optneg_reply(6, 0x51, 0x1F) == framed(b"O" + struct.pack("!III", 6, 0x51, 0x1F))
+    assert wire.parse_optneg(struct.pack("!III", 6, 0x1FF, 0x1FFFFF)) == (6, 0x1FF, 0x1FFFFF)
+
+
+def test_a_macro_is_found_in_the_latest_stage_with_or_without_braces():
+    context = Context()
+    context.macros[wire.MAIL] = {"i": "EARLY", "{auth_authen}": "shop"}
+    context.macros[wire.BODYEOB] = {"{i}": "4ABC"}
+    assert context.getsymval("i") == "4ABC"
+    assert context.getsymval("{auth_authen}") == "shop" and context.getsymval("auth_authen") == "shop"
+    assert context.getsymval("{client_addr}") is None
+    context.forget_message()
+    assert context.getsymval("i") is None
+
+
+def test_the_message_may_be_changed_only_at_its_end():
+    context = Context()
+    with pytest.raises(RuntimeError, match="end of message"):
+        context.chgfrom("<b+t@bounces.example.com>")
+    context.at_end = True
+    context.chgfrom("<b+t@bounces.example.com>")
+    context.addheader("X-Bouncefilter-Token", "t")
+    context.addheader("X-First", "1", 0)
+    assert [packet[4:5] for packet in context.modifications] == [wire.CHGFROM, wire.ADDHEADER, wire.INSHEADER]
+
+
+@pytest.mark.parametrize(
+    ("spec", "address"),
+    [
+        ("inet:8891@127.0.0.1", ("127.0.0.1", 8891)),
+        ("inet:8891", ("0.0.0.0", 8891)),
+        ("inet6:8891@[::1]", ("::1", 8891)),
+        ("inet6:8891", ("::", 8891)),
+    ],
+)
+def test_tcp_sockets_are_named_as_libmilter_names_them(spec, address):
+    assert tcp_address(spec) == address
