@@ -31,6 +31,11 @@ def configure(settings: LoggingSettings, ident: str) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(f"%(asctime)s {ident}[%(process)d]: %(levelname)s: %(message)s"))
+    # What no format here shows, each record need not gather (the logging HOWTO's
+    # "Optimization"): a busy milter logs a line per message.
+    logging._srcfile = None  # caller's file and line
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)

@@ -30,10 +30,10 @@ as for a milter that asks for nothing else. The protocol is spoken by
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
-import queue
 import secrets
 import signal
 import socket
@@ -109,14 +109,13 @@ class Policy:
 class Recorder:
     """Writes sent messages to the store from one writer thread, many rows per transaction.
 
-    :meth:`record` only queues, so end of message never waits for the database: SQLite
-    takes one writer at a time, each commit waits for the disk, and writers that find the
-    database locked back off in sleeps of milliseconds. The writer commits at most once
-    every ``window`` seconds, all that has arrived meanwhile in one transaction: when mail
-    is sparse a row is there a moment after its message was accepted, under load up to
-    ``window`` later (a bounce may come back sooner; readers must not rely on the row
-    being there). A failed write is logged (queue id and token of every message lost) and
-    never raised; the mail has gone out anyway.
+    :meth:`record` only appends to a deque (no lock, no wake-up), so end of message never
+    waits for the database: SQLite takes one writer at a time, and writers that find the
+    database locked back off in sleeps of milliseconds. The writer wakes every ``window``
+    seconds and writes all that has arrived meanwhile in one transaction, so a row lands
+    up to ``window`` after its message was accepted (a bounce may come back sooner;
+    readers must not rely on the row being there). A failed write is logged (queue id
+    and token of every message lost) and never raised; the mail has gone out anyway.
 
     Commits do not wait for the disk (:func:`store.connect` with ``durable=False``): each
     would cost an fsync, a large part of the milter's CPU time, for rows that are only
@@ -129,43 +128,55 @@ class Recorder:
         self._path = path
         self._window = window
         self._busy_timeout_ms = busy_timeout_ms
-        self._queue: queue.Queue[store.SentMessage | None] = queue.Queue(max_queue)
+        self._max_queue = max_queue
+        # Sent messages, and the events of flush() and close() (None) in their place.
+        self._queue: collections.deque[store.SentMessage | threading.Event | None] = collections.deque()
+        self._wake = threading.Event()
         self._writer = threading.Thread(target=self._write_queue, name="recorder", daemon=True)
         self._writer.start()
 
     def record(self, message: store.SentMessage) -> None:
         """Queue ``message`` for writing (logged and dropped if the queue is full)."""
-        try:
-            self._queue.put_nowait(message)
-        except queue.Full:
+        if len(self._queue) >= self._max_queue:
             _lost([message], self._path, "the write queue is full")
+            return
+        self._queue.append(message)
 
     def flush(self) -> None:
         """Wait until everything queued so far is written (or has failed)."""
-        self._queue.join()
+        done = threading.Event()
+        self._queue.append(done)
+        self._wake.set()
+        done.wait()
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop the writer (waiting up to ``timeout`` seconds)."""
-        self._queue.put(None)
+        self._queue.append(None)
+        self._wake.set()
         self._writer.join(timeout)
 
     def _write_queue(self) -> None:
         conn: sqlite3.Connection | None = None
         stop = False
-        last = 0.0
         while not stop:
-            batch = [self._queue.get()]
-            # Under load, commit at most once a window: one commit (and wake-up) for many rows.
-            time.sleep(max(0.0, last + self._window - time.monotonic()))
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            messages = [message for message in batch if message is not None]
-            stop = len(messages) < len(batch)
-            if messages:
-                conn = self._write(conn, messages)
-                last = time.monotonic()
-            for _ in batch:
-                self._queue.task_done()
+            self._wake.wait(self._window)
+            self._wake.clear()
+            while self._queue and not stop:
+                messages: list[store.SentMessage] = []
+                waiting: list[threading.Event] = []
+                while self._queue and len(messages) < MAX_BATCH:
+                    item = self._queue.popleft()
+                    if item is None:
+                        stop = True
+                        break
+                    if isinstance(item, threading.Event):
+                        waiting.append(item)
+                    else:
+                        messages.append(item)
+                if messages:
+                    conn = self._write(conn, messages)
+                for done in waiting:
+                    done.set()
         if conn is not None:
             conn.close()
 

@@ -151,19 +151,18 @@ class Session(asyncio.Protocol):
             # Acknowledge at once: Postfix sets no TCP_NODELAY, so after a step that takes
             # no reply, Nagle would hold its next packet until a delayed ACK (about 40 ms).
             self._tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        replies = []
         try:
-            packets = self._decoder.feed(data)
+            for command, payload in self._decoder.feed(data):
+                reply = self._step(command, payload)
+                if reply:
+                    replies.append(reply)
+                if self._closing:
+                    break
         except wire.ProtocolError as exc:
             log.warning("milter connection dropped: %s", exc)
             self.close()
             return
-        replies = []
-        for command, payload in packets:
-            reply = self._step(command, payload)
-            if reply:
-                replies.append(reply)
-            if self._closing:
-                break
         if replies and self._transport is not None:
             self._transport.write(b"".join(replies))
         if self._closing:
@@ -228,6 +227,7 @@ class Session(asyncio.Protocol):
     def _negotiate(self, payload: bytes) -> bytes:
         version, actions, protocol = wire.parse_optneg(payload)
         self._offer = (actions, protocol)
+        self._end_handler()  # negotiated again: a new start
         opts = self._start_handler()
         return wire.optneg_reply(min(version, wire.VERSION), opts[0], opts[1])
 

@@ -446,8 +446,7 @@ def test_the_recorder_takes_many_threads_at_once_and_writes_all_before_it_closes
 
 def test_a_full_write_queue_loses_the_record_not_the_mail(tmp_path, caplog):
     recorder = Recorder(str(tmp_path / "b.db"), max_queue=1)
-    recorder._queue.put(None)  # the writer stops at once; nothing drains the queue now
-    recorder._writer.join(5)
+    recorder.close()  # the writer stops; nothing drains the queue now
     recorder.record(store.SentMessage("00000000000000fe", "first", "shop", time.time()))  # fills the queue
     sent = store.SentMessage("00000000000000ff", "tok", "shop", time.time(), queue_id="4QFULL")
     recorder.record(sent)
@@ -646,6 +645,20 @@ def test_the_daemon_on_a_unix_socket(unix_daemon):
         time.sleep(0.05)  # the writer thread records it just after end of message
     conn.close()
     assert row is not None and (row.queue_id, row.bounce_address) == ("4ABC", "returns@shop.example.com")
+
+
+@pytest.mark.slow
+def test_a_peer_that_does_not_speak_milter_is_dropped_and_the_next_one_served(unix_daemon):
+    stranger = WireClient(unix_daemon.spec)
+    stranger.sock.sendall(b"EHLO client.example.com\r\n")  # 0x45484c4f octets: no such packet
+    with pytest.raises(EOFError):
+        stranger.read()
+    stranger.close()
+    client = WireClient(unix_daemon.spec)
+    client.negotiate()
+    assert client.start("<orders@shop.example.com>", ["<alice@example.net>"], TRACKED) is None
+    assert [cmd for cmd, _ in client.end("4NXT")] == [b"e", b"h", b"m", b"c"]
+    client.close()
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,11 +187,16 @@ def _rows(milter: MilterProcess, sql: str, *args: object) -> list[tuple[object, 
         return conn.execute(sql, args).fetchall()
 
 
-def _row(milter: MilterProcess, token: str) -> sqlite3.Row:
+def _row(milter: MilterProcess, token: str, timeout: float = 5.0) -> sqlite3.Row:
+    """The message's row, waiting for the milter's writer (it writes every 100 ms)."""
     conn = sqlite3.connect(_database(milter))
+    deadline = time.monotonic() + timeout
     try:
         conn.row_factory = sqlite3.Row
-        row = conn.execute("SELECT * FROM messages WHERE token = ?", (token,)).fetchone()
+        while (row := conn.execute("SELECT * FROM messages WHERE token = ?", (token,)).fetchone()) is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
     finally:
         conn.close()
     assert row is not None, f"no messages row for token {token}"
