@@ -651,7 +651,7 @@ def test_the_daemon_on_a_unix_socket(unix_daemon):
 def test_a_peer_that_does_not_speak_milter_is_dropped_and_the_next_one_served(unix_daemon):
     stranger = WireClient(unix_daemon.spec)
     stranger.sock.sendall(b"EHLO client.example.com\r\n")  # 0x45484c4f octets: no such packet
-    with pytest.raises(EOFError):
+    with pytest.raises((EOFError, ConnectionResetError)):  # libmilter resets, the asyncio engine closes
         stranger.read()
     stranger.close()
     client = WireClient(unix_daemon.spec)
