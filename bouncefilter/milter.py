@@ -19,8 +19,8 @@ the MTA waits for an answer there).
 A failure never takes the daemon down: an exception in a callback is logged and the
 message goes on unchanged (``milter.on_error: accept``) or is tempfailed; a failed
 database write is logged and the message still leaves with its VERP address (the MAC
-proves it is ours). The milter asks the MTA only for the actions it uses: CHGFROM,
-ADDHDRS, CHGHDRS.
+proves it is ours). The milter asks the MTA only for the actions it uses (CHGFROM,
+ADDHDRS, CHGHDRS, and SETSYMLIST to ask only for the macros it reads).
 
 Only end of message takes a reply (:class:`QuietMilter`): one round trip per message,
 as for a milter that asks for nothing else. The protocol is spoken by
@@ -57,8 +57,11 @@ log = logging.getLogger(__name__)
 
 #: The name the milter registers with libmilter.
 NAME = "bouncefilter"
-#: Everything the milter may ask the MTA to do.
-ACTIONS: int = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS
+#: Everything the milter may ask the MTA to do: change the sender and headers, and name
+#: the macros it wants (SETSYMLIST: only :data:`MACROS`, so the MTA sends no others).
+ACTIONS: int = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS | Milter.SETSYMLIST
+#: The MTA's macros the milter reads, by protocol stage: the SASL login and the queue id.
+MACROS = {Milter.M_ENVFROM: ("{auth_authen}", "i"), Milter.M_EOM: ("i",)}
 #: Callback replies (pymilter's constants, typed).
 CONTINUE: int = Milter.CONTINUE
 NOREPLY: int = Milter.NOREPLY
@@ -274,10 +277,15 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         self._header_reply = CONTINUE
 
     def negotiate(self, opts: list[int]) -> int:
-        """Ask the MTA only for the actions the milter uses."""
+        """Ask the MTA only for the actions the milter uses, and only for the macros it reads
+        (when the MTA takes a macro list: an MTA that does not sends its usual ones)."""
         result = int(super().negotiate(opts))
         opts[0] &= ACTIONS
         self._actions = opts[0]
+        if self._actions & Milter.SETSYMLIST:
+            for stage, names in MACROS.items():
+                # Not Milter.Base.setsymlist: it hands libmilter bytes where a str is needed.
+                self._ctx.setsymlist(stage, " ".join(names))
         self._mail_reply = NOREPLY if self._protocol & Milter.P_NR_MAIL else CONTINUE
         self._rcpt_reply = NOREPLY if self._protocol & Milter.P_NR_RCPT else CONTINUE
         self._header_reply = NOREPLY if self._protocol & Milter.P_NR_HDR else CONTINUE

@@ -74,6 +74,7 @@ class Context:
 
     def __init__(self) -> None:
         self.macros: dict[bytes, dict[str, str]] = {}
+        self.macro_lists: dict[int, bytes] = {}
         self.modifications: list[bytes] = []
         self.reply_text = ""
         self.at_end = False
@@ -104,6 +105,10 @@ class Context:
 
     def chgheader(self, field: str, idx: int, value: str | None) -> None:
         self._modify(wire.chgheader(field, idx, value))
+
+    def setsymlist(self, stage: int, macros: str) -> None:
+        """Ask for only ``macros`` (space-separated names) at ``stage`` (negotiation only)."""
+        self.macro_lists[stage] = macros.encode("ascii")
 
     def setreply(self, rcode: str, xcode: str | None = None, msg: str | None = None, *lines: str) -> None:
         self.reply_text = " ".join(part for part in (rcode, xcode, msg, *lines) if part)
@@ -229,7 +234,7 @@ class Session(asyncio.Protocol):
         self._offer = (actions, protocol)
         self._end_handler()  # negotiated again: a new start
         opts = self._start_handler()
-        return wire.optneg_reply(min(version, wire.VERSION), opts[0], opts[1])
+        return wire.optneg_reply(min(version, wire.VERSION), opts[0], opts[1], self._context.macro_lists)
 
     def _start_handler(self) -> list[int]:
         """A new handler for the connection, negotiated on the MTA's offer; the options."""

@@ -9,7 +9,7 @@ data; strings in the data end in NUL. :class:`Decoder` cuts a byte stream into
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 #: The protocol version the milter speaks.
 VERSION = 6
@@ -97,9 +97,11 @@ def parse_optneg(data: bytes) -> tuple[int, int, int]:
     return version, actions, protocol
 
 
-def optneg_reply(version: int, actions: int, protocol: int) -> bytes:
-    """The milter's answer to the negotiation."""
-    return packet(OPTNEG, _OPTNEG.pack(version, actions, protocol))
+def optneg_reply(version: int, actions: int, protocol: int, macro_lists: Mapping[int, bytes] | None = None) -> bytes:
+    """The milter's answer to the negotiation, with the macros it wants by stage (an MTA
+    that is given any list sends no macros at the stages not listed)."""
+    lists = b"".join(_LENGTH.pack(stage) + names + b"\0" for stage, names in (macro_lists or {}).items())
+    return packet(OPTNEG, _OPTNEG.pack(version, actions, protocol) + lists)
 
 
 def parse_macros(data: bytes) -> tuple[bytes, dict[str, str]]:
@@ -142,7 +144,3 @@ def replycode(text: str) -> bytes:
     """The SMTP reply for a reject or tempfail, e.g. ``451 4.3.0 try again later``."""
     return packet(REPLYCODE, _z(text))
 
-
-def join(packets: Iterable[bytes]) -> bytes:
-    """Packets as one write."""
-    return b"".join(packets)

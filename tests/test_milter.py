@@ -370,9 +370,10 @@ def test_an_exception_at_mail_from_follows_on_error(harness, monkeypatch, caplog
 # -- protocol -------------------------------------------------------------------------------
 
 
-def test_the_milter_asks_only_for_the_actions_it_uses(harness):
+def test_the_milter_asks_only_for_the_actions_and_macros_it_uses(harness):
     ctx = harness.ctx()
-    assert ctx._opts[0] == Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS == bfmilter.ACTIONS
+    assert ctx._opts[0] == Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS | Milter.SETSYMLIST == bfmilter.ACTIONS
+    assert ctx._symlist[Milter.M_ENVFROM] == {b"{auth_authen}", b"i"} and ctx._symlist[Milter.M_EOM] == {b"i"}
 
 
 @pytest.mark.parametrize(
@@ -516,6 +517,7 @@ class WireClient:
         cmd, data = self.read()
         assert cmd == b"O"
         _, actions, self.protocol = struct.unpack("!III", data[:12])
+        self.macro_lists = data[12:]
         return actions, self.protocol
 
     def macros(self, stage: bytes, **values: str) -> None:
@@ -627,6 +629,8 @@ def test_the_daemon_on_a_unix_socket(unix_daemon):
     assert actions == bfmilter.ACTIONS
     assert protocol & Milter.P_NR_MAIL and protocol & Milter.P_NR_RCPT and protocol & Milter.P_NR_HDR
     assert protocol & Milter.P_NODATA
+    # Only the macros it reads: the login and queue id at MAIL FROM, the queue id at the end.
+    assert client.macro_lists == struct.pack("!I", Milter.M_ENVFROM) + b"{auth_authen} i\0" + struct.pack("!I", Milter.M_EOM) + b"i\0"
     assert client.start("<orders@shop.example.com>", ["<alice@example.net>"], TRACKED) is None
     replies = client.end("4ABC")
     (chgfrom, header, drop, final) = replies

@@ -77,6 +77,13 @@ def test_the_replies_bouncefilter_sends_are_what_libmilter_sends():
     assert wire.parse_optneg(struct.pack("!III", 6, 0x1FF, 0x1FFFFF)) == (6, 0x1FF, 0x1FFFFF)
 
 
+def test_the_negotiation_reply_names_the_macros_wanted_by_stage():
+    lists = {2: b"{auth_authen} i", 5: b"i"}
+    assert wire.optneg_reply(6, 0x151, 0x1F, lists) == framed(
+        b"O" + struct.pack("!III", 6, 0x151, 0x1F) + struct.pack("!I", 2) + b"{auth_authen} i\0" + struct.pack("!I", 5) + b"i\0"
+    )
+
+
 def test_a_macro_is_found_in_the_latest_stage_with_or_without_braces():
     context = Context()
     context.macros[wire.MAIL] = {"i": "EARLY", "{auth_authen}": "shop"}
