@@ -340,14 +340,20 @@ def _csv(conn: sqlite3.Connection, selected: store.BounceQuery, limit: int | Non
     return _csv_chunks(rows)
 
 
+#: How a cell opens when a spreadsheet would run it as a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_chunks(rows: Iterator[tuple[object, ...]]) -> Iterator[bytes]:
-    """The CSV of ``rows``, 256 rows a chunk."""
+    """The CSV of ``rows``, 256 rows a chunk. A text cell that opens like a formula (a
+    diagnostic or subject is the remote side's text) gets a ``'`` in front, so that a
+    spreadsheet shows it instead of running it; JSON keeps the exact text."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([name for name, _ in store.EXPORT_FIELDS])
     hard = [name for name, _ in store.EXPORT_FIELDS].index("hard")
     for count, row in enumerate(rows, 1):
-        values = list(row)
+        values = [_cell(value) for value in row]
         values[hard] = "true" if values[hard] else "false"
         writer.writerow(values)
         if count % 256 == 0:
@@ -355,6 +361,13 @@ def _csv_chunks(rows: Iterator[tuple[object, ...]]) -> Iterator[bytes]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode("utf-8")
+
+
+def _cell(value: object) -> object:
+    """``value``, with a ``'`` in front if it is text a spreadsheet would take for a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 _FORMATS: dict[str, tuple[str, Callable[[sqlite3.Connection, store.BounceQuery, int | None], Iterator[bytes]]]] = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from api_data import DAY0, ROWS, SENT, Served, fetch, seed, serving
 
-from bouncefilter import store, tokens
+from bouncefilter import api, store, tokens
 from bouncefilter.record import BounceRecord
 
 FIELDS = ["id", "time", "timestamp", "account", "recipient", "kind", "reason", "hard", "status", "replycode",
@@ -82,6 +82,18 @@ def test_json_lines_and_csv_hold_the_same_records(app):
     assert list(parsed[0]) == FIELDS
     assert [(row["id"], row["recipient"], row["hard"]) for row in parsed] == [
         (str(row["id"]), row["recipient"], "true" if row["hard"] else "false") for row in rows]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted():
+    fields = [name for name, _ in store.EXPORT_FIELDS]
+    row = {name: "" for name in fields} | {
+        "id": 7, "hard": 1, "recipient": "ann@example.net", "diagnostic": '=HYPERLINK("http://x.test","click")',
+        "subject": "-1+2", "reason": "@SUM(A1)",
+    }
+    (parsed,) = csv.DictReader(io.StringIO(b"".join(api._csv_chunks(iter([tuple(row[f] for f in fields)]))).decode()))
+    assert parsed["diagnostic"] == "'=HYPERLINK(\"http://x.test\",\"click\")"
+    assert (parsed["subject"], parsed["reason"]) == ("'-1+2", "'@SUM(A1)")
+    assert (parsed["id"], parsed["hard"], parsed["recipient"]) == ("7", "true", "ann@example.net")
 
 
 def test_an_empty_window_is_an_empty_array_in_every_format(app):
