@@ -34,26 +34,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import postfix_lab  # noqa: E402  (after the path is set)
-from bouncefilter_lab import MilterProcess, write_config  # noqa: E402
+from bouncefilter_lab import MilterProcess, checkout_python, cpu_seconds, write_config  # noqa: E402
 from postfix_lab import PostfixLab  # noqa: E402
 
 SENDER = "orders@shop.example.test"
 RECIPIENT = "customer@dest.example.test"
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 MODES = ("plain", "unix", "inet", "libmilter", "minimal")
-
-
-def python() -> str:
-    """The interpreter with bouncefilter and pymilter: the checkout's .venv, else this one."""
-    venv = ROOT / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
 
 
 class MinimalMilter:
@@ -64,7 +58,7 @@ class MinimalMilter:
         self.postfix_spec = f"unix:{self.socket}"
         self.socket.unlink(missing_ok=True)
         # -P: with bench/ first on the path, ``import Milter`` would import bench/milter.py.
-        self.process = subprocess.Popen([python(), "-P", str(ROOT / "bench" / "minimal_milter.py"), self.postfix_spec],
+        self.process = subprocess.Popen([checkout_python(), "-P", str(ROOT / "bench" / "minimal_milter.py"), self.postfix_spec],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while not self.socket.exists():
@@ -89,9 +83,9 @@ def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
     config = write_config(folder / "bouncefilter.yaml", accounts)
     threaded = write_config(folder / "bouncefilter-libmilter.yaml", accounts, engine="libmilter")
     milters = {
-        "unix": MilterProcess(config, lab.run_dir / "milter.sock", folder / "milter-unix.log", python()),
-        "inet": MilterProcess(config, postfix_lab.free_ports(1)[0], folder / "milter-inet.log", python()),
-        "libmilter": MilterProcess(threaded, lab.run_dir / "libmilter.sock", folder / "milter-libmilter.log", python()),
+        "unix": MilterProcess(config, lab.run_dir / "milter.sock", folder / "milter-unix.log", checkout_python()),
+        "inet": MilterProcess(config, postfix_lab.free_ports(1)[0], folder / "milter-inet.log", checkout_python()),
+        "libmilter": MilterProcess(threaded, lab.run_dir / "libmilter.sock", folder / "milter-libmilter.log", checkout_python()),
     }
     try:
         for milter in milters.values():
@@ -186,12 +180,6 @@ def measure(lab: PostfixLab, specs: dict[str, str], pids: dict[str, int], args: 
                 results.cpu[mode].append((cpu_seconds(pids[mode]) - before) * 1000 / args.messages)
         print(f"rep {rep + 1}: " + ", ".join(f"{m} {results.rates[m][-1]:.0f}/s" for m in MODES), file=sys.stderr)
     return results
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process, its finished threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def table(results: Results, args: argparse.Namespace) -> str:

@@ -21,10 +21,7 @@ Usage: .venv/bin/python bench/milter_cpu.py [--messages N] [--threads N] [--roun
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +31,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# In place of bench/, whose milter.py would shadow pymilter's own ``milter`` module.
+sys.path[0] = str(ROOT / "tests")
+
+from bouncefilter_lab import checkout_python, cpu_seconds  # noqa: E402  (after the path is set)
+from milter_client import WireClient  # noqa: E402
+
 MILTERS = ("asyncio", "libmilter", "minimal")
 SENDER = "orders@shop.example.test"
 RECIPIENT = "customer@dest.example.test"
@@ -46,83 +49,15 @@ HEADERS = (
     ("Message-Id", "<20261126010000.1@client.example.test>"),
     ("Subject", "Your order"),
 )
-#: Protocol bits: (skip the step, the step takes no reply), as libmilter numbers them.
-STEPS = {b"C": (0x1, 0x1000), b"H": (0x2, 0x2000), b"M": (0x4, 0x4000), b"R": (0x8, 0x8000),
-         b"T": (0x200, 0x10000), b"L": (0x20, 0x80), b"N": (0x40, 0x40000), b"B": (0x10, 0x80000)}
-FINAL = (b"c", b"a", b"t", b"r", b"y", b"d")
 
 
-def python() -> str:
-    """The interpreter with bouncefilter and pymilter: the checkout's .venv, else this one."""
-    venv = ROOT / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
-
-def _z(*texts: str) -> bytes:
-    return b"".join(text.encode() + b"\0" for text in texts)
-
-
-class Mta:
-    """One connection, speaking for the MTA."""
-
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(path)
-        self.protocol = 0
-
-    def send(self, command: bytes, data: bytes = b"") -> None:
-        self.sock.sendall(struct.pack("!I", len(data) + 1) + command + data)
-
-    def read(self) -> tuple[bytes, bytes]:
-        size = struct.unpack("!I", self._exactly(4))[0]
-        body = self._exactly(size)
-        return body[:1], body[1:]
-
-    def _exactly(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = self.sock.recv(size - len(data))
-            if not chunk:
-                raise EOFError("the milter closed the connection")
-            data += chunk
-        return data
-
-    def step(self, command: bytes, data: bytes) -> None:
-        skip, quiet = STEPS[command]
-        if self.protocol & skip:
-            return
-        self.send(command, data)
-        if not self.protocol & quiet:
-            self.read()
-
-    def message(self) -> None:
-        """One message, as Postfix's smtpd and cleanup send it; waits for the final reply."""
-        self.send(b"O", struct.pack("!III", 6, 0x1FF, 0x1FFFFF))
-        self.protocol = struct.unpack("!III", self.read()[1][:12])[2]
-        self.send(b"D", b"C" + _z("j", "mx.example.test", "{daemon_name}", "submission"))
-        self.step(b"C", _z("client.example.test") + b"4" + struct.pack("!H", 25) + _z("127.0.0.1"))
-        self.step(b"H", _z("client.example.test"))
-        self.send(b"D", b"M" + _z("{auth_authen}", "", "{mail_addr}", SENDER))
-        self.step(b"M", _z(f"<{SENDER}>", "SIZE=2000"))
-        self.send(b"D", b"R" + _z("{rcpt_addr}", RECIPIENT))
-        self.step(b"R", _z(f"<{RECIPIENT}>"))
-        self.step(b"T", b"")
-        for name, value in HEADERS:
-            self.step(b"L", _z(name, value))
-        self.step(b"N", b"")
-        self.step(b"B", b"x" * 1500)
-        self.send(b"D", b"E" + _z("i", "4Q7RZ1X2Y3"))
-        self.send(b"E")
-        while self.read()[0] not in FINAL:
-            pass
-        self.send(b"Q")
-        self.sock.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process, its finished threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def send_one(path: str) -> None:
+    """One message over a new connection, as Postfix's smtpd and cleanup send it."""
+    client = WireClient(f"unix:{path}")
+    client.negotiate()
+    client.start(f"<{SENDER}>", [f"<{RECIPIENT}>"], HEADERS)
+    client.end("4Q7RZ1X2Y3")
+    client.close()
 
 
 def drive(path: str, threads: int, messages: int) -> None:
@@ -132,7 +67,7 @@ def drive(path: str, threads: int, messages: int) -> None:
     def run() -> None:
         try:
             for _ in range(messages):
-                Mta(path).message()
+                send_one(path)
         except (OSError, EOFError) as exc:
             failures.append(exc)
 
@@ -151,9 +86,9 @@ def start(folder: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
     log = (folder / f"{name}.log").open("wb")
     if name == "minimal":
         # -P: with bench/ first on the path, ``import Milter`` would find bench/milter.py.
-        command = [python(), "-P", str(ROOT / "bench" / "minimal_milter.py"), f"unix:{path}"]
+        command = [checkout_python(), "-P", str(ROOT / "bench" / "minimal_milter.py"), f"unix:{path}"]
     else:
-        command = [python(), "-m", "bouncefilter", "milter", "--config", str(folder / f"{name}.yaml"),
+        command = [checkout_python(), "-m", "bouncefilter", "milter", "--config", str(folder / f"{name}.yaml"),
                    "--socket", f"unix:{path}"]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20

@@ -48,6 +48,18 @@ from postfix_lab import (
 VERP_KEY = "lab-signing-key-0123456789abcdef"
 
 
+def checkout_python() -> str:
+    """The interpreter with bouncefilter and pymilter: the checkout's .venv, else this one."""
+    venv = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a running process, its finished threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", level: str = "INFO",
                  forward: Mapping[str, str] | None = None, engine: str = "") -> Path:
     """Write a bouncefilter.yaml for the lab at ``path``; returns ``path``.
