@@ -41,38 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import postfix_lab  # noqa: E402  (after the path is set)
-from bouncefilter_lab import MilterProcess, checkout_python, cpu_seconds, write_config  # noqa: E402
+from bouncefilter_lab import MilterProcess, MinimalMilter, checkout_python, cpu_seconds, write_config  # noqa: E402
 from postfix_lab import PostfixLab  # noqa: E402
 
 SENDER = "orders@shop.example.test"
 RECIPIENT = "customer@dest.example.test"
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 MODES = ("plain", "unix", "inet", "libmilter", "minimal")
-
-
-class MinimalMilter:
-    """bench/minimal_milter.py as a child process on a unix socket."""
-
-    def __init__(self, lab: PostfixLab) -> None:
-        self.socket = lab.run_dir / "minimal.sock"
-        self.postfix_spec = f"unix:{self.socket}"
-        self.socket.unlink(missing_ok=True)
-        # -P: with bench/ first on the path, ``import Milter`` would import bench/milter.py.
-        self.process = subprocess.Popen([checkout_python(), "-P", str(ROOT / "bench" / "minimal_milter.py"), self.postfix_spec],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while not self.socket.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("bench/minimal_milter.py did not start")
-            time.sleep(0.05)
-        self.socket.chmod(0o666)  # Postfix's cleanup runs as postfix
-
-    def terminate(self) -> None:
-        self.process.terminate()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
 
 
 def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
@@ -217,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench/milter.py: {reason}", file=sys.stderr)
         return 1
     with PostfixLab(save_sink=False) as lab:
-        milters: dict[str, MilterProcess | MinimalMilter] = {**start_milters(lab), "minimal": MinimalMilter(lab)}
+        milters: dict[str, MilterProcess | MinimalMilter] = {**start_milters(lab), "minimal": MinimalMilter(lab.run_dir / "minimal.sock")}
         specs = {"plain": "", **{kind: milter.postfix_spec for kind, milter in milters.items()}}
         pids = {kind: milter.process.pid for kind, milter in milters.items() if milter.process is not None}
         try:

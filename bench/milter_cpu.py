@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # In place of bench/, whose milter.py would shadow pymilter's own ``milter`` module.
 sys.path[0] = str(ROOT / "tests")
 
-from bouncefilter_lab import checkout_python, cpu_seconds  # noqa: E402  (after the path is set)
+from bouncefilter_lab import MilterProcess, MinimalMilter, checkout_python, cpu_seconds, write_config  # noqa: E402
+from postfix_lab import LabError  # noqa: E402
 from milter_client import WireClient  # noqa: E402
 
 MILTERS = ("asyncio", "libmilter", "minimal")
@@ -51,23 +50,23 @@ HEADERS = (
 )
 
 
-def send_one(path: str) -> None:
+def send_one(spec: str) -> None:
     """One message over a new connection, as Postfix's smtpd and cleanup send it."""
-    client = WireClient(f"unix:{path}")
+    client = WireClient(spec)
     client.negotiate()
     client.start(f"<{SENDER}>", [f"<{RECIPIENT}>"], HEADERS)
     client.end("4Q7RZ1X2Y3")
     client.close()
 
 
-def drive(path: str, threads: int, messages: int) -> None:
+def drive(spec: str, threads: int, messages: int) -> None:
     """``threads`` connections at a time, ``messages`` each, one message per connection."""
     failures: list[BaseException] = []
 
     def run() -> None:
         try:
             for _ in range(messages):
-                send_one(path)
+                send_one(spec)
         except (OSError, EOFError) as exc:
             failures.append(exc)
 
@@ -77,38 +76,30 @@ def drive(path: str, threads: int, messages: int) -> None:
     for worker in workers:
         worker.join()
     if failures:
-        raise SystemExit(f"milter on {path}: {failures[0]}")
+        raise SystemExit(f"milter on {spec}: {failures[0]}")
 
 
-def start(folder: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A milter on a unix socket in ``folder``; the process and the socket's path."""
-    path = folder / f"{name}.sock"
-    log = (folder / f"{name}.log").open("wb")
-    if name == "minimal":
-        # -P: with bench/ first on the path, ``import Milter`` would find bench/milter.py.
-        command = [checkout_python(), "-P", str(ROOT / "bench" / "minimal_milter.py"), f"unix:{path}"]
-    else:
-        command = [checkout_python(), "-m", "bouncefilter", "milter", "--config", str(folder / f"{name}.yaml"),
-                   "--socket", f"unix:{path}"]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while not path.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{name} did not start:\n{(folder / f'{name}.log').read_text()}")
-        time.sleep(0.05)
-    return process, str(path)
+def start(folder: Path) -> dict[str, MilterProcess | MinimalMilter]:
+    """The milters, each on a unix socket in ``folder``; bouncefilter's track the sender."""
+    milters: dict[str, MilterProcess | MinimalMilter] = {}
+    try:
+        for engine in ("asyncio", "libmilter"):
+            config = write_config(folder / f"{engine}.yaml", {SENDER.split("@")[1]: True}, engine=engine)
+            milters[engine] = MilterProcess(config, folder / f"{engine}.sock", folder / f"{engine}.log",
+                                            checkout_python()).start()
+        milters["minimal"] = MinimalMilter(folder / "minimal.sock")
+    except LabError as exc:
+        stop(milters)
+        raise SystemExit(str(exc)) from None
+    return milters
 
 
-def write_config(folder: Path, engine: str) -> None:
-    """bouncefilter.yaml for ``engine``: the shop's mail tracked and recorded, as in production."""
-    (folder / f"{engine}.yaml").write_text(
-        f"database: {folder / 'bouncefilter.db'}\n"
-        "verp: {domain: bounces.example.test, keys: [bench-signing-key-0123456789abcdef]}\n"
-        f"milter: {{engine: {engine}, socket_group: null}}\n"
-        "logging: {target: stderr, level: INFO}\n"
-        "accounts: [{name: shop, domains: [shop.example.test]}]\n",
-        encoding="utf-8",
-    )
+def stop(milters: dict[str, MilterProcess | MinimalMilter]) -> None:
+    """SIGTERM them all at once (libmilter takes seconds to exit), then wait for each."""
+    for milter in milters.values():
+        milter.terminate()
+    for milter in milters.values():
+        milter.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,24 +110,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bouncefilter-milter-cpu-") as tmp:
         folder = Path(tmp)
-        for engine in ("asyncio", "libmilter"):
-            write_config(folder, engine)
-        milters = {name: start(folder, name) for name in MILTERS}
+        folder.chmod(0o755)
+        milters = start(folder)
         try:
-            for _, path in milters.values():
-                drive(path, args.threads, 20)  # warm up: database created, code loaded
+            for milter in milters.values():
+                drive(milter.postfix_spec, args.threads, 20)  # warm up: database created, code loaded
             costs: dict[str, list[float]] = {name: [] for name in MILTERS}
             for round_ in range(args.rounds):
-                for name, (process, path) in milters.items():
-                    before = cpu_seconds(process.pid)
-                    drive(path, args.threads, args.messages)
-                    costs[name].append((cpu_seconds(process.pid) - before) * 1000 / (args.threads * args.messages))
+                for name, milter in milters.items():
+                    assert milter.process is not None
+                    before = cpu_seconds(milter.process.pid)
+                    drive(milter.postfix_spec, args.threads, args.messages)
+                    costs[name].append((cpu_seconds(milter.process.pid) - before) * 1000 / (args.threads * args.messages))
                 print(f"round {round_ + 1}: " + ", ".join(f"{n} {costs[n][-1]:.3f}" for n in MILTERS), file=sys.stderr)
         finally:
-            for process, _ in milters.values():
-                process.terminate()
-            for process, _ in milters.values():
-                process.wait(30)
+            stop(milters)
     print(f"{args.threads} connections at a time, {args.threads * args.messages} messages per milter and round, "
           f"{args.rounds} rounds; CPU time of the milter process per message.\n")
     print("| milter | ms per message, per round | median |")

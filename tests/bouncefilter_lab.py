@@ -190,6 +190,34 @@ def as_user(user: str) -> dict[str, object]:
 # -- the milter -------------------------------------------------------------------------
 
 
+class MinimalMilter:
+    """bench/minimal_milter.py, the benchmarks' yardstick, as a child process on a unix socket."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+        self.postfix_spec = f"unix:{socket}"
+        socket.unlink(missing_ok=True)
+        script = Path(__file__).resolve().parent.parent / "bench" / "minimal_milter.py"
+        # -P: with bench/ first on the path, ``import Milter`` would import bench/milter.py.
+        self.process = subprocess.Popen([checkout_python(), "-P", str(script), self.postfix_spec],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise LabError("bench/minimal_milter.py did not start")
+            time.sleep(POLL_SECONDS)
+        socket.chmod(0o666)  # Postfix's cleanup runs as postfix
+
+    def terminate(self) -> None:
+        """Send SIGTERM."""
+        self.process.terminate()
+
+    def stop(self) -> None:
+        """SIGTERM, then wait for it."""
+        self.process.terminate()
+        self.process.wait(30)
+
+
 class MilterProcess:
     """``bouncefilter milter`` as a child process, on a unix socket (a path) or on TCP (a port).
 
