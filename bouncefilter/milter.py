@@ -165,23 +165,28 @@ class Recorder:
             self._wake.wait(self._window)
             self._wake.clear()
             while self._queue and not stop:
-                messages: list[store.SentMessage] = []
-                waiting: list[threading.Event] = []
-                while self._queue and len(messages) < MAX_BATCH:
-                    item = self._queue.popleft()
-                    if item is None:
-                        stop = True
-                        break
-                    if isinstance(item, threading.Event):
-                        waiting.append(item)
-                    else:
-                        messages.append(item)
+                messages, waiting, stop = self._take_batch()
                 if messages:
                     conn = self._write(conn, messages)
                 for done in waiting:
                     done.set()
         if conn is not None:
             conn.close()
+
+    def _take_batch(self) -> tuple[list[store.SentMessage], list[threading.Event], bool]:
+        """Up to MAX_BATCH queued messages, the flush() events among them, and whether
+        close() was reached."""
+        messages: list[store.SentMessage] = []
+        waiting: list[threading.Event] = []
+        while self._queue and len(messages) < MAX_BATCH:
+            item = self._queue.popleft()
+            if item is None:
+                return messages, waiting, True
+            if isinstance(item, threading.Event):
+                waiting.append(item)
+            else:
+                messages.append(item)
+        return messages, waiting, False
 
     def _write(self, conn: sqlite3.Connection | None, messages: Sequence[store.SentMessage]) -> sqlite3.Connection | None:
         """Write ``messages`` in one transaction; the connection to use next (``None`` after a failure)."""
