@@ -61,9 +61,8 @@ class Counts:
 
 @dataclass(frozen=True)
 class _Target:
-    """A configured target with what sending to it needs."""
+    """A configured target with what sending to it needs (its name is its key in the map)."""
 
-    name: str
     target: ForwardTarget
     keys: tuple[bytes, ...] = field(default=())
 
@@ -80,8 +79,7 @@ class Forwarder:
         self._rng = rng or random.Random()
         self._claim = secrets.token_hex(8)
         self._targets = {
-            target.name(account.name): _Target(target.name(account.name), target,
-                                               tuple(secret_key(s) for s in target.secrets))
+            target.name(account.name): _Target(target, tuple(secret_key(s) for s in target.secrets))
             for account in settings.accounts for target in account.forward
         }
         self._webhooks = WebhookSender(self._settings.timeout)
