@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from logging.handlers import SysLogHandler
 
 TYPE_CHECKING = False
@@ -30,7 +31,7 @@ def configure(settings: LoggingSettings, ident: str) -> None:
         handler.setFormatter(logging.Formatter(f"{ident}[%(process)d]: %(levelname)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {ident}[%(process)d]: %(levelname)s: %(message)s"))
+        handler.setFormatter(StampFormatter(f"%(asctime)s {ident}[%(process)d]: %(levelname)s: %(message)s"))
     # What no format here shows, each record need not gather (the logging HOWTO's
     # "Optimization"): a busy milter logs a line per message.
     logging._srcfile = None  # caller's file and line
@@ -41,3 +42,20 @@ def configure(settings: LoggingSettings, ident: str) -> None:
     root.setLevel(settings.level)
     if fallback:
         logging.getLogger(__name__).warning("no %s: logging to standard error", SYSLOG_SOCKET)
+
+
+class StampFormatter(logging.Formatter):
+    """``logging.Formatter`` with its default time stamp, the date and time part of it
+    worked out once a second instead of for every line."""
+
+    _second = -1
+    _stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return self.default_msec_format % (self._stamp, record.msecs)
