@@ -14,7 +14,6 @@ are arguments.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -128,7 +127,7 @@ def decode(addr: str, prefix: str, domain: str, keys: Sequence[bytes], today: da
 
 
 def _mac(key: bytes, body: bytes) -> bytes:
-    return hmac.new(key, body, hashlib.sha256).digest()[:MAC_BYTES]
+    return hmac.digest(key, body, "sha256")[:MAC_BYTES]
 
 
 def _any_key_signed(body: bytes, mac: bytes, keys: Sequence[bytes]) -> bool:
