@@ -194,8 +194,7 @@ class Recorder:
             conn = conn or store.connect(self._path, self._busy_timeout_ms, durable=False)
             conn.execute("BEGIN")
             try:
-                for message in messages:
-                    store.record_message(conn, message)
+                store.record_messages(conn, messages)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

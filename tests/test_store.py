@@ -45,6 +45,17 @@ def test_recording_the_same_message_twice_keeps_one_row(db):
     assert db.execute("SELECT count(*), max(subject) FROM messages").fetchone() == (1, "")
 
 
+def test_many_messages_are_recorded_in_statements_of_many_rows_and_a_repeated_key_keeps_its_first(db):
+    count = store.MESSAGE_ROWS * 2 + 7  # three statements, the last one short
+    messages = [sent(f"{n:04x}", subject=f"order {n}", recipients=(f"r{n}@example.net",)) for n in range(count)]
+    store.record_message(db, sent("0001", subject="stored earlier"))
+    store.record_messages(db, [*messages, sent("0002", subject="repeated in the batch")])
+    assert db.execute("SELECT count(*) FROM messages").fetchone() == (count,)
+    assert store.sent_message(db, "0001").subject == "stored earlier"
+    assert store.sent_message(db, "0002").subject == "order 2"
+    assert store.sent_message(db, f"{count - 1:04x}") == messages[-1]
+
+
 def test_a_database_newer_than_the_program_is_refused(db):
     db.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
     with pytest.raises(store.StoreError, match="newer"):
