@@ -71,11 +71,14 @@ class Handler(Protocol):
 class Context:
     """pymilter's ``milterContext`` for one connection: macros in, modifications out.
 
-    Modifications are only allowed at end of message, as in libmilter.
+    Modifications are only allowed at end of message, as in libmilter. Macros are kept
+    as they came, by stage, and decoded when first asked for: Postfix sends a macro
+    packet before nearly every step, each header included, whether the milter takes the
+    step or not, and the milter reads two of them.
     """
 
     def __init__(self) -> None:
-        self.macros: dict[bytes, dict[str, str]] = {}
+        self.macros: dict[bytes, bytes | dict[str, str]] = {}
         self.macro_lists: dict[int, bytes] = {}
         self.modifications: list[bytes] = []
         self.reply_text = ""
@@ -93,6 +96,8 @@ class Context:
         other = name[1:-1] if name.startswith("{") and name.endswith("}") else "{" + name + "}"
         for stage in MACRO_ORDER:
             values = self.macros.get(stage)
+            if isinstance(values, bytes):
+                values = self.macros[stage] = wire.macro_values(values)
             if values:
                 value = values.get(name, values.get(other))
                 if value is not None:
@@ -189,7 +194,7 @@ class Session(asyncio.Protocol):
 
     def _step(self, command: bytes, payload: bytes) -> bytes | None:
         if command == wire.MACRO:
-            stage, values = wire.parse_macros(payload)
+            stage, values = wire.macro_stage(payload)
             if stage == wire.MAIL:
                 self._context.forget_message()
             self._context.macros[stage] = values

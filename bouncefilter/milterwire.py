@@ -104,13 +104,17 @@ def optneg_reply(version: int, actions: int, protocol: int, macro_lists: Mapping
     return packet(OPTNEG, _OPTNEG.pack(version, actions, protocol) + lists)
 
 
-def parse_macros(data: bytes) -> tuple[bytes, dict[str, str]]:
-    """The command a macro packet is for, and its macros by name (as sent, e.g. ``i`` or
-    ``{auth_authen}``)."""
+def macro_stage(data: bytes) -> tuple[bytes, bytes]:
+    """The command a macro packet is for, and the rest of it (see :func:`macro_values`)."""
     if not data:
         raise ProtocolError("empty macro packet")
-    parts = strings(data[1:])
-    return data[:1], {
+    return data[:1], data[1:]
+
+
+def macro_values(data: bytes) -> dict[str, str]:
+    """The macros in the rest of a macro packet, by name as sent (e.g. ``i`` or ``{auth_authen}``)."""
+    parts = strings(data)
+    return {
         parts[i].decode("utf-8", "surrogateescape"): parts[i + 1].decode("utf-8", "surrogateescape")
         for i in range(0, len(parts) - 1, 2)
     }

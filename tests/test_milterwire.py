@@ -56,9 +56,15 @@ def test_an_impossible_length_is_a_protocol_error(length):
 
 
 def test_macros_are_read_by_name_for_their_stage():
-    stage, values = wire.parse_macros(b"E" + b"i\0" + b"4ABC\0" + b"{auth_authen}\0" + b"news-mailer\0")
+    stage, rest = wire.macro_stage(b"E" + b"i\0" + b"4ABC\0" + b"{auth_authen}\0" + b"news-mailer\0")
     assert stage == wire.BODYEOB
-    assert values == {"i": "4ABC", "{auth_authen}": "news-mailer"}
+    assert wire.macro_values(rest) == {"i": "4ABC", "{auth_authen}": "news-mailer"}
+    assert wire.macro_values(b"") == {}
+
+
+def test_an_empty_macro_packet_is_a_protocol_error():
+    with pytest.raises(wire.ProtocolError, match="empty macro packet"):
+        wire.macro_stage(b"")
 
 
 def test_strings_forgive_a_missing_last_nul():
@@ -86,8 +92,8 @@ def test_the_negotiation_reply_names_the_macros_wanted_by_stage():
 
 def test_a_macro_is_found_in_the_latest_stage_with_or_without_braces():
     context = Context()
-    context.macros[wire.MAIL] = {"i": "EARLY", "{auth_authen}": "shop"}
-    context.macros[wire.BODYEOB] = {"{i}": "4ABC"}
+    context.macros[wire.MAIL] = b"i\0EARLY\0{auth_authen}\0shop\0"  # as they came
+    context.macros[wire.BODYEOB] = {"{i}": "4ABC"}  # already decoded
     assert context.getsymval("i") == "4ABC"
     assert context.getsymval("{auth_authen}") == "shop" and context.getsymval("auth_authen") == "shop"
     assert context.getsymval("{client_addr}") is None
