@@ -2,8 +2,10 @@
 
 bench/milter.py measures what the milter costs Postfix, but on a shared 2-core machine
 its figures move with the neighbours. This one drives the milters directly: 10 threads
-speak the milter protocol as Postfix does (one connection per message, as smtp-source
-makes them; negotiation, macros, MAIL FROM, RCPT TO, six headers, end of message), and
+speak the milter protocol as Postfix 3 does (tests/milter_client.py's PostfixClient: one
+connection per message, as smtp-source makes them; negotiation, a macro packet before
+every step, MAIL FROM, RCPT TO, six headers, end of message, each burst of steps that
+take no reply in one write), and
 the milter's CPU time is read from /proc before and after. Each round runs every milter
 in turn, so a slow moment hits them all alike:
 
@@ -34,7 +36,7 @@ sys.path[0] = str(ROOT / "tests")
 
 from bouncefilter_lab import MilterProcess, MinimalMilter, checkout_python, cpu_seconds, write_config  # noqa: E402
 from postfix_lab import LabError  # noqa: E402
-from milter_client import WireClient  # noqa: E402
+from milter_client import PostfixClient  # noqa: E402
 
 MILTERS = ("asyncio", "libmilter", "minimal")
 SENDER = "orders@shop.example.test"
@@ -52,11 +54,10 @@ HEADERS = (
 
 def send_one(spec: str) -> None:
     """One message over a new connection, as Postfix's smtpd and cleanup send it."""
-    client = WireClient(spec)
+    client = PostfixClient(spec)
     client.negotiate()
-    client.start(f"<{SENDER}>", [f"<{RECIPIENT}>"], HEADERS)
-    client.end("4Q7RZ1X2Y3")
-    client.close()
+    client.message(f"<{SENDER}>", [f"<{RECIPIENT}>"], HEADERS, "4Q7RZ1X2Y3")
+    client.quit()
 
 
 def drive(spec: str, threads: int, messages: int) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import Milter
 import Milter.testctx
 import pytest
-from milter_client import WireClient
+from milter_client import PostfixClient, WireClient
 
 from bouncefilter import accounts, milterserver, store, verp
 from bouncefilter import milter as bfmilter
@@ -561,13 +561,34 @@ def test_the_daemon_on_a_unix_socket(unix_daemon):
     assert client.start("<>", ["<b+x@bounces.example.com>"], ()) is None
     assert client.end("4NUL") == [(b"c", b"")]  # a bounce: left alone
     client.close()
-    key = verp.verify(token, [KEY.encode()], today(), 60).message_key
-    conn = store.connect(str(unix_daemon.database))
+    row = recorded(unix_daemon, verp.verify(token, [KEY.encode()], today(), 60).message_key)
+    assert row is not None and (row.queue_id, row.bounce_address) == ("4ABC", "returns@shop.example.com")
+
+
+def recorded(daemon: Daemon, key: str) -> store.SentMessage | None:
+    """The daemon's record of the message with ``key``, waiting up to 10 s for its writer
+    thread, which records a message just after its end."""
+    conn = store.connect(str(daemon.database))
     deadline = time.monotonic() + 10
     while (row := store.sent_message(conn, key)) is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # the writer thread records it just after end of message
+        time.sleep(0.05)
     conn.close()
-    assert row is not None and (row.queue_id, row.bounce_address) == ("4ABC", "returns@shop.example.com")
+    return row
+
+
+@pytest.mark.slow
+def test_the_daemon_takes_the_conversation_as_postfix_shapes_it(unix_daemon):
+    # A macro packet before every step, skipped ones and each header included; the
+    # steps without reply written together; two aborts and a quit at the end.
+    client = PostfixClient(unix_daemon.spec)
+    client.negotiate()
+    (chgfrom, header, final) = client.message("<orders@shop.example.com>", ["<alice@example.net>"],
+                                              TRACKED[1:], "4PFX")
+    assert chgfrom[0] == b"e" and chgfrom[1].startswith(b"<b+") and header[0] == b"h" and final == (b"c", b"")
+    client.quit()
+    token = header[1].split(b"\0")[1].decode()
+    row = recorded(unix_daemon, verp.verify(token, [KEY.encode()], today(), 60).message_key)
+    assert row is not None and (row.queue_id, row.subject, row.recipients) == ("4PFX", "Your order", ("alice@example.net",))
 
 
 @pytest.mark.slow
