@@ -20,7 +20,7 @@ A failure never takes the daemon down: an exception in a callback is logged and 
 message goes on unchanged (``milter.on_error: accept``) or is tempfailed; a failed
 database write is logged and the message still leaves with its VERP address (the MAC
 proves it is ours). The milter asks the MTA only for the actions it uses (CHGFROM,
-ADDHDRS, CHGHDRS, and SETSYMLIST to ask only for the macros it reads).
+ADDHDRS, CHGHDRS, and SETSYMLIST to name the macros it reads).
 
 Only end of message takes a reply (:class:`QuietMilter`): one round trip per message,
 as for a milter that asks for nothing else. The protocol is spoken by
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 #: The name the milter registers with libmilter.
 NAME = "bouncefilter"
 #: Everything the milter may ask the MTA to do: change the sender and headers, and name
-#: the macros it wants (SETSYMLIST: only :data:`MACROS`, so the MTA sends no others).
+#: the macros it wants at the stages it reads them (SETSYMLIST, :data:`MACROS`).
 ACTIONS: int = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS | Milter.SETSYMLIST
 #: The MTA's macros the milter reads, by protocol stage: the SASL login and the queue id.
 MACROS = {Milter.M_ENVFROM: ("{auth_authen}", "i"), Milter.M_EOM: ("i",)}

@@ -98,8 +98,8 @@ def parse_optneg(data: bytes) -> tuple[int, int, int]:
 
 
 def optneg_reply(version: int, actions: int, protocol: int, macro_lists: Mapping[int, bytes] | None = None) -> bytes:
-    """The milter's answer to the negotiation, with the macros it wants by stage (an MTA
-    that is given any list sends no macros at the stages not listed)."""
+    """The milter's answer to the negotiation, with the macros it wants by stage (at the
+    stages not listed, the MTA goes on sending the macros its configuration names)."""
     lists = b"".join(_LENGTH.pack(stage) + names + b"\0" for stage, names in (macro_lists or {}).items())
     return packet(OPTNEG, _OPTNEG.pack(version, actions, protocol) + lists)
 
