@@ -1,8 +1,8 @@
 """What ``bouncefilter milter`` costs Postfix: relay throughput with and without it.
 
 A throwaway Postfix (tests/postfix_lab.py) relays ``smtp-source`` mail to an ``smtp-sink``
-that saves nothing. Five modes alternate inside every repetition, so that a slow
-moment of the machine hits them all alike:
+that saves nothing. Five modes alternate inside every repetition (each repetition
+starting one mode later), so that a slow moment of the machine hits them all alike:
 
 - ``plain``: no milter;
 - ``unix``: ``bouncefilter milter`` on a unix socket;
@@ -161,13 +161,15 @@ def machine_busy() -> float:
 
 
 def measure(lab: PostfixLab, specs: dict[str, str], pids: dict[str, int], args: argparse.Namespace) -> Results:
-    """Every mode once per repetition, the modes alternating inside each repetition."""
+    """Every mode once per repetition, the modes alternating inside each repetition; each
+    repetition starts one mode later than the one before, so that no mode always runs
+    first, or always just after the same neighbour."""
     for mode in MODES:  # warm up: daemons spawned, database created
         run_once(lab, specs[mode], min(100, args.messages), args.sessions, args.size)
     results = Results({mode: [] for mode in MODES}, {mode: [] for mode in MODES if mode in pids},
                       {mode: [] for mode in MODES})
     for rep in range(args.reps):
-        for mode in MODES:
+        for mode in rotated(MODES, rep):
             before = cpu_seconds(pids[mode]) if mode in pids else 0.0
             rate, busy = run_once(lab, specs[mode], args.messages, args.sessions, args.size)
             results.rates[mode].append(rate)
@@ -176,6 +178,12 @@ def measure(lab: PostfixLab, specs: dict[str, str], pids: dict[str, int], args: 
                 results.cpu[mode].append((cpu_seconds(pids[mode]) - before) * 1000 / args.messages)
         print(f"rep {rep + 1}: " + ", ".join(f"{m} {results.rates[m][-1]:.0f}/s" for m in MODES), file=sys.stderr)
     return results
+
+
+def rotated(modes: Sequence[str], by: int) -> list[str]:
+    """``modes`` starting at the ``by``-th (wrapping around)."""
+    by %= len(modes)
+    return [*modes[by:], *modes[:by]]
 
 
 def table(results: Results, args: argparse.Namespace) -> str:
