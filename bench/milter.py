@@ -1,8 +1,8 @@
 """What ``bouncefilter milter`` costs Postfix: relay throughput with and without it.
 
 A throwaway Postfix (tests/postfix_lab.py) relays ``smtp-source`` mail to an ``smtp-sink``
-that saves nothing. Five modes alternate inside every repetition (each repetition
-starting one mode later), so that a slow moment of the machine hits them all alike:
+that saves nothing. Five modes alternate inside every repetition, each repetition in an
+order of its own, so that a slow moment of the machine hits them all alike:
 
 - ``plain``: no milter;
 - ``unix``: ``bouncefilter milter`` on a unix socket;
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sqlite3
 import statistics
 import subprocess
@@ -161,29 +162,31 @@ def machine_busy() -> float:
 
 
 def measure(lab: PostfixLab, specs: dict[str, str], pids: dict[str, int], args: argparse.Namespace) -> Results:
-    """Every mode once per repetition, the modes alternating inside each repetition; each
-    repetition starts one mode later than the one before, so that no mode always runs
-    first, or always just after the same neighbour."""
+    """Every mode once per repetition, in an order of its own (:func:`shuffled`)."""
     for mode in MODES:  # warm up: daemons spawned, database created
         run_once(lab, specs[mode], min(100, args.messages), args.sessions, args.size)
     results = Results({mode: [] for mode in MODES}, {mode: [] for mode in MODES if mode in pids},
                       {mode: [] for mode in MODES})
     for rep in range(args.reps):
-        for mode in rotated(MODES, rep):
+        for mode in shuffled(MODES, rep):
             before = cpu_seconds(pids[mode]) if mode in pids else 0.0
             rate, busy = run_once(lab, specs[mode], args.messages, args.sessions, args.size)
             results.rates[mode].append(rate)
             results.machine[mode].append(busy * 1000 / args.messages)
             if mode in pids:
                 results.cpu[mode].append((cpu_seconds(pids[mode]) - before) * 1000 / args.messages)
-        print(f"rep {rep + 1}: " + ", ".join(f"{m} {results.rates[m][-1]:.0f}/s" for m in MODES), file=sys.stderr)
+        print(f"rep {rep + 1}: " + ", ".join(f"{m} {results.rates[m][-1]:.0f}/s" for m in shuffled(MODES, rep)),
+              file=sys.stderr)
     return results
 
 
-def rotated(modes: Sequence[str], by: int) -> list[str]:
-    """``modes`` starting at the ``by``-th (wrapping around)."""
-    by %= len(modes)
-    return [*modes[by:], *modes[:by]]
+def shuffled(modes: Sequence[str], repetition: int) -> list[str]:
+    """``modes`` in the order of ``repetition``: shuffled, the same in every run (seeded by
+    the repetition's number), so that no mode always runs first, or just after the same
+    other mode, or always before or after the plain run it is compared with."""
+    order = list(modes)
+    random.Random(repetition).shuffle(order)
+    return order
 
 
 def table(results: Results, args: argparse.Namespace) -> str:
