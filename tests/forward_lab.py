@@ -1,4 +1,5 @@
-"""Real receivers on loopback for the forwarding tests and bench/forward.py.
+"""Real receivers on loopback for the forwarding tests and bench/forward.py, and a
+configured site (:func:`make_site`) whose bounces go through the real pipe code.
 
 :class:`Hooks` is a web hook receiver (the standard library's threading HTTP server,
 HTTP/1.1 keep-alive) that checks every signature with its own code, written here from
@@ -12,17 +13,25 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import socket
+import sqlite3
 import ssl
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import messages
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from bouncefilter import config, pipe, store, verp
+from bouncefilter.forward import Forwarder
 
 
 @dataclass
@@ -202,3 +211,82 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# -- a site that forwards ------------------------------------------------------------------
+
+SCRIPT = Path(sys.executable).with_name("bouncefilter")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "bouncefilter"]
+KEY = b"0123456789abcdef0123456789abcdef"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+OLD_SECRET = "an old plain secret, still signing"
+
+
+@dataclass
+class Site:
+    """A configuration with forwarding targets and its migrated database."""
+
+    root: Path
+    config: Path
+    settings: config.Settings
+
+    def conn(self) -> sqlite3.Connection:
+        return store.connect(self.settings.database)
+
+    def bounce(self, recipient: str = "nobody@example.net", bounce_address: str = "", status: str = "5.1.1",
+               raw: bytes | None = None, now: float | None = None) -> bytes:
+        """Record a sent message and deliver its bounce through the pipe code; the bounce."""
+        key = os.urandom(verp.KEY_BYTES)
+        token = messages.token(key)
+        conn = self.conn()
+        store.record_message(conn, store.SentMessage(
+            message_key=key.hex(), token=token, account="shop", sent_at=time.time(),
+            message_id="<order-1@shop.example.com>", sender="orders@shop.example.com",
+            bounce_address=bounce_address, recipients=(recipient,)))
+        conn.close()
+        raw = raw or messages.postfix_dsn(token, recipient, status=status, queue_id=f"Q{key.hex()[:10]}",
+                                          diagnostic="550 5.1.1 <{r}>: User unknown" if status[0] == "5"
+                                          else "452 4.2.2 <{r}>: Mailbox full")
+        pipe.deliver(self.settings, pipe.Arguments("", messages.address(token), "4IN1"), raw, len(raw), False, now)
+        return raw
+
+    def outbox(self) -> list[dict[str, object]]:
+        conn = self.conn()
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in conn.execute("SELECT * FROM outbox ORDER BY id")]
+        finally:
+            conn.close()
+
+    def forwarder(self, clock: Callable[[], float] | None = None) -> Forwarder:
+        return Forwarder(self.settings, self.conn(), clock=clock or time.time)
+
+    def command(self, *args: str) -> list[str]:
+        return [*COMMAND, "--config", str(self.config), "forward", *args]
+
+
+def make_site(root: Path, targets: str, forward: str = "", port: int = 25, smtp: str = "") -> Site:
+    settings = {"timeout": "1", "retry_base": "0.2", "retry_max": "1", "lease": "3", "poll_interval": "0.1"}
+    settings.update(item.split(": ") for item in forward.split(", ") if item)
+    forward = ", ".join(f"{k}: {v}" for k, v in settings.items())
+    path = root / "bouncefilter.yaml"
+    path.write_text(f"""\
+database: bf.db
+verp: {{domain: {messages.DOMAIN}, keys: [{messages.KEY}]}}
+logging: {{target: stderr, level: DEBUG}}
+smtp: {{host: 127.0.0.1, port: {port}{smtp}}}
+forward: {{{forward}}}
+accounts:
+  - name: shop
+    domains: [shop.example.com]
+    forward: [{targets}]
+""", encoding="utf-8")
+    settings = config.load(str(path))
+    conn = store.connect(settings.database)
+    store.migrate(conn)
+    conn.close()
+    return Site(root, path, settings)
+
+
+def hook(url: str, kinds: str = "") -> str:
+    return f"{{type: webhook, url: '{url}', secrets: ['{OLD_SECRET}', '{SECRET}']{kinds}}}"

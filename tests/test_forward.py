@@ -8,15 +8,11 @@ retries come in test time) or as the real ``bouncefilter forward`` command.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import signal
-import sqlite3
 import ssl
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
 
@@ -24,60 +20,11 @@ import messages
 import pytest
 import trustme
 from api_data import Served, fetch, serving
-from forward_lab import Hooks, Mailbox, free_port, signature_ok
+from forward_lab import KEY, OLD_SECRET, SECRET, Hooks, Mailbox, Site, free_port, hook, make_site, signature_ok
 
-from bouncefilter import config, pipe, store, tokens, verp, webhook
-from bouncefilter.forward import Forwarder
+from bouncefilter import config, pipe, store, tokens, webhook
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = Path(sys.executable).with_name("bouncefilter")
-COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "bouncefilter"]
-KEY = b"0123456789abcdef0123456789abcdef"
-SECRET = "whsec_" + base64.b64encode(KEY).decode()
-OLD_SECRET = "an old plain secret, still signing"
-
-
-@dataclass
-class Site:
-    """A configuration with forwarding targets and its migrated database."""
-
-    root: Path
-    config: Path
-    settings: config.Settings
-
-    def conn(self) -> sqlite3.Connection:
-        return store.connect(self.settings.database)
-
-    def bounce(self, recipient: str = "nobody@example.net", bounce_address: str = "", status: str = "5.1.1",
-               raw: bytes | None = None, now: float | None = None) -> bytes:
-        """Record a sent message and deliver its bounce through the pipe code; the bounce."""
-        key = os.urandom(verp.KEY_BYTES)
-        token = messages.token(key)
-        conn = self.conn()
-        store.record_message(conn, store.SentMessage(
-            message_key=key.hex(), token=token, account="shop", sent_at=time.time(),
-            message_id="<order-1@shop.example.com>", sender="orders@shop.example.com",
-            bounce_address=bounce_address, recipients=(recipient,)))
-        conn.close()
-        raw = raw or messages.postfix_dsn(token, recipient, status=status, queue_id=f"Q{key.hex()[:10]}",
-                                          diagnostic="550 5.1.1 <{r}>: User unknown" if status[0] == "5"
-                                          else "452 4.2.2 <{r}>: Mailbox full")
-        pipe.deliver(self.settings, pipe.Arguments("", messages.address(token), "4IN1"), raw, len(raw), False, now)
-        return raw
-
-    def outbox(self) -> list[dict[str, object]]:
-        conn = self.conn()
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(row) for row in conn.execute("SELECT * FROM outbox ORDER BY id")]
-        finally:
-            conn.close()
-
-    def forwarder(self, clock: Clock | None = None) -> Forwarder:
-        return Forwarder(self.settings, self.conn(), clock=clock or time.time)
-
-    def command(self, *args: str) -> list[str]:
-        return [*COMMAND, "--config", str(self.config), "forward", *args]
 
 
 class Clock:
@@ -88,33 +35,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def make_site(root: Path, targets: str, forward: str = "", port: int = 25, smtp: str = "") -> Site:
-    settings = {"timeout": "1", "retry_base": "0.2", "retry_max": "1", "lease": "3", "poll_interval": "0.1"}
-    settings.update(item.split(": ") for item in forward.split(", ") if item)
-    forward = ", ".join(f"{k}: {v}" for k, v in settings.items())
-    path = root / "bouncefilter.yaml"
-    path.write_text(f"""\
-database: bf.db
-verp: {{domain: {messages.DOMAIN}, keys: [{messages.KEY}]}}
-logging: {{target: stderr, level: DEBUG}}
-smtp: {{host: 127.0.0.1, port: {port}{smtp}}}
-forward: {{{forward}}}
-accounts:
-  - name: shop
-    domains: [shop.example.com]
-    forward: [{targets}]
-""", encoding="utf-8")
-    settings = config.load(str(path))
-    conn = store.connect(settings.database)
-    store.migrate(conn)
-    conn.close()
-    return Site(root, path, settings)
-
-
-def hook(url: str, kinds: str = "") -> str:
-    return f"{{type: webhook, url: '{url}', secrets: ['{OLD_SECRET}', '{SECRET}']{kinds}}}"
 
 
 def wait_for(predicate, timeout: float = 30, step: float = 0.05) -> None:
