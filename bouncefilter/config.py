@@ -176,8 +176,10 @@ RETURN_PATH = "return_path"
 _LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]", re.I)
 _URL = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(?P<port>\d{1,5}))?(?:[/?]\S*)?", re.I)
 _WHSEC = "whsec_"
-#: Fewest octets a web hook signing key may have (Standard Webhooks asks for 24 to 64).
+#: Fewest octets a plain web hook secret (not ``whsec_``) may have as its key.
 MIN_SECRET_BYTES = 16
+#: The octets a ``whsec_`` secret's key must have, as Standard Webhooks says.
+WHSEC_BYTES = (24, 64)
 
 
 class ForwardTarget(NamedTuple):
@@ -229,7 +231,10 @@ class ForwardTarget(NamedTuple):
             except ValueError as exc:
                 yield f"secrets[{index}]", str(exc)
                 continue
-            if len(key) < MIN_SECRET_BYTES:
+            if secret.startswith(_WHSEC) and not WHSEC_BYTES[0] <= len(key) <= WHSEC_BYTES[1]:
+                yield f"secrets[{index}]", (f"a whsec_ secret must decode to {WHSEC_BYTES[0]} to {WHSEC_BYTES[1]} "
+                                            f"octets (Standard Webhooks); this one has {len(key)}")
+            elif len(key) < MIN_SECRET_BYTES:
                 yield f"secrets[{index}]", f"too short: a secret needs at least {MIN_SECRET_BYTES} octets"
 
 
