@@ -23,8 +23,8 @@ milter process's CPU time per message, read from /proc, and the whole machine's.
 The whole machine's CPU time per message (Postfix, smtp-source, smtp-sink and the
 milter; /proc/stat's busy time, without the time the hypervisor gave to neighbours) gives
 the same ratio another way: Postfix with smtp-source keeps both cores busy, so what a
-message costs the machine decides how many go through. On a virtual machine with noisy
-neighbours it moves less than the wall clock does.
+message costs the machine decides how many go through. The two ratios agree, which
+tells a slow machine from a costly milter.
 
 Needs root and Postfix (as ``make test`` does).
 Usage: .venv/bin/python bench/milter.py [--messages N] [--sessions N] [--size BYTES] [--reps N]
@@ -168,14 +168,15 @@ def measure(lab: PostfixLab, specs: dict[str, str], pids: dict[str, int], args: 
     results = Results({mode: [] for mode in MODES}, {mode: [] for mode in MODES if mode in pids},
                       {mode: [] for mode in MODES})
     for rep in range(args.reps):
-        for mode in shuffled(MODES, rep):
+        order = shuffled(MODES, rep)
+        for mode in order:
             before = cpu_seconds(pids[mode]) if mode in pids else 0.0
             rate, busy = run_once(lab, specs[mode], args.messages, args.sessions, args.size)
             results.rates[mode].append(rate)
             results.machine[mode].append(busy * 1000 / args.messages)
             if mode in pids:
                 results.cpu[mode].append((cpu_seconds(pids[mode]) - before) * 1000 / args.messages)
-        print(f"rep {rep + 1}: " + ", ".join(f"{m} {results.rates[m][-1]:.0f}/s" for m in shuffled(MODES, rep)),
+        print(f"rep {rep + 1}: " + ", ".join(f"{m} {results.rates[m][-1]:.0f}/s" for m in order),
               file=sys.stderr)
     return results
 

@@ -39,6 +39,13 @@ class WireClient:
         body = self._exactly(struct.unpack("!I", self._exactly(4))[0])
         return body[:1], body[1:]
 
+    def final_replies(self) -> list[tuple[bytes, bytes]]:
+        """Replies up to and including the final one (the actions at end of message first)."""
+        replies = [self.read()]
+        while replies[-1][0] not in self.FINAL:
+            replies.append(self.read())
+        return replies
+
     def _exactly(self, size: int) -> bytes:
         out = b""
         while len(out) < size:
@@ -85,10 +92,7 @@ class WireClient:
         """End of message: the milter's actions and its final reply."""
         self.macros(b"E", i=queue_id)
         self.send(b"E")
-        replies = [self.read()]
-        while replies[-1][0] not in self.FINAL:
-            replies.append(self.read())
-        return replies
+        return self.final_replies()
 
 
 def _z(*parts: str) -> bytes:
@@ -164,10 +168,7 @@ class PostfixClient(WireClient):
             self._step(6, b"L", _z(name, value), Milter.P_NOHDRS, Milter.P_NR_HDR, macro_cmd=b"L")
         self._macros(5, b"E")
         self.send(b"E")
-        replies = [self.read()]
-        while replies[-1][0] not in self.FINAL:
-            replies.append(self.read())
-        return replies
+        return self.final_replies()
 
     def quit(self) -> None:
         """The end of the SMTP session, then the connection closed."""
