@@ -11,6 +11,7 @@ measured in ``bench/``, not here.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from pathlib import Path
 
@@ -171,7 +172,10 @@ def test_pathological_input_is_bounded(name: str) -> None:
         assert elapsed < TIME_BOUND, f"{name}: {elapsed:.2f} s"
 
 
-def test_a_bug_while_completing_records_gives_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parser_bug_expected
+def test_a_bug_while_completing_records_gives_unknown(
+    monkeypatch: pytest.MonkeyPatch, parser_bugs: list[logging.LogRecord]
+) -> None:
     def broken(*args: object, **kwargs: object) -> str:
         raise RuntimeError("a bug in the reason rules")
 
@@ -179,3 +183,6 @@ def test_a_bug_while_completing_records_gives_unknown(monkeypatch: pytest.Monkey
     result = classify((FIXTURES / "autoreply" / "postfix-dsn-auto-submitted.eml").read_bytes())
     well_formed(result)
     assert result.outcome == "unknown"
+    (logged,) = parser_bugs
+    assert logged.getMessage() == "could not complete the findings of parser dsn"
+    assert logged.exc_info is not None and str(logged.exc_info[1]) == "a bug in the reason rules"
