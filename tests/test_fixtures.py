@@ -22,6 +22,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MESSAGES = sorted(FIXTURES.glob("*/*.eml"))
 #: The keys an expectation file may hold at the top level.
 TOP_KEYS = {"outcome", "parser", "records", "original"}
+#: What every record of an expectation must state: what the bounce means, never left
+#: for the classifier's current output to decide.
+REQUIRED_RECORD_KEYS = ("reason", "hard")
+#: sisimai's reasons for an address that is permanently bad (``hard``), unless the
+#: status is temporary (4.x). Spelled out here, apart from bouncefilter.reasons, so
+#: that the expectations are checked against the taxonomy rather than against the code.
+HARD_REASONS = {"userunknown", "hostunknown", "hasmoved", "notaccept"}
 #: Line-end variants: the file as written, then rewritten to CRLF and to CR alone.
 LINE_ENDS = {"asis": b"", "crlf": b"\r\n", "cr": b"\r"}
 
@@ -76,6 +83,34 @@ def test_every_message_has_an_expectation() -> None:
     eml = {path.with_suffix("") for path in FIXTURES.glob("*/*.eml")}
     expected = {path.with_suffix("") for path in FIXTURES.glob("*/*.json")}
     assert sorted(map(str, eml ^ expected)) == []
+
+
+def test_every_expected_record_states_reason_and_hard() -> None:
+    unstated = [
+        f"{fixture_id(path)}.json records[{index}]: no {' or '.join(missing)}"
+        for path in MESSAGES
+        for index, record in enumerate(expectation(path).get("records", []))
+        if (missing := [key for key in REQUIRED_RECORD_KEYS if key not in record])
+    ]
+    assert unstated == [], "\n".join(unstated)
+
+
+def test_every_expectation_says_which_records_it_expects() -> None:
+    silent = [fixture_id(path) for path in MESSAGES if "records" not in expectation(path)]
+    assert silent == [], "expectations without records (use [] for none): " + ", ".join(silent)
+
+
+def test_expected_hard_follows_the_reason_and_the_status() -> None:
+    """``hard`` is true exactly for a hard reason without a temporary (4.x) status."""
+    wrong = [
+        f"{fixture_id(path)}.json records[{index}]: {record['reason']} {record.get('status', '')} "
+        f"hard={record['hard']}"
+        for path in MESSAGES
+        for index, record in enumerate(expectation(path).get("records", []))
+        if "reason" in record and "hard" in record
+        and record["hard"] != (record["reason"] in HARD_REASONS and not record.get("status", "").startswith("4"))
+    ]
+    assert wrong == [], "\n".join(wrong)
 
 
 @pytest.mark.parametrize("style", list(LINE_ENDS))
