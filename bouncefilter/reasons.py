@@ -7,12 +7,12 @@ Order of precedence, from what settles a reason best to what only suggests one:
 
 1. the record's kind (complaint, auto-reply, success) and a parser's explicit hint;
 2. a decisive RFC 3463 status (``X.2.2`` is a full mailbox whatever the words say);
-3. the diagnostic text (:mod:`bouncefilter.phrases`), read in context: "user unknown"
-   proves a missing mailbox only with evidence (an addressing status ``X.1.x``, a
-   refusal of ``RCPT TO``, the words of the mailbox system's own directory); after the
-   message data was sent, or with nothing to tell, it may be the recipient's filter
-   speaking (filtered, soft); an unknown domain under a temporary status is a DNS
-   problem; an address refused at ``MAIL FROM`` is our sender being rejected;
+3. the diagnostic's words (the table in :mod:`bouncefilter.wording`), read in context:
+   "user unknown" is trusted unless the refusal came once the message data was sent
+   (the recipient had been accepted, so a filter speaks: filtered); a temporary status
+   keeps it soft (see :func:`is_hard`); words about an address refused before any
+   address was sent (at the greeting, EHLO or HELO) are about our client (blocked); an unknown domain under a temporary status is a DNS problem; an
+   address refused at ``MAIL FROM`` is our sender being rejected;
 4. the status code's general meaning, then the reply code's;
 5. the SMTP command alone (refused at connection or greeting: blocked), a delay notice
    (expired), words that match nothing (onhold), nothing at all (undefined).
@@ -141,16 +141,8 @@ _SYNTAX_REPLIES = frozenset({*(f"50{n}" for n in range(8)), *(f"40{n}" for n in 
 #: they are about our sender instead.
 _ADDRESS_REASONS = frozenset({"userunknown", "hostunknown", "filtered", "suspend", "hasmoved", "notaccept"})
 
-#: An address, tried only where a token starts.
-_ADDRESS_RE = lazy.regex(r"(?:(?<=[\s<(\[\"',;:])|^)[^\s<>()\[\]\"',;:]{1,64}@[a-z0-9.\[\]:-]{1,255}")
 _REPLY_RE = lazy.regex(r"\b([245]\d\d)\b")
 _WORDS_RE = lazy.regex(r"[a-z]{3,}")
-#: Wordings only the recipient's own mailbox system uses: a directory or local
-#: delivery agent that looked the user up (Lotus Domino, IMail, sendmail's mail.local).
-_DIRECTORY_RE = lazy.regex(
-    r"not listed in (?:the |public )?(?:domino directory|directory|name & address book)"
-    r"|final delivery userid|mail\.local: unknown user|no valid recipients for this mm"
-)
 _STATUS_RE = lazy.regex(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 
 
@@ -175,23 +167,22 @@ def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str
         return decisive
     text = " ".join(diagnostic.lower().split()) if diagnostic else ""
     command = command or command_in(text)
-    if "@" in text:
-        # Addresses say nothing about the failure (``<filtered@...>``, ``spam.example``).
-        text = _ADDRESS_RE.sub("<>", text)
-    found = phrases.match(text) if text else ""
+    found = phrases.match(phrases.normalise(text)) if text else ""
     if found:
-        return _in_context(found, status, detail, command, text)
+        return _in_context(found, status, detail, command)
     return _without_words(kind, status, detail, text, command)
 
 
-def _in_context(found: str, status: str, detail: str, command: str, text: str) -> str:
-    """A reason the text gave, corrected by what the status and the command add."""
+def _in_context(found: str, status: str, detail: str, command: str) -> str:
+    """A reason the words gave, corrected by what the status and the command add."""
     if command == "MAIL" and found in _ADDRESS_REASONS:
         return "rejected"
-    if found == "userunknown" and not detail.startswith("1.") and command != "RCPT" and not _DIRECTORY_RE.search(text):
-        # Only an addressing status, a refusal of RCPT TO or the mailbox system's own
-        # directory prove the mailbox missing; after the data was sent, or with nothing
-        # to tell, the words may be the recipient's filter speaking.
+    if command in ("CONN", "EHLO", "HELO") and found in _ADDRESS_REASONS:
+        # Refused before any address was sent (RFC 5321's order): about our client.
+        return "blocked"
+    if found == "userunknown" and command == "DATA" and not detail.startswith("1."):
+        # Refused once the data was sent, the recipient had been accepted: the words
+        # are a filter's, unless an addressing status (X.1.x) says otherwise.
         return "filtered"
     if found == "hostunknown" and status.startswith("4"):
         return "networkerror"

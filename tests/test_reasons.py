@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from bouncefilter import phrases
+import re
+
+from bouncefilter import phrases, wording
 from bouncefilter.dsntext import Notice, command_in
 from bouncefilter.reasons import HARD_REASONS, REASONS, decide, is_hard
 
@@ -24,11 +26,21 @@ WORDINGS = [
     ("", "SMTP error from remote mail server after RCPT TO:<a@example.com>: 550 unknown user", "userunknown"),
     ("", "User some.one (a@example.com) not listed in Domino Directory", "userunknown"),
     ("5.1.10", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "userunknown"),
-    # "User unknown" without proof: a filter may be speaking.
-    ("5.0.0", "550 Unknown user a@example.jp", "filtered"),
+    # "User unknown" is trusted when the SMTP step is not known, with addresses,
+    # quotes or brackets inside the phrase and the usual nouns.
+    ("5.0.0", "550 Unknown user a@example.jp", "userunknown"),
+    ("5.2.0", "550 : User unknown", "userunknown"),
+    ("5.0.0", "550 User <a@example.jp> unknown", "userunknown"),
+    ("5.0.0", 'mailbox "info" does not exist', "userunknown"),
+    ("5.0.0", "550 Recipient a@example.jp not found in directory", "userunknown"),
+    ("5.0.0", "550 rcpt <a@example.jp> does not exist here", "userunknown"),
+    ("5.0.0", "550 The e-mail address [a@example.jp] is invalid", "userunknown"),
+    ("5.0.0", "550 Account a@example.jp does not exist", "userunknown"),
+    # Refused after the data was sent: the recipient had been accepted, a filter speaks.
     ("5.0.0", "550 Unknown user a@example.jp (in reply to end of DATA command)", "filtered"),
-    ("5.2.0", "550 : User unknown", "filtered"),
     ("5.2.0", "550 5.2.0 Message Filtered", "filtered"),
+    # Refused before any address was sent: about our client, not the recipient.
+    ("5.0.0", "Connected to 192.0.2.1 but my name was rejected. 501 5.0.0 Invalid domain name (in reply to HELO)", "blocked"),
     # Refused at MAIL FROM: our sender, not the recipient.
     ("5.1.7", "550 5.1.7 No such domain example.com.", "rejected"),
     ("", "SMTP error from remote mail server after MAIL FROM:<b@example.com>: 553 5.1.0 example.com does not exist", "rejected"),
@@ -165,18 +177,36 @@ def test_hard_means_the_address_is_bad_for_good(reason: str, status: str, hard: 
     assert is_hard(reason, status) is hard
 
 
-def test_every_table_row_names_a_known_reason() -> None:
-    assert {reason for reason, _ in phrases._TABLE} <= REASONS
+def test_every_table_row_names_a_known_reason_and_its_sources() -> None:
+    assert {row.reason for row in wording.TABLE} <= REASONS
     assert HARD_REASONS <= REASONS
+    for row in wording.TABLE:
+        assert row.sources, f"{row.reason}: a row without a source"
+        assert set(row.sources) <= set(wording.SOURCES), f"{row.reason}: unknown sources {row.sources}"
 
 
-def test_every_phrase_is_reachable_through_its_anchor() -> None:
-    """A phrase whose anchor the scanner cannot see would never be tried."""
-    for reason, patterns in phrases._TABLE:
-        for pattern in patterns:
-            anchors = phrases._anchors(pattern)
-            assert anchors, f"{reason}: {pattern!r} has no anchor"
-            assert all(len(anchor) >= 2 for anchor in anchors)
+def test_every_wording_is_reachable_through_its_anchors() -> None:
+    """A wording whose anchors the scanner cannot see would never be tried."""
+    for row in wording.TABLE:
+        for pattern in row.wordings:
+            anchors = phrases.anchors(pattern)
+            assert anchors, f"{row.reason}: {pattern!r} has no anchor"
+            compiled = re.compile(phrases.expand(pattern))
+            assert compiled.pattern.count("(?:~ )?") == phrases.expand(pattern).count("(?:~ )?")
+
+
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("550 5.1.1 <A@Example.COM>: User  Unknown", "550 5.1.1 ~ user unknown"),
+        ('mailbox "info" does not exist', "mailbox ~ does not exist"),
+        ("user 'info' doesn\u2019t exist", "user ~ doesn't exist"),
+        ("host [192.0.2.1] said: 554 [CS01] rejected", "host ~ said: 554 [cs01] rejected"),
+        ("Account a@example.jp, does not exist", "account ~ does not exist"),
+    ],
+)
+def test_normalise_replaces_inserted_items(text: str, normalised: str) -> None:
+    assert phrases.normalise(text) == normalised
 
 
 @pytest.mark.parametrize(
