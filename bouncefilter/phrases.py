@@ -94,10 +94,10 @@ def anchors(wording: str) -> tuple[str, ...]:
     """Words every match of ``wording`` contains, each where a word of the text starts:
     its longest literal word, else the words its first macro may start with; ``()``
     when neither exists (the rule then runs on every text)."""
+    if _REGEX_CHARS.isdisjoint(wording):  # plain words, as most wordings are
+        return (max(_WORD_RE.findall(wording), key=len, default=""),)
     macro = _MACRO_RE.search(wording)
-    flat = _MACRO_RE.sub("(?:_)", wording)
-    if not _REGEX_CHARS.isdisjoint(flat):
-        flat = _flatten(flat)
+    flat = _flatten(_MACRO_RE.sub("(?:_)", wording))
     words = [word for run, safe in _runs(flat) for word in _run_words(run, safe)]
     best = max(words, key=len, default="")
     if len(best) >= 2:
@@ -182,7 +182,8 @@ def _leading_group(phrase: str) -> tuple[str, ...]:
     return tuple(sorted({start.group() for start in starts if start}))
 
 
-#: A rule: the row it belongs to, and its wordings joined into one pattern.
+#: A rule: the row it belongs to, and its wordings joined by ``\x00`` (expanded and
+#: compiled into one pattern on first use).
 Rule = tuple[int, str]
 
 
@@ -193,12 +194,12 @@ def _index() -> tuple[tuple[Rule, ...], dict[str, tuple[tuple[str, int], ...]], 
     for number, row in enumerate(TABLE):
         for wording in row.wordings:
             for anchor in anchors(wording) or ("",):
-                grouped.setdefault((anchor, number), []).append(expand(wording))
+                grouped.setdefault((anchor, number), []).append(wording)
     rules: list[Rule] = []
     index: dict[str, list[tuple[str, int]]] = {}
     always: list[int] = []
     for (anchor, number), members in grouped.items():
-        rules.append((number, "|".join(members)))
+        rules.append((number, "\x00".join(members)))
         if anchor:
             index.setdefault(anchor[:3], []).append((anchor, len(rules) - 1))
         else:
@@ -244,5 +245,5 @@ def _wakes(word: str) -> frozenset[int]:
 def _pattern(rule: int) -> re.Pattern[str]:
     pattern = _COMPILED.get(rule)
     if pattern is None:
-        pattern = _COMPILED[rule] = re.compile(_RULES[rule][1])
+        pattern = _COMPILED[rule] = re.compile("|".join(map(expand, _RULES[rule][1].split("\x00"))))
     return pattern
