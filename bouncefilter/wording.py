@@ -130,6 +130,10 @@ TABLE: tuple[Row, ...] = (
         r"multiple [a-z-]{2,20} headers", r"duplicate header", r"missing a valid address in from",
         r"no from: header", r"messages missing a valid",
     )),
+    # A block list named outright: its listing, whatever the list is called.
+    Row("blocked", ("dnsbl", "postfix", "barracuda", "proofpoint"), (
+        r"blocked using", r"listed (?:at|on|in|by) .{0,60}(?:\bbl\b|dnsbl|rbl|blacklist|block ?list|spamhaus|spamcop)",
+    )),
     Row("badreputation", ("sisimai", "microsoft", "cisco", "gmail", "yahoo"), (
         r"reputation", r"unexpected volume or user complaints",
     )),
@@ -158,10 +162,6 @@ TABLE: tuple[Row, ...] = (
         r"email address is not verified", r"not local host", r"not a gateway", r"list of allowed rcpthosts",
         r"we don'?t handle mail for", r"not configured to relay", r"relay access",
     )),
-    Row("mailererror", ("sisimai", "exim", "sendmail"), (
-        r"procmail", r"maildrop: ", r"mailer error", r"command (?:died|failed|output)", r"pipe to \|",
-        r"\|\| exit", r"transport returned \d{1,3}", r"program unavailable",
-    )),
     Row("exceedlimit", ("rfc3463", "sisimai", "exchange"), (
         r"limit set by recipient", r"administrative limit", r"recipsizelimit",
         r"too large for this recipient", r"header size exceeds", r"message length exceeds",
@@ -189,13 +189,17 @@ TABLE: tuple[Row, ...] = (
         r"mail system full", r"system storage", r"insufficient (?:disk|system) (?:space|storage)",
         r"disk full", r"out of disk space", r"no space left",
     )),
+    Row("mailererror", ("sisimai", "exim", "sendmail"), (
+        r"procmail", r"maildrop: ", r"mailer error", r"command (?:died|failed|output)", r"pipe to \|",
+        r"\|\| exit", r"transport returned \d{1,3}", r"program unavailable",
+    )),
     Row("contenterror", ("rfc3463", "sisimai", "microsoft"), (
         r"8-bit data", r"headers? too large", r"header size", r"mime (?:complexity|headers)",
         r"invalid mime", r"media error", r"binary content", r"unnecessary base64",
         r"message content or media", r"lines too long", r"line too long",
     )),
     Row("hasmoved", ("rfc3463", "rfc5321", "sisimai"), (
-        r"has moved", r"has been replaced by", r"no longer on (?:this )?server", r"not our customer",
+        r"has moved", r"has been replaced by", r"no longer on (?:this )?server", r"not local; please try",
         r"address (?:has )?changed", r"user has changed",
     )),
     # Our sender's address named outright: above the domain and mailbox rows.
@@ -255,7 +259,7 @@ TABLE: tuple[Row, ...] = (
     )),
     Row("userunknown", ("rfc3463", "rfc5321", "postfix", "exim", "sendmail", "qmail", "courier", "exchange",
                         "microsoft", "gmail", "yahoo", "apple", "mailru", "yandex", "zoho", "qq", "orange",
-                        "domino", "sisimai"), (
+                        "domino", "comcast", "sisimai"), (
         r"{user} unknown", r"unknown {user}", r"no such {user}", r"{user} {exist}",
         r"{user} (?:was |is |could )?not (?:be )?found", r"{user} (?:is )?(?:not|no longer) (?:known|listed|local|active|valid)",
         r"{user} (?:is |was )?invalid", r"invalid {user}", r"not a (?:valid|known) {user}", r"is not a known user",
@@ -274,6 +278,7 @@ TABLE: tuple[Row, ...] = (
         r"not in my validrcptto", r"was not found in the .{1,40} (?:directory|system|database)",
         r"e-?mail name is not found", r"invalid-recipient", r"no longer accepts mail",
         r"not found in (?:the )?(?:directory|address book|recipient)", r"rcpt .{0,40}(?:unknown|not found|does not exist)",
+        r"not our customer",
     )),
     Row("rejected", ("sisimai", "postfix", "exim", "sendmail", "qmail", "mimecast", "microsoft", "zimbra"), (
         r"sender (?:address |email address |domain )?(?:rejected|denied|not allowed|blacklisted|invalid|verify failed|blocked)",
@@ -329,7 +334,7 @@ TABLE: tuple[Row, ...] = (
         r"delivery attempts will continue", r"has been delayed", r"could not deliver for", r"cannot send message for",
         r"not reachable within", r"after multiple retries", r"did not accept our requests to connect",
         r"server did not respond", r"delivery failed \d{1,4} attempts", r"could not send message for",
-        r"numerous attempts",
+        r"numerous attempts", r"grey ?list(?:ed|ing)?", r"gray ?list(?:ed|ing)?",
     )),
     Row("networkerror", ("postfix", "exim", "sendmail", "qmail", "microsoft"), (
         r"lost connection", r"connection (?:reset|closed|refused)", r"could not connect",

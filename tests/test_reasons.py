@@ -93,7 +93,7 @@ WORDINGS = [
     ("5.7.1", "550 5.7.1 <a@example.com>: Recipient address rejected: User a@example.com temporary locked.", "suspend"),
     ("5.5.0", "550 5.5.0 The recipient account is blocked.", "suspend"),
     ("5.1.6", "550 5.1.6 recipient no longer on server: a@example.com", "hasmoved"),
-    ("5.0.0", "551 not our customer", "hasmoved"),
+    ("5.0.0", "551 not our customer", "userunknown"),  # Comcast: the address is not valid
     ("4.4.5", "452 4.4.5 Insufficient disk space; try again later", "systemfull"),
     ("4.0.0", "451 Could not load DRD for domain (example.com)", "systemerror"),
     ("5.1.1", 'procmail: Couldn\'t create "/var/spool/mail/a" No such user', "mailererror"),
