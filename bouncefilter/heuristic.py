@@ -3,12 +3,15 @@
 A message is considered only when all of these hold, so that a person's reply, a
 newsletter or a notice from a postmaster is never taken for a bounce:
 
-1. it is sent by a mailer daemon or postmaster, or its subject says delivery failed,
-   and its subject is not a reply or forward (``Re:``, ``Fwd:``, ...);
+1. its subject is not a reply or forward (``Re:``, ``Fwd:``, ...);
 2. its notification text (before any returned copy of the original) says that a
-   message was not delivered;
-3. an address in that text stands next to an error: a status or reply code, or a
-   phrase such as "user unknown" or "mailbox full".
+   message was not delivered: anywhere when it is sent by a mailer daemon or postmaster
+   or its subject says delivery failed, else in its opening lines (a failure notice of
+   unknown make, from an unknown sender, says so first);
+3. an address in that text stands next to an error: a status or reply code, a phrase
+   such as "user unknown" or "mailbox full", or any wording of the reason table
+   (:mod:`bouncefilter.wording`); the error may also come in the paragraph just before
+   an address that stands alone.
 
 Each such address (other than the bounce's own correspondents, senders and aliases the
 text names, and role addresses such as postmaster) becomes a finding whose diagnostic
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, textbounce
+from bouncefilter import mime, phrases, textbounce
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
@@ -31,6 +34,8 @@ MAX_DIAGNOSTIC = 500
 MAX_PARAGRAPHS = 200
 #: How many paragraphs after an address may explain its failure.
 _CONTEXT_PARAGRAPHS = 3
+#: How much of a notification from an unknown sender must say it failed.
+_OPENING = 600
 
 _DAEMON_RE = re.compile(
     r"mailer[-_ ]?daemon|postmaster|mail ?delivery (?:sub)?system|mail delivery service"
@@ -101,10 +106,13 @@ _ROLE_LOCAL_PARTS = frozenset(
 
 def parse(view: View) -> list[Finding] | None:
     """Findings for a bounce no specific parser recognised; ``None`` otherwise."""
-    if not is_delivery_report(view):
+    if _REPLY_PREFIX_RE.match(view.subject):
         return None
     text = notification(view.text[:MAX_TEXT])
-    if not (_UNDELIVERED_RE.search(text) or _UNDELIVERED_RE.search(view.subject)):
+    if is_delivery_report(view):
+        if not (_UNDELIVERED_RE.search(text) or _UNDELIVERED_RE.search(view.subject)):
+            return None
+    elif not _UNDELIVERED_RE.search(text[:_OPENING]):
         return None
     others = _correspondents(view) | _senders(text)
     found = _findings(text, (others, _ROLE_LOCAL_PARTS)) or _findings(text, (others, frozenset()))
@@ -195,8 +203,13 @@ def _context(paragraphs: list[str], index: int, addresses: list[str], excluded: 
     an error, never past a paragraph naming another candidate address. A paragraph
     just before that introduces the list (it ends with a colon) comes first."""
     picked = [paragraphs[index]]
-    if index and paragraphs[index - 1].rstrip().endswith(":"):
-        picked.insert(0, paragraphs[index - 1])
+    previous = paragraphs[index - 1] if index else ""
+    if previous.rstrip().endswith(":"):
+        picked.insert(0, previous)
+    elif _ADDRESS_LED_RE.fullmatch(paragraphs[index] + "\n") and "@" not in previous and _ERROR_RE.search(previous):
+        # The error stated first, then the address alone: "The account is over quota.
+        # <a@example.com>"; the paragraph ends where the address starts.
+        return previous + "\n" + paragraphs[index]
     base = len(picked)
     first_error = base if _ERROR_RE.search(paragraphs[index]) else 0
     for paragraph in paragraphs[index + 1 : index + 1 + _CONTEXT_PARAGRAPHS]:
@@ -213,10 +226,11 @@ def _context(paragraphs: list[str], index: int, addresses: list[str], excluded: 
 
 
 def _names_error(text: str, addresses: list[str]) -> bool:
-    """Whether ``text`` names an error once the addresses themselves are taken out."""
+    """Whether ``text`` names an error once the addresses themselves are taken out: the
+    cues above, or a wording of the reason table."""
     for address in addresses:
         text = text.replace(address, " ")
-    return bool(_ERROR_RE.search(text))
+    return bool(_ERROR_RE.search(text)) or bool(phrases.match(phrases.normalise(text)))
 
 
 def _paragraphs(text: str) -> list[str]:
