@@ -11,7 +11,7 @@ SHELL := /bin/bash
 PYTHON := /usr/bin/python3
 VENV := .venv
 STAMP := $(VENV)/.installed
-APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3 chromium chromium-driver strace systemd
+APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3 chromium chromium-driver strace systemd libpython3.11-testsuite
 PYTEST_ARGS ?=
 
 .PHONY: test venv demo system clean
