@@ -35,7 +35,8 @@ class ParserBugs(logging.Handler):
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= self.level and any(record.name == name or record.name.startswith(name + ".") for name in CLASSIFIER_LOGGERS):
+        name = record.name
+        if record.levelno >= self.level and any(name == n or name.startswith(n + ".") for n in CLASSIFIER_LOGGERS):
             self.records.append(record)
 
 

@@ -10,7 +10,6 @@ marked ``parser_bug_expected`` passes only if such an error really was logged.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, ParserBugs, parser_bug_report
