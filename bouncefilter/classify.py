@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
-from bouncefilter import arf, dsn, mime, original, reasons, status
+from bouncefilter import arf, challenge, dsn, mime, original, reasons, status
 from bouncefilter.dsntext import Notice
 from bouncefilter.record import BounceRecord, Classification, Finding, Original
 from bouncefilter.view import View
@@ -33,9 +33,10 @@ def _log() -> logging.Logger:
 
 Parser = Callable[[View], "list[Finding] | None"]
 
-#: The standard reports, tried first.
+#: The standard reports, tried first; a challenge request dressed as a DSN is no failure.
 STANDARD: tuple[tuple[str, Parser], ...] = (
     ("arf", arf.parse),
+    ("challenge", challenge.parse),
     ("dsn", dsn.parse),
 )
 
@@ -68,7 +69,7 @@ def parsers() -> tuple[tuple[str, Parser], ...]:
     return STANDARD + fallbacks()
 
 
-_OUTCOME_BY_KIND = {"complaint": "complaint", "autoreply": "autoreply"}
+_OUTCOME_BY_KIND = {"complaint": "complaint", "autoreply": "autoreply", "challenge": "challenge"}
 
 
 def classify(raw: bytes) -> Classification:
@@ -121,7 +122,7 @@ def complete(finding: Finding, identity: Original, parser: str) -> BounceRecord:
     """A finding plus the original's identity, with reason and ``hard`` decided."""
     code = finding.status or status.find_status(finding.diagnostic)
     replycode = finding.replycode or status.find_replycode(finding.diagnostic)
-    if finding.kind in ("complaint", "autoreply"):
+    if finding.kind in ("complaint", "autoreply", "challenge"):
         code = replycode = ""
     reason = reasons.decide(finding.kind, code, finding.diagnostic, finding.reason, finding.extra.get("command", ""))
     recipient = finding.recipient or (identity.to and mime.clean_address(identity.to)) or ""

@@ -169,8 +169,8 @@ class LoggingSettings(NamedTuple):
 #: The kinds of row a forwarding target can ask for: a row's outcome for a valid token
 #: (``unknown`` there: the classifier failed on it); forged, expired and notoken rows
 #: belong to no account and are never forwarded.
-FORWARD_KINDS = ("bounce", "complaint", "autoreply", "delay", "delivered", "reply", "unknown")
-ForwardKind = Literal["bounce", "complaint", "autoreply", "delay", "delivered", "reply", "unknown"]
+FORWARD_KINDS = ("bounce", "complaint", "autoreply", "challenge", "delay", "delivered", "reply", "unknown")
+ForwardKind = Literal["bounce", "complaint", "autoreply", "challenge", "delay", "delivered", "reply", "unknown"]
 #: ``to: return_path``: the bounce address recorded for the very message that bounced.
 RETURN_PATH = "return_path"
 _LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]", re.I)
@@ -191,7 +191,7 @@ class ForwardTarget(NamedTuple):
     to: str | None = None
     url: str | None = None
     secrets: Annotated[tuple[str, ...], _SECRET] = ()
-    kinds: Annotated[tuple[ForwardKind, ...], _LOWER] = ("bounce", "complaint", "autoreply", "reply", "unknown")
+    kinds: Annotated[tuple[ForwardKind, ...], _LOWER] = ("bounce", "complaint", "autoreply", "challenge", "reply", "unknown")
 
     def name(self, account: str) -> str:
         """The stable name outbox rows give this target: ``ACCOUNT:TYPE:DESTINATION``

@@ -17,9 +17,13 @@ _TABLE_COLUMNS = ("recipient", "kind", "reason", "hard", "status", "replycode", 
 
 
 def json_lines(out: TextIO, name: str, result: Classification) -> None:
-    """One JSON object per record; the ``file`` key is the input's base name."""
+    """One JSON object per record; the ``file`` key is the input's base name. A challenge
+    request is no bounce, and the scoring interface prints nothing for a non-bounce: its
+    record shows in the table only."""
     base = os.path.basename(name) if name != "-" else "-"
     for record in result.records:
+        if record.kind == "challenge":
+            continue
         data = record.to_dict()
         data["file"] = base
         out.write(json.dumps(data, ensure_ascii=False) + "\n")

@@ -11,8 +11,8 @@ with :func:`bouncefilter.store.store_delivery`: one row per recipient event, the
 message once, outbox rows for forwarding, all in one transaction. Every message is
 stored, whatever it is; the ``outcome`` column says what it was:
 
-- the record's kind (``bounce``, ``delay``, ``delivered``, ``complaint``, ``autoreply``)
-  when a valid token ties it to a sent message;
+- the record's kind (``bounce``, ``delay``, ``delivered``, ``complaint``, ``autoreply``,
+  ``challenge``) when a valid token ties it to a sent message;
 - ``reply``: a valid token, but no parser claims the message (a person answering);
 - ``forged`` / ``expired``: the token's MAC is wrong (or it is no token at all), or it
   is older than ``verp.max_age_days``; kept, never counted against a recipient;
@@ -70,7 +70,7 @@ MESSAGE_WAIT_SECONDS = 2.0
 MESSAGE_WAIT_STEP = 0.05
 _ENVID_RE = re.compile(rb"^original-envelope-id:[ \t]*<?([a-z2-7]{31})\b", re.I | re.M)
 #: Record kinds that are outcomes of their own once the token is valid.
-_KINDS = frozenset({"bounce", "delay", "delivered", "complaint", "autoreply"})
+_KINDS = frozenset({"bounce", "delay", "delivered", "complaint", "autoreply", "challenge"})
 SYSLOG_SOCKET = "/dev/log"
 IDENT = "bouncefilter/pipe"
 

@@ -30,7 +30,7 @@ REASONS = frozenset(
     mesgtoobig expired systemerror networkerror mailererror filtered rejected blocked
     policyviolation norelaying authfailure requireptr badreputation spamdetected
     virusdetected contenterror notcompliantrfc syntaxerror securityerror toomanyconn
-    speeding systemfull failedstarttls onhold undefined feedback vacation delivered""".split()
+    speeding systemfull failedstarttls onhold undefined feedback vacation delivered challenge""".split()
 )
 
 #: Reasons that mean the address itself is permanently bad.
@@ -159,6 +159,8 @@ def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str
         return "vacation"
     if kind == "delivered":
         return "delivered"
+    if kind == "challenge":
+        return "challenge"
     if hint in REASONS:
         return hint
     detail = _detail(status)

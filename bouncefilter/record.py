@@ -19,8 +19,9 @@ TRACKING_HEADER = "X-Bouncefilter-Token"
 
 #: What a record is about. ``bounce``: delivery failed for good; ``delay``: still trying;
 #: ``delivered``: a success DSN (delivered, relayed, expanded); ``complaint``: an ARF
-#: report; ``autoreply``: an out-of-office or other RFC 3834 reply.
-KINDS = ("bounce", "delay", "delivered", "complaint", "autoreply")
+#: report; ``autoreply``: an out-of-office or other RFC 3834 reply; ``challenge``: a
+#: challenge/response request (the mail waits for the sender to prove a person sent it).
+KINDS = ("bounce", "delay", "delivered", "complaint", "autoreply", "challenge")
 
 
 class Original(NamedTuple):
@@ -112,7 +113,7 @@ class Classification(NamedTuple):
     """The classifier's verdict on one message.
 
     ``outcome`` is ``bounce`` (records describe failures, delays or successes),
-    ``complaint``, ``autoreply`` or ``unknown`` (not a bounce: no records).
+    ``complaint``, ``autoreply``, ``challenge`` or ``unknown`` (not a bounce: no records).
     """
 
     outcome: str

@@ -142,6 +142,22 @@ I am away until June 3rd and will read your message when I am back.
 """.encode()
 
 
+def challenge(token_: str, sender: str = "guarded@example.net") -> bytes:
+    """A challenge/response request sent to the VERP address: the mail waits for proof
+    that a person sent it."""
+    return f"""\
+From: Guarded <{sender}>
+To: {address(token_)}
+Subject: Re: Your order (please confirm your message)
+Date: Thu, 16 May 2024 06:02:30 +0000
+Message-ID: <challenge-{token_[:8]}@example.net>
+Auto-Submitted: auto-replied
+
+I protect my mailbox with a challenge-response filter. Your message is held until you
+confirm that you are a human: please reply to this message and it will be delivered.
+""".encode()
+
+
 def reply(token_: str) -> bytes:
     """A person's answer to the VERP address: not a bounce."""
     return f"""\

@@ -116,7 +116,7 @@ def test_settings_are_frozen():
         (FORWARD.format("{type: smtp, to: a@example.com, url: 'https://example.com/'}"),
          "accounts[0].forward[0].url", "only for type webhook"),
         (FORWARD.format("{type: smtp, to: a@example.com, kinds: [bounce, bonce]}"),
-         "accounts[0].forward[0].kinds[1]", "expected one of bounce, complaint, autoreply, delay,"),
+         "accounts[0].forward[0].kinds[1]", "expected one of bounce, complaint, autoreply, challenge, delay,"),
         (FORWARD.format("{type: smtp, to: a@example.com, kinds: []}"), "accounts[0].forward[0].kinds",
          "give at least one of bounce"),
         (FORWARD.format("{type: smtp, to: a@example.com}, {type: smtp, to: a@example.com, kinds: [delay]}"),

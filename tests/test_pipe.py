@@ -177,6 +177,13 @@ def test_an_auto_reply(site):
         ("autoreply", "vacation", "shop", "holiday@example.net")
 
 
+def test_a_challenge_request_is_its_own_outcome_and_no_bounce(site):
+    token = site.record(["guarded@example.net"])
+    row = stored(site, site.pipe(messages.challenge(token), messages.address(token), sender="guarded@example.net"))
+    assert (row["outcome"], row["kind"], row["reason"], row["hard"], row["recipient"], row["account"]) == \
+        ("challenge", "challenge", "challenge", 0, "guarded@example.net", "shop")
+
+
 def test_a_persons_reply_is_kept_with_its_raw_message(site):
     token = site.record()
     raw = messages.reply(token)

@@ -26,7 +26,7 @@ from bouncefilter.record import KINDS, Classification
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE_PATHS = [path for path in sorted(FIXTURES.glob("*/*.eml")) if path.stat().st_size]
 SAMPLES = [path.read_bytes() for path in SAMPLE_PATHS]
-OUTCOMES = {"bounce", "complaint", "autoreply", "unknown"}
+OUTCOMES = {"bounce", "complaint", "autoreply", "challenge", "unknown"}
 #: Seconds any one pathological message may take; generous on purpose.
 TIME_BOUND = 2.0
 #: How many cut points each fixture is truncated at.
