@@ -14,9 +14,9 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3 chromium chromium-driver strace systemd libpython3.11-testsuite
 PYTEST_ARGS ?=
 
-.PHONY: test venv demo system clean
+.PHONY: test venv demo system factory clean
 
-test: venv
+test: venv factory
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
@@ -32,6 +32,11 @@ $(STAMP): setup.cfg pyproject.toml | system
 	$(VENV)/bin/python -m pip install --quiet --use-pep517 --editable '.[test]'
 	chmod -R a+rX $(VENV)
 	touch $@
+
+# The bounce factory's MTAs (Exim, Sendmail, OpenSMTPD, dma) beside the system's Postfix:
+# their .deb files unpacked into a private root, never installed (tests/factory/install.sh).
+factory: system
+	tests/factory/install.sh
 
 # apt-get only for what is missing. Postfix is installed with "No configuration": it writes
 # no /etc/postfix/main.cf and starts nothing; the tests run their own instances.
