@@ -517,7 +517,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
             charset = "utf-8"
         try:
             codecs.lookup(charset)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
             charset = None
     if charset:
         try:

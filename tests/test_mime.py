@@ -137,6 +137,12 @@ def test_only_the_first_megabyte_is_read() -> None:
     assert_reads_as_compat32(raw)
 
 
+def test_a_charset_with_a_nul_byte_reads_as_utf8() -> None:
+    """codecs.lookup raises ValueError, not LookupError, for a name with a NUL in it."""
+    part = mime.parse(b'Content-Type: text/plain; charset="utf\x008"\n\ncaf\xc3\xa9\n')
+    assert mime.text(part) == "caf\u00e9\n"
+
+
 # Messages made by hypothesis. Small alphabets on purpose: boundaries that collide with
 # body text, field names that repeat and values that fold are what break parsers.
 FIELD_NAMES = st.sampled_from([

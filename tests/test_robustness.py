@@ -172,6 +172,17 @@ def test_pathological_input_is_bounded(name: str) -> None:
         assert elapsed < TIME_BOUND, f"{name}: {elapsed:.2f} s"
 
 
+def test_a_charset_name_with_a_nul_byte_costs_no_parser() -> None:
+    """Found by fuzzing: a NUL in a text part's charset made every parser that reads the
+    text raise (``codecs.lookup`` raises ValueError for it), and the bounce was lost."""
+    raw = (b"From: MAILER-DAEMON@mx.example.com\nSubject: Undelivered Mail Returned to Sender\n"
+           b'Content-Type: text/plain; charset="utf\x008"\n\n'
+           b"<user@example.org>: host mx.example.org said: 550 5.1.1 user unknown\n")
+    result = classify(raw)
+    well_formed(result)
+    assert result.outcome == "bounce"
+
+
 @pytest.mark.parser_bug_expected
 def test_a_bug_while_completing_records_gives_unknown(
     monkeypatch: pytest.MonkeyPatch, parser_bugs: list[logging.LogRecord]
