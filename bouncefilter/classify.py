@@ -119,12 +119,20 @@ def _original(view: View) -> Original:
 
 
 def complete(finding: Finding, identity: Original, parser: str) -> BounceRecord:
-    """A finding plus the original's identity, with reason and ``hard`` decided."""
+    """A finding plus the original's identity, with status, reason and ``hard`` decided.
+
+    A finding that gave up after its retries and states no status detail gets RFC 3463's
+    ``X.4.7`` (delivery time expired) in the class its parser gave (``4`` where the MTA
+    still calls the condition temporary, as Exim and Sendmail do, else ``5``).
+    """
     code = finding.status or status.find_status(finding.diagnostic)
+    if finding.expired and code in ("", "4.0.0", "5.0.0"):
+        code = f"{code[:1] or '5'}.4.7"
     replycode = finding.replycode or status.find_replycode(finding.diagnostic)
     if finding.kind in ("complaint", "autoreply", "challenge"):
         code = replycode = ""
-    reason = reasons.decide(finding.kind, code, finding.diagnostic, finding.reason, finding.extra.get("command", ""))
+    command = finding.extra.get("command", "")
+    reason = reasons.decide(finding.kind, code, finding.diagnostic, finding.code, command, finding.expired)
     recipient = finding.recipient or (identity.to and mime.clean_address(identity.to)) or ""
     return BounceRecord(
         recipient=recipient,

@@ -5,16 +5,20 @@ decides the reason and the ``hard`` verdict, so the two stay consistent across f
 
 Order of precedence, from what settles a reason best to what only suggests one:
 
-1. the record's kind (complaint, auto-reply, success) and a parser's explicit hint;
+1. the record's kind (complaint, auto-reply, challenge, success), then a vendor's code
+   words the parser found (an SES bounce subtype, an Exchange MSEXCH code), looked up in
+   the wording table;
 2. a decisive RFC 3463 status (``X.2.2`` is a full mailbox whatever the words say);
 3. the diagnostic's words (the table in :mod:`bouncefilter.wording`), read in context:
    "user unknown" is trusted unless the refusal came once the message data was sent
    (the recipient had been accepted, so a filter speaks: filtered); a temporary status
    keeps it soft (see :func:`is_hard`); words about an address refused before any
-   address was sent (at the greeting, EHLO or HELO) are about our client (blocked); an unknown domain under a temporary status is a DNS problem; an
-   address refused at ``MAIL FROM`` is our sender being rejected;
-4. the status code's general meaning, then the reply code's;
-5. the SMTP command alone (refused at connection or greeting: blocked), a delay notice
+   address was sent (at the greeting, EHLO or HELO) are about our client (blocked); an
+   unknown domain under a temporary status is a DNS problem; an address refused at
+   ``MAIL FROM`` is our sender being rejected;
+4. the MTA's word that it gave up after its retries (expired);
+5. the status code's general meaning, then the reply code's;
+6. the SMTP command alone (refused at connection or greeting: blocked), a delay notice
    (expired), words that match nothing (onhold), nothing at all (undefined).
 """
 
@@ -146,12 +150,14 @@ _WORDS_RE = lazy.regex(r"[a-z]{3,}")
 _STATUS_RE = lazy.regex(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 
 
-def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str = "") -> str:
+def decide(kind: str, status: str, diagnostic: str, code: str = "", command: str = "", expired: bool = False) -> str:
     """The reason for one record.
 
     ``status`` is the record's RFC 3463 code, ``diagnostic`` the remote's or the MTA's
-    words, ``hint`` a reason a parser is sure of, ``command`` the SMTP command the error
-    answered (``CONN``, ``EHLO``, ``HELO``, ``MAIL``, ``RCPT``, ``DATA``, ...).
+    words, ``code`` a vendor's code words (``ses:mailboxfull``, looked up in the wording
+    table before any text), ``command`` the SMTP command the error answered (``CONN``,
+    ``EHLO``, ``HELO``, ``MAIL``, ``RCPT``, ``DATA``, ...), ``expired`` that the MTA
+    gave up after its retries.
     """
     if kind == "complaint":
         return "feedback"
@@ -161,8 +167,9 @@ def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str
         return "delivered"
     if kind == "challenge":
         return "challenge"
-    if hint in REASONS:
-        return hint
+    coded = phrases.match(phrases.normalise(code)) if code else ""
+    if coded:
+        return coded
     detail = _detail(status)
     decisive = _DECISIVE_STATUS.get(detail)
     if decisive:
@@ -172,6 +179,8 @@ def decide(kind: str, status: str, diagnostic: str, hint: str = "", command: str
     found = phrases.match(phrases.normalise(text)) if text else ""
     if found:
         return _in_context(found, status, detail, command)
+    if expired:
+        return "expired"
     return _without_words(kind, status, detail, text, command)
 
 

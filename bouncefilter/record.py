@@ -39,18 +39,22 @@ class Original(NamedTuple):
 class Finding:
     """What one parser read about one recipient; mutable while the parser works.
 
-    ``reason`` is a hint only a parser that knows its format better than the text rules
-    should set; otherwise :mod:`bouncefilter.reasons` decides it from status and text.
+    A parser reports what the message says, never a reason: ``code`` holds a vendor's
+    code words the text rules cannot read in the diagnostic (an SES bounce subtype, an
+    Exchange MSEXCH code, a spam-filter header: written ``vendor:word``, looked up in
+    :mod:`bouncefilter.wording`), ``expired`` that the MTA gave up after its retries
+    (delivery time expired); :mod:`bouncefilter.reasons` decides from those, the status,
+    the SMTP command and the words.
     (A plain class with slots, not a dataclass: the dataclasses module and each class it
     makes cost milliseconds at import, in every pipe process.)
     """
 
     __slots__ = ("recipient", "kind", "action", "status", "replycode", "diagnostic", "reporting_mta", "remote_mta",
-                 "original_recipient", "reason", "feedback_type", "arrival_date", "source_ip", "extra")
+                 "original_recipient", "code", "expired", "feedback_type", "arrival_date", "source_ip", "extra")
 
     def __init__(self, recipient: str, kind: str = "bounce", action: str = "", status: str = "", replycode: str = "",
                  diagnostic: str = "", reporting_mta: str = "", remote_mta: str = "", original_recipient: str = "",
-                 reason: str = "", feedback_type: str = "", arrival_date: str = "", source_ip: str = "",
+                 code: str = "", expired: bool = False, feedback_type: str = "", arrival_date: str = "", source_ip: str = "",
                  extra: dict[str, str] | None = None) -> None:
         self.recipient = recipient
         self.kind = kind
@@ -61,7 +65,8 @@ class Finding:
         self.reporting_mta = reporting_mta
         self.remote_mta = remote_mta
         self.original_recipient = original_recipient
-        self.reason = reason
+        self.code = code
+        self.expired = expired
         self.feedback_type = feedback_type
         self.arrival_date = arrival_date
         self.source_ip = source_ip

@@ -136,12 +136,14 @@ def status_or(text: str, default: str) -> str:
     return status.find_status(text) or default
 
 
-def failure(recipient: str, error: str, default: str = "5.0.0", answer: str = "", **fields: str) -> Finding:
+def failure(recipient: str, error: str, default: str = "5.0.0", answer: str = "", expired: bool = False,
+            **fields: str) -> Finding:
     """A finding for a failed (or, with ``kind="delay"``, delayed) delivery.
 
     Status and reply code come from ``answer`` (what the remote server said) when
-    given, else from ``error``; the status falls back to ``default``, the code the
-    format means when it prints none.
+    given, else from ``error``; the status falls back to ``default``, the class the
+    format means when it prints none. ``expired``: the MTA says it gave up after its
+    retries.
     """
     source = answer or error
     kind = fields.pop("kind", "bounce")
@@ -152,6 +154,7 @@ def failure(recipient: str, error: str, default: str = "5.0.0", answer: str = ""
         status=status_or(source, default),
         replycode=status.find_replycode(source),
         diagnostic=error,
+        expired=expired,
         **fields,
     )
 

@@ -58,7 +58,9 @@ SOURCES = {
     "cisco": "Cisco Secure Email (IronPort) texts",
     "trendmicro": "Trend Micro (ERS, IMSS) texts",
     "sophos": "Sophos Email texts",
-    "ses": "Amazon SES texts",
+    "ses": "Amazon SES texts and bounce types (bounceType, bounceSubType)",
+    "kddi": "KDDI / au (ezweb.ne.jp) notices and their X-SPASIGN spam-filter header",
+    "fml": "fml mailing list manager notices",
     "dnsbl": "DNS block list operators (Spamhaus, SpamCop, Barracuda BRBL) texts",
     "sisimai": "sisimai's per-reason message lists (lib/sisimai/reason/*), read as facts",
 }
@@ -95,6 +97,17 @@ class Row(NamedTuple):
 
 
 TABLE: tuple[Row, ...] = (
+    # Vendors' code words, which a parser reads from a structured field and hands on as
+    # ``vendor:word`` (never found in a diagnostic's text).
+    Row("userunknown", ("ses", "exchange"), (
+        r"ses:noemail", r"ses:suppressed", r"msexch:000c05a6",
+    )),
+    Row("mailboxfull", ("ses",), (r"ses:mailboxfull",)),
+    Row("mesgtoobig", ("ses",), (r"ses:messagetoolarge",)),
+    Row("contenterror", ("exchange",), (r"msexch:00050311", r"msexch:000502cc")),
+    Row("filtered", ("kddi",), (r"x-spasign:ng",)),
+    Row("rejected", ("gmail", "fml"), (r"googlegroups:refused", r"fml:non-member")),
+    Row("syntaxerror", ("exim",), (r"exim:incorrectly-constructed",)),
     # The remote names the reason outright, whatever else the text says.
     Row("virusdetected", ("sisimai", "exim", "mimecast", "gmail"), (
         r"virus (?:detected|found)", r"infected with", r"contains? (?:a )?virus", r"malware",

@@ -148,14 +148,22 @@ def test_status_reply_and_command_fill_in(kind: str, status: str, diagnostic: st
     assert decide(kind, status, diagnostic, command=command) == expected
 
 
-@pytest.mark.parametrize(("kind", "reason"), [("complaint", "feedback"), ("autoreply", "vacation"), ("delivered", "delivered")])
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("complaint", "feedback"), ("autoreply", "vacation"), ("delivered", "delivered"), ("challenge", "challenge"),
+])
 def test_kind_decides_first(kind: str, reason: str) -> None:
-    assert decide(kind, "5.1.1", "550 5.1.1 user unknown", hint="blocked") == reason
+    assert decide(kind, "5.1.1", "550 5.1.1 user unknown", code="ses:mailboxfull") == reason
 
 
-def test_a_parsers_hint_outranks_the_text() -> None:
-    assert decide("bounce", "5.1.1", "550 5.1.1 user unknown", hint="suspend") == "suspend"
-    assert decide("bounce", "5.1.1", "550 5.1.1 user unknown", hint="no-such-reason") == "userunknown"
+def test_a_vendors_code_words_outrank_the_text_and_unknown_ones_do_not() -> None:
+    assert decide("bounce", "5.1.1", "550 5.1.1 user unknown", code="ses:mailboxfull") == "mailboxfull"
+    assert decide("bounce", "5.0.0", "Delivery failed", code="msexch:000c05a6") == "userunknown"
+    assert decide("bounce", "5.1.1", "550 5.1.1 user unknown", code="ses:general") == "userunknown"
+
+
+def test_the_mta_giving_up_is_expired_unless_the_words_say_more() -> None:
+    assert decide("bounce", "5.0.0", "I'm not going to try again", expired=True) == "expired"
+    assert decide("bounce", "5.0.0", "Connection refused. I'm not going to try again", expired=True) == "networkerror"
 
 
 @pytest.mark.parametrize(

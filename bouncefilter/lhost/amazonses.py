@@ -22,15 +22,6 @@ if TYPE_CHECKING:
 _SPLIT_RE = lazy.regex(r"!\n ")
 _DECODER = json.JSONDecoder()
 
-#: ``bounceSubType`` values that say why, where the diagnostic may not.
-_SUBTYPE_REASON = {
-    "noemail": "userunknown",
-    "suppressed": "userunknown",  # SES's global list: a recent hard bounce of this address
-    "mailboxfull": "mailboxfull",
-    "messagetoolarge": "mesgtoobig",
-}
-
-
 def parse(view: View) -> list[Finding] | None:
     """Findings for an SES bounce, complaint, delivery or delay notification."""
     if not _is_sns_mail(view):
@@ -87,7 +78,8 @@ def _list(value: object) -> list[Any]:
 def _bounce(note: dict[str, Any]) -> list[Finding]:
     bounce = _dict(note.get("bounce"))
     transient = str(bounce.get("bounceType", "")).lower() == "transient"
-    hint = _SUBTYPE_REASON.get(str(bounce.get("bounceSubType", "")).lower(), "")
+    subtype = str(bounce.get("bounceSubType", "")).lower()
+    code = f"ses:{subtype}" if subtype else ""
     mta = mime.mtaname(str(bounce.get("reportingMTA") or ""))
     out = []
     for rcpt in map(_dict, _list(bounce.get("bouncedRecipients"))):
@@ -98,7 +90,7 @@ def _bounce(note: dict[str, Any]) -> list[Finding]:
         code = status.normalize(str(rcpt.get("status") or "")) or status.find_status(diagnostic)
         out.append(finding(
             address, diagnostic, status=code or ("4.0.0" if transient else ""),
-            action=str(rcpt.get("action") or "failed"), reason=hint,
+            action=str(rcpt.get("action") or "failed"), code=code,
             reporting_mta=mta, remote_mta=str(bounce.get("remoteMtaIp") or ""),
         ))
     return out

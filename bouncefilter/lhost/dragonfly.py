@@ -27,7 +27,6 @@ _RECIPIENT_RE = lazy.regex(rf"There was an error delivering your mail to <?({tex
 _REMOTE_RE = lazy.regex(r"^(\S+) \[[^\]\n]{1,64}\] did not like our [^:\n]{1,40}:", re.M)
 #: "Could not deliver for the last 432000 seconds. Giving up.": the queue lifetime ran out.
 _EXPIRED_RE = lazy.regex(r"Could not deliver for the last \d{1,12} seconds")
-_EXPIRED_STATUS = "5.4.7"
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -45,13 +44,12 @@ def parse(view: View) -> list[Finding] | None:
         return None
     error_text = notice[match.end():] if match else notice
     error = textbounce.unfold(error_text.lstrip(".").splitlines())
-    default = _EXPIRED_STATUS if _EXPIRED_RE.search(error) else "5.0.0"
     intro = _INTRO_RE.search(notice)
     remote = _REMOTE_RE.search(error_text)
     response = textbounce.unfold(error_text[remote.end():].splitlines()) if remote else error
     return [
         textbounce.failure(
-            recipient, error, default, response,
+            recipient, error, "5.0.0", response, expired=bool(_EXPIRED_RE.search(error)),
             reporting_mta=intro.group(1).lower() if intro else "",
             remote_mta=remote.group(1).lower() if remote else "",
         )

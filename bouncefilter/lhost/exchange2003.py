@@ -14,8 +14,8 @@ Layout::
 Recognised by ``X-MS-Embedded-Report``, the ``X-Mailer`` or ``X-MimeOLE`` of these
 versions, or an ``Undeliverable:`` subject, together with the recipient-list sentence.
 A recipient may be written as an X.400 address carrying ``SMTP=user@example.com``.
-The hexadecimal code after ``MSEXCH:`` names the failure; the few codes whose words
-the text rules would not read are passed on as the reason.
+The hexadecimal code after ``MSEXCH:`` names the failure: it is passed on as the code
+words ``msexch:CODE``, which the wording table reads.
 """
 
 from __future__ import annotations
@@ -33,12 +33,6 @@ _RECIPIENT_RE = lazy.regex(
     r"^[ \t]*(?:[^\n]{0,200}?SMTP=)?([^\s<>()@;]{1,64}@[A-Za-z0-9_.-]{1,255});? on \S.{0,60}$", re.I
 )
 _MSEXCH_CODE_RE = lazy.regex(r"MSEXCH:.{0,200}?\(([0-9A-F]{8})\)")
-#: MSEXCH codes -> reason, for the codes whose words say little to the text rules.
-_CODE_REASONS = {
-    "000C05A6": "userunknown",  # Unknown Recipient
-    "00050311": "contenterror",  # Conversion to Internet format failed
-    "000502CC": "contenterror",  # Conversion to Internet format failed
-}
 #: The MTS-ID line (and its folded tail) identifies the message, not the failure.
 _NOISE_RE = lazy.regex(r"^(?:The MTS-ID of the original message is:|;)")
 
@@ -54,7 +48,7 @@ def parse(view: View) -> list[Finding] | None:
     for address, lines in _blocks(view.text[listing.end():]):
         diagnostic = unfold(lines)
         code = _MSEXCH_CODE_RE.search(diagnostic)
-        out.append(finding(address, diagnostic, reason=_CODE_REASONS.get(code.group(1), "") if code else ""))
+        out.append(finding(address, diagnostic, code=f"msexch:{code.group(1).lower()}" if code else ""))
     return out or None
 
 

@@ -19,11 +19,11 @@ from bouncefilter.record import Finding
 from bouncefilter.view import View
 
 _SUBJECTS = ("mail delivery failed", "warning: message", "mail failure")
-#: (start markers, kind, reason hint) per kind of notice. Exim itself says that a
+#: (start markers, kind, code words) per kind of notice. Exim itself says that a
 #: malformed address is a syntax error, which no status code in the text conveys.
 _SECTIONS = (
     (("address(es) failed:", "address failed:", "addresses failed:"), "bounce", ""),
-    (("incorrectly constructed:",), "bounce", "syntaxerror"),
+    (("incorrectly constructed:",), "bounce", "exim:incorrectly-constructed"),
     (("not yet been delivered is:", "not yet been delivered are:"), "delay", ""),
 )
 _ENDS = (
@@ -50,8 +50,8 @@ _EXPIRED_RE = lazy.regex(
     r"|all hosts have been failing for a long time",
 )
 #: An error that is only a retry timeout (no cause before it): a temporary condition
-#: that lasted too long, RFC 3463's "delivery time expired".
-_EXPIRED_STATUS = "4.4.7"
+#: that lasted too long, RFC 3463's "delivery time expired"; Exim still calls it
+#: temporary (class 4).
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -61,14 +61,14 @@ def parse(view: View) -> list[Finding] | None:
         textbounce.is_daemon(view) and view.subject_lower.startswith(_SUBJECTS)
     ):
         return None
-    for starts, kind, reason in _SECTIONS:
+    for starts, kind, code in _SECTIONS:
         body = textbounce.section(view.text, starts, _ENDS)
         if body:
             break
     else:
         return None
     known = mime.addresses(failed_header)
-    found = [_finding(address, lines, kind, reason) for address, lines in _blocks(body, known)]
+    found = [_finding(address, lines, kind, code) for address, lines in _blocks(body, known)]
     return found or None
 
 
@@ -102,20 +102,19 @@ def _resolve(token: str, lines: list[str], known: list[str]) -> str:
     return known[0] if len(known) == 1 else ""
 
 
-def _finding(address: str, lines: list[str], kind: str, reason: str) -> Finding:
+def _finding(address: str, lines: list[str], kind: str, code: str) -> Finding:
     error = textbounce.unfold(lines)
     origin = _GENERATED_RE.search(error)
     if origin:
         error = " ".join((error[: origin.start()] + error[origin.end():]).split())
-    default = "4.0.0" if kind == "delay" else "5.0.0"
-    if _EXPIRED_RE.match(error):
-        default = _EXPIRED_STATUS
+    expired = bool(_EXPIRED_RE.match(error))
+    default = "4.0.0" if kind == "delay" or expired else "5.0.0"
     return textbounce.failure(
-        address, error, default, _response(error),
+        address, error, default, _response(error), expired=expired,
         kind=kind,
         remote_mta=textbounce.remote_host(error),
         original_recipient=mime.clean_address(origin.group(1)) if origin else "",
-        reason=reason,
+        code=code,
     )
 
 

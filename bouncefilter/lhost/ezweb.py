@@ -37,7 +37,7 @@ def parse(view: View) -> list[Finding] | None:
     findings = _recipient_blocks(text) if _RECIPIENT_RE.search(text) else _sentence(text)
     if view.header("X-SPASIGN").strip().upper() == "NG":
         for item in findings:
-            item.reason = "filtered"
+            item.code = "x-spasign:ng"
     return findings or None
 
 

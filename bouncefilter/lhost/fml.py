@@ -32,5 +32,5 @@ def parse(view: View) -> list[Finding] | None:
         action="failed",
         status="5.0.0",
         diagnostic=" ".join(match.group(0).split()),
-        reason="rejected",
+        code="fml:non-member",
     )]

@@ -27,7 +27,6 @@ _LINE_RE = lazy.regex(rf"^[<\"]?(?P<addr>{textbounce.ADDRESS})[>\"]?:?[ \t]*$")
 _HOST_RE = lazy.regex(r"\bhost:?[ \t]+([A-Za-z0-9][A-Za-z0-9_.-]{0,252})")
 _EXPIRED = "retry timeout exceeded"
 #: The notice says the error is permanent; a timeout then means the lifetime ran out.
-_EXPIRED_STATUS = "5.4.7"
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -51,6 +50,5 @@ def parse(view: View) -> list[Finding] | None:
 def _finding(address: str, error: str) -> Finding:
     error = error.removeprefix("Reason: ")
     host = _HOST_RE.search(error)
-    default = _EXPIRED_STATUS if _EXPIRED in error else "5.0.0"
     remote_mta = host.group(1).rstrip(".").lower() if host else ""
-    return textbounce.failure(address, error, default, remote_mta=remote_mta)
+    return textbounce.failure(address, error, "5.0.0", expired=_EXPIRED in error, remote_mta=remote_mta)

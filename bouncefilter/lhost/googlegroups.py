@@ -2,7 +2,8 @@
 
 Sent as ``mailer-daemon@googlemail.com`` with ``X-Failed-Recipients:`` naming the group;
 the text, in the sender's language, explains and links groups.google.com. The group
-refused the sender, so the reason is ``rejected`` whatever the language.
+refused the sender whatever the language says: the code ``googlegroups:refused``, which
+the wording table reads as ``rejected``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ _END_MARKER = "----- Original message -----"
 
 
 def parse(view: View) -> list[Finding] | None:
-    """A ``rejected`` finding per refusing group; ``None`` if not a Google Groups notice."""
+    """A finding per refusing group; ``None`` if not a Google Groups notice."""
     if "mailer-daemon@google" not in view.sender_lower:
         return None
     groups = failed_recipients(view.header("X-Failed-Recipients"))
@@ -27,4 +28,4 @@ def parse(view: View) -> list[Finding] | None:
         return None
     # The longest paragraph is the explanation (the others greet, list causes, sign).
     diagnostic = max((unfold(para.splitlines()) for para in notice.split("\n\n")), key=len)
-    return [finding(group, diagnostic, reason="rejected") for group in groups]
+    return [finding(group, diagnostic, code="googlegroups:refused") for group in groups]

@@ -19,7 +19,6 @@ from bouncefilter.view import View
 _END = "Original message follows."
 _LINE_RE = lazy.regex(rf"^(?P<rest>[A-Za-z][^:\n]{{2,80}}):[ \t]+<?(?P<addr>{textbounce.ADDRESS})>?[ \t]*$", re.M)
 _EXPIRED_RE = lazy.regex(r"^Delivery failed \d{1,5} attempts")
-_EXPIRED_STATUS = "5.4.7"
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -38,8 +37,4 @@ def parse(view: View) -> list[Finding] | None:
 
 
 def _finding(address: str, error: str) -> Finding:
-    default = _EXPIRED_STATUS if _EXPIRED_RE.match(error) else "5.0.0"
-    finding = textbounce.failure(mime.clean_address(address), error, default)
-    if error.lower() == "unknown user":
-        finding.reason = "userunknown"
-    return finding
+    return textbounce.failure(mime.clean_address(address), error, "5.0.0", expired=bool(_EXPIRED_RE.match(error)))

@@ -41,7 +41,7 @@ def parse(view: View) -> list[Finding] | None:
             out.append(finding(address, unfold(reason_lines)))
     if view.header("X-SPASIGN").strip().upper() == "NG":
         for item in out:
-            item.reason = "filtered"
+            item.code = "x-spasign:ng"
     return out or None
 
 

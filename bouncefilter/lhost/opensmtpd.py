@@ -23,7 +23,6 @@ _START = "following list of recipients:"
 _ENDS = ("Below is a copy of the original message", "Below is a copy of the message headers")
 _LINE_RE = lazy.regex(rf"^(?P<addr>{textbounce.ADDRESS}):[ \t]+(?P<rest>.*)$")
 #: The queue lifetime ran out; OpenSMTPD gives up for good.
-_EXPIRED_STATUS = "5.4.7"
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -42,10 +41,6 @@ def parse(view: View) -> list[Finding] | None:
 
 
 def _finding(address: str, error: str, delay: bool) -> Finding:
-    if delay:
-        default = "4.0.0"
-    elif error.lower().startswith("envelope expired"):
-        default = _EXPIRED_STATUS
-    else:
-        default = "5.0.0"
-    return textbounce.failure(address, error, default, kind="delay" if delay else "bounce")
+    expired = not delay and error.lower().startswith("envelope expired")
+    return textbounce.failure(address, error, "4.0.0" if delay else "5.0.0", expired=expired,
+                              kind="delay" if delay else "bounce")

@@ -44,7 +44,6 @@ _REPORTER_RE = lazy.regex(r"(?:qmail-send program at|^Message from) +([A-Za-z0-9
 _REMOTE_RE = lazy.regex(r"(?:Remote host said|remote host [^\s]{1,64} said):[ \t]*(.*)$", re.I)
 _EXPIRED = "this message has been in the queue too long"
 #: A notice that only says the queue lifetime ran out, with no code of its own.
-_EXPIRED_STATUS = "5.4.7"
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -66,6 +65,5 @@ def parse(view: View) -> list[Finding] | None:
 
 def _finding(address: str, error: str, reporting_mta: str) -> Finding:
     remote = _REMOTE_RE.search(error)
-    default = _EXPIRED_STATUS if _EXPIRED in error else "5.0.0"
     answer = remote.group(1) if remote else ""
-    return textbounce.failure(address, error, default, answer, reporting_mta=reporting_mta)
+    return textbounce.failure(address, error, "5.0.0", answer, expired=_EXPIRED in error, reporting_mta=reporting_mta)

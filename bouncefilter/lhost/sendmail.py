@@ -148,11 +148,11 @@ def _unnamed(notice: str, returned: str) -> list[Finding]:
 
 
 def _complete(finding: Finding, expired: bool) -> None:
-    """Action and status: the code in the text, else the class of the reply code."""
+    """Action and status: the code in the text, else the class of the reply code (a
+    message that expired stays class 4: Sendmail still calls the condition temporary)."""
     finding.action = "failed"
-    if expired:
-        default = "4.4.7"
-    elif finding.replycode.startswith("4"):
+    finding.expired = expired
+    if expired or finding.replycode.startswith("4"):
         default = "4.0.0"
     else:
         default = "5.0.0"
