@@ -54,7 +54,7 @@ _SUBJECT_RE = re.compile(
 
 def parse(view: View) -> list[Finding] | None:
     """``challenge`` findings when the message is a challenge request; else ``None``."""
-    opening = view.text[:OPENING]
+    opening = view.notification[:OPENING]
     mechanism = _MECHANISM_RE.search(view.subject) or _MECHANISM_RE.search(opening)
     if mechanism and _REQUEST_RE.search(opening):
         return _findings(view, _sentence(opening, mechanism.group()))

@@ -4,7 +4,8 @@ A message is considered only when all of these hold, so that a person's reply, a
 newsletter or a notice from a postmaster is never taken for a bounce:
 
 1. its subject is not a reply or forward (``Re:``, ``Fwd:``, ...);
-2. its notification text (before any returned copy of the original) says that a
+2. its notification text (before any returned copy of the original, as
+   :mod:`bouncefilter.original` finds it) says that a
    message was not delivered: anywhere when it is sent by a mailer daemon or postmaster
    or its subject says delivery failed, else in its opening lines (a failure notice of
    unknown make, from an unknown sender, says so first);
@@ -87,14 +88,6 @@ _SENDER_RE = re.compile(
 )
 #: A line holding nothing but an address, as plain-text bounces start a recipient's block.
 _ADDRESS_LED_RE = re.compile(r"[ \t]{0,20}<?[^\s<>@]{1,64}@[^\s<>@]{1,255}>?:?[ \t]*(?:\n|$)")
-#: Where a returned copy of the original starts in the notification text.
-_RETURNED_RE = re.compile(
-    r"^(?:[-=_*#> \t]{2,20}[^\n]{0,60}?(?:original|returned|copy|undelivered|bounced)[^\n]{0,60}$"
-    r"|[^\n]{0,40}(?:original message|copy of (?:the|your) message|returned message|bounced e-?mail"
-    r"|message headers|original headers)[^\n]{0,20}:[ \t]*$"
-    r"|(?:received|return-path|message-id|dkim-signature|x-mailer):[ \t])",
-    re.I | re.M,
-)
 #: Addresses that are not recipients, and local parts of role addresses (tried
 #: without them when no other address is found: a bounce for postmaster@ exists).
 Excluded = tuple[set[str], frozenset[str]]
@@ -108,7 +101,7 @@ def parse(view: View) -> list[Finding] | None:
     """Findings for a bounce no specific parser recognised; ``None`` otherwise."""
     if _REPLY_PREFIX_RE.match(view.subject):
         return None
-    text = notification(view.text[:MAX_TEXT])
+    text = view.notification[:MAX_TEXT]
     if is_delivery_report(view):
         if not (_UNDELIVERED_RE.search(text) or _UNDELIVERED_RE.search(view.subject)):
             return None
@@ -129,12 +122,6 @@ def is_delivery_report(view: View) -> bool:
     if _REPLY_PREFIX_RE.match(view.subject):
         return False
     return bool(_DAEMON_RE.search(view.sender) or _FAILURE_SUBJECT_RE.search(view.subject))
-
-
-def notification(text: str) -> str:
-    """``text`` up to where a returned copy of the original message starts."""
-    match = _RETURNED_RE.search(text)
-    return text[: match.start()] if match else text
 
 
 def _correspondents(view: View) -> set[str]:

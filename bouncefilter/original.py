@@ -1,8 +1,14 @@
-"""The identity of the bounced message, from whatever part of the bounce carries it.
+"""The returned original: where a bounce carries the message it returns, and its identity.
 
-Looks in the returned ``message/rfc822`` or ``text/rfc822-headers`` part, else in an
-inline copy of the original's headers in the notification text (qmail, Exim and many
-others paste them below a marker line).
+The one place that finds the returned original. It is a ``message/rfc822`` or
+``text/rfc822-headers`` part (:attr:`bouncefilter.view.View.returned`), a part that is
+the original itself with no wrapper, or an inline copy pasted into the notification
+text (qmail, Exim and many others paste it below a marker line such as ``--- Below
+this line is a copy of the message.``, or paste its header block as it was).
+:func:`notification_end` says where that copy starts, so that the parsers that read
+the notification (the heuristic, the challenge detector) never read the original's
+words as the bounce's; :func:`find` reads the identity (Message-ID, Subject, token,
+Return-Path, To, From).
 """
 
 from __future__ import annotations
@@ -28,6 +34,16 @@ _IDENTITY_FIELDS = frozenset({"message-id", "subject", TRACKING_HEADER.lower(), 
 _IDENTITY = r"(?:Message-ID|X-Bouncefilter-Token|Return-Path):"
 _IDENTITY_RE = lazy.regex(_IDENTITY, re.I)
 _IDENTITY_LINE_RE = lazy.regex("\n" + _IDENTITY, re.I)
+#: A line that says a returned copy follows (``------ This is a copy of the message``,
+#: ``Original message headers:``), or a header field that only a pasted original's
+#: header block starts with.
+_MARKER_RE = lazy.regex(
+    r"^(?:[-=_*#> \t]{2,20}[^\n]{0,60}?(?:original|returned|copy|undelivered|bounced)[^\n]{0,60}$"
+    r"|[^\n]{0,40}(?:original message|copy of (?:the|your) message|returned message|bounced e-?mail"
+    r"|message headers|original headers)[^\n]{0,20}:[ \t]*$"
+    r"|(?:received|return-path|message-id|dkim-signature|x-mailer):[ \t])",
+    re.I | re.M,
+)
 
 
 Fields = dict[str, str]
@@ -78,21 +94,43 @@ def _has_identity(headers: Part) -> bool:
     return any(headers.get(name) for name in ("Message-ID", TRACKING_HEADER, "Subject"))
 
 
+def notification_end(text: str) -> int:
+    """Where the returned copy of the original starts in ``text`` (a notification's
+    text): the first marker line, or the first pasted header block naming the original;
+    ``len(text)`` when there is none."""
+    marker = _MARKER_RE.search(text)
+    end = marker.start() if marker else len(text)
+    block = _identity_block(text[:end])
+    return block[0] if block else end
+
+
+def notification(text: str) -> str:
+    """``text`` up to where a returned copy of the original starts."""
+    return text[: notification_end(text)]
+
+
 def inline_fields(text: str) -> Fields:
     """The identity fields of a header block pasted into ``text`` (one that names a
     Message-ID, token or Return-Path); ``{}`` when there is none."""
+    block = _identity_block(text)
+    return _first_values(_pasted_fields(text[block[0] : block[1]])) if block else {}
+
+
+def _identity_block(text: str) -> tuple[int, int] | None:
+    """``(start, end)`` of the first header block pasted into ``text`` that names a
+    Message-ID, token or Return-Path; ``None`` when there is none."""
     position = 0
     for _ in range(_MAX_BLOCKS):
         start = _inline_start(text, position)
         if start < 0:
-            return {}
+            return None
         end = text.find("\n\n", start)
         end = len(text) if end < 0 else end
         block = text[start:end]
         if _IDENTITY_RE.match(block) or _IDENTITY_LINE_RE.search(block):
-            return _first_values(_pasted_fields(block))
+            return start, end
         position = end
-    return {}
+    return None
 
 
 def _inline_start(text: str, position: int) -> int:

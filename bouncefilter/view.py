@@ -61,6 +61,14 @@ class View:
         return [part for part, ctype in zip(self.parts, self.part_types) if ctype in ctypes]
 
     @cached
+    def notification(self) -> str:
+        """:attr:`text` up to where a returned copy of the original starts in it
+        (:func:`bouncefilter.original.notification_end`)."""
+        from bouncefilter import original
+
+        return original.notification(self.text)
+
+    @cached
     def returned(self) -> Part | None:
         """The returned original's headers, when the bounce attaches them as MIME."""
         return mime.returned_headers(self.parts)
