@@ -60,7 +60,8 @@ _UNDELIVERED_RE = re.compile(
     r"|fatal error|returned to sender|was rejected|were rejected|has been rejected"
     r"|message (?:was )?(?:refused|bounced)|bounce notification|could not deliver"
     r"|error[^\n.]{0,40}deliver|has been delayed|delivery[^\n.]{0,40}delayed"
-    r"|delivery errors?\b|returned mail"
+    r"|delivery errors?\b|returned mail|delivery to [^\n.]{0,60}(?:failed|was not|could not)"
+    r"|(?:following|these) (?:recipients?|address(?:es)?)\b[^\n.]{0,40}(?:failed|did not receive|could not|were not)"
     r"|nicht zugestellt|unzustellbar|n'a pas pu (?:être|etre) (?:remis|distribu)|no se (?:ha )?pudo entregar",
     re.I,
 )
@@ -78,7 +79,8 @@ _ERROR_RE = re.compile(
     r"|over ?quota|quota exceeded|undeliverable|could ?n[o']t be delivered|delivery (?:has )?failed"
     r"|failed permanently|permanent (?:error|failure)|rejected|refused|disabled|suspended"
     r"|invalid (?:recipient|address|mailbox|user)|host unknown|unknown host|domain not found"
-    r"|not accepting mail|timed out|expired|temporary failure|delayed|will be retried|not listed",
+    r"|not accepting mail|timed out|expired|temporary failure|delayed|will be retried|not listed"
+    r"|(?:following|these) (?:recipients?|address(?:es)?)\b[^\n.]{0,40}(?:failed|could not|were not|was not|did not|cannot)",
     re.I,
 )
 _SENDER_RE = re.compile(

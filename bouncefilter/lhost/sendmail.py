@@ -41,6 +41,7 @@ _HOST_LINE_RE = lazy.regex(r"^(?P<code>[245]\d\d) (?P<host>[^\s<>]{1,255}) \(\w{
 _SESSION_RE = lazy.regex(r"^(?:\.\.\. )?while talking to ([^\s:]{1,255})\.?:", re.I)
 _FATAL_LINE_RE = lazy.regex(rf"^[ \t]*<(?P<addr>{textbounce.ADDRESS})>[ \t]*(?P<rest>.*)$")
 _REASON_RE = lazy.regex(r"^\(?reason: ?(.*?)\)?$", re.I)
+_EXPANDED_RE = lazy.regex(r"^\(expanded from: ?<?([^\s<>()]{1,320}@[^\s<>()]{1,255})>?\)$", re.I)
 _TO_RE = lazy.regex(r"^To:[ \t]*(.{1,1000})$", re.M | re.I)
 _QUOTE_RE = lazy.regex(r"^> ?", re.M)
 _EXPIRED_RE = lazy.regex(r"cannot send message for \d{1,4} (?:days?|hours?)", re.I)
@@ -66,18 +67,27 @@ def parse(view: View) -> list[Finding] | None:
 
 
 def _fatal(notice: str) -> list[Finding]:
-    """Findings from Sendmail 8's list of addresses with permanent fatal errors."""
+    """Findings from Sendmail 8's list of addresses with permanent fatal errors. A pipe
+    or file that failed (``"|/usr/bin/procmail"``) stands for the address it was
+    ``(expanded from: <address>)``; the command stays in the diagnostic."""
     listing = textbounce.section(notice, (_FATAL,), (_TRANSCRIPT,))
     found: list[Finding] = []
     for line in listing.splitlines():
+        stripped = line.strip()
         match = _FATAL_LINE_RE.match(line)
         if match:
             found.append(Finding(recipient=mime.clean_address(match.group("addr")), diagnostic=match.group("rest")))
             continue
-        reason = _REASON_RE.match(line.strip())
-        if found and reason and line.strip():
+        expanded = _EXPANDED_RE.match(stripped)
+        reason = _REASON_RE.match(stripped)
+        if expanded:
+            if found and not found[-1].recipient:
+                found[-1].recipient = mime.clean_address(expanded.group(1))
+        elif found and reason and stripped:
             found[-1].diagnostic = " ".join(f"{found[-1].diagnostic} {reason.group(1)}".split())
-    return found
+        elif stripped[:1] in ('"', "|", "/"):
+            found.append(Finding(recipient="", diagnostic=stripped))
+    return [finding for finding in found if finding.recipient]
 
 
 def _transcript(notice: str) -> list[Finding]:
