@@ -117,7 +117,7 @@ TABLE: tuple[Row, ...] = (
     Row("spamdetected", ("sisimai", "gmail", "mailru", "yandex", "orange", "qq", "cisco", "proofpoint"), (
         r"spam or virus", r"spam/virus", r"spam classification",
         r"(?:detected|classified|identified|scored|rejected|considered|flagged|marked) as (?:spam|junk|bulk)",
-        r"spam (?:detected|blocked|refused|rejection|score|message|not accepted|content|check|filter)",
+        r"spam (?:detected|blocked|refused|rejection|score|message|not accepted|content|check|filter)", r"dt:spm",
         r"looks? like spam", r"appears? to be (?:spam|unsolicited)", r"probable spam", r"suspicion of spam",
         r"suspected spam", r"high probability of spam", r"message content rejected", r"\bube\b",
         r"unsolicited (?:bulk|commercial|mail)", r"spam-like", r"mail content denied", r"unacceptable content",
@@ -130,7 +130,7 @@ TABLE: tuple[Row, ...] = (
         r"\bdmarc\b", r"\bspf\b", r"\bdkim\b", r"sender policy framework",
         r"authentication checks? failed", r"unauthenticated (?:e-?mail|mail|message)", r"mail is unauthenticated",
         r"sender is unauthenticated", r"does not have authentication information", r"required authentication level",
-        r"authentication requirements", r"5322\.from address", r"not pass (?:dmarc|spf|dkim)",
+        r"authentication requirements", r"5322\.from address", r"not pass (?:dmarc|spf|dkim)", r"mi:spf",
     )),
     Row("requireptr", ("sisimai", "postfix", "gmail", "mailru"), (
         r"reverse dns", r"reverse lookup", r"reverse hostname", r"\bptr\b", r"\brdns\b", r"cannot find your hostname",
@@ -141,11 +141,12 @@ TABLE: tuple[Row, ...] = (
     Row("notcompliantrfc", ("sisimai", "gmail"), (
         r"not rfc ?\d{3,4} compliant", r"rfcmessagenoncompliant", r"multiple .{0,30}addresses in from",
         r"multiple [a-z-]{2,20} headers", r"duplicate header", r"missing a valid address in from",
-        r"no from: header", r"messages missing a valid",
+        r"no from: header", r"messages missing a valid", r"not rfc compliant", r"headers are not rfc",
     )),
     # A block list named outright: its listing, whatever the list is called.
     Row("blocked", ("dnsbl", "postfix", "barracuda", "proofpoint"), (
         r"blocked using", r"listed (?:at|on|in|by) .{0,60}(?:\bbl\b|dnsbl|rbl|blacklist|block ?list|spamhaus|spamcop)",
+        r"helo command rejected", r"ehlo command rejected", r"dt:rbl",
     )),
     Row("badreputation", ("sisimai", "microsoft", "cisco", "gmail", "yahoo"), (
         r"reputation", r"unexpected volume or user complaints",
@@ -188,6 +189,7 @@ TABLE: tuple[Row, ...] = (
         r"(?:user|recipient)'?s? (?:mailbox|space|mail ?folder) (?:is full|has been used up)",
         r"{user} (?:is )?(?:full|over the quota)", r"(?:account|mailbox) (?:is )?(?:currently |temporarily )?full",
         r"too much mail data", r"too many messages on the server", r"boite du destinataire pleine",
+        r"quotaexceeded", r"error writing message: file too large",
         r"not enough (?:disk |storage )?space", r"mailbox exceeds", r"insufficient (?:disk|storage) space (?:for|in) (?:the )?(?:user|recipient|mailbox)",
         r"exceeded (?:its |the )?(?:disk space|storage) (?:limit|allocation)",
     )),
@@ -209,7 +211,8 @@ TABLE: tuple[Row, ...] = (
     Row("contenterror", ("rfc3463", "sisimai", "microsoft"), (
         r"8-bit data", r"headers? too large", r"header size", r"mime (?:complexity|headers)",
         r"invalid mime", r"media error", r"binary content", r"unnecessary base64",
-        r"message content or media", r"lines too long", r"line too long",
+        r"message content or media", r"lines too long", r"line too long", r"message is malformed",
+        r"malformed message", r"corrupt message", r"invalidcontent",
     )),
     Row("hasmoved", ("rfc3463", "rfc5321", "sisimai"), (
         r"has moved", r"has been replaced by", r"no longer on (?:this )?server", r"not local; please try",
@@ -233,6 +236,7 @@ TABLE: tuple[Row, ...] = (
         r"temporary failure in name resolution", r"no route to host", r"(?:host|network) is unreachable",
         r"mail (?:forwarding )?loop", r"routing loop", r"too many hops", r"hop count exceeded",
         r"message looping", r"forwarding loop", r"unable to resolve route", r"this message is looping",
+        r"loop detected", r"mx lookup", r"lookup did not complete", r"connection died", r"read error",
     )),
     Row("hostunknown", ("rfc3463", "postfix", "exim", "sendmail", "qmail", "sisimai"), (
         r"host (?:or domain name )?not found", r"host \S{1,100} not found", r"unknown host",
@@ -242,7 +246,8 @@ TABLE: tuple[Row, ...] = (
         r"domain must exist", r"domain may not exist", r"couldn'?t find any host", r"nxdomain",
         r"bad destination system", r"domain is not reachable", r"host unreachable",
         r"all relevant mx records point to non-existent hosts", r"lookups? failed permanently",
-        r"mail domain .{0,40}(?:is )?unknown", r"no such host",
+        r"mail domain .{0,40}(?:is )?unknown", r"no such host", r"non-?existent ?domain",
+        r"no route found to domain",
     )),
     Row("networkerror", ("postfix", "sendmail"), (
         r"name service error", r"name server",
@@ -254,12 +259,14 @@ TABLE: tuple[Row, ...] = (
         r"temporar(?:il)?y locked", r"recipient suspend", r"user suspended", r"archived recipient",
         r"compte du destinataire est bloque", r"disabled or discontinued", r"boite du destinataire archivee",
         r"not accepting messages", r"user is terminated", r"extended inactivity",
+        r"delivery to this (?:mailbox|address|user) is (?:permanently |currently )?disabled",
     )),
     Row("filtered", ("sisimai", "yahoo", "exchange", "mailru"), (
         r"message filtered", r"user reject", r"refuses? to receive", r"rejected due to user rules",
         r"blocked by the recipient", r"only accepting mail from", r"recipient preferences",
         r"is not accepting any mail", r"account is protected by", r"content filter",
         r"filtered by", r"restricted sms", r"rst\.notauthorized", r"recipient'?s? (?:list|filter|rules)",
+        r"restrictedtorecipients",
         r"not on the recipient'?s? list",
     )),
     Row("policyviolation", ("sisimai", "mimecast", "yahoo", "gmail", "microsoft", "apple"), (
@@ -268,6 +275,7 @@ TABLE: tuple[Row, ...] = (
         r"not accepting mail with", r"illegal attachment", r"members-only", r"closed mailing list",
         r"mass mailer", r"low priority", r"security polic(?:y|ies)", r"rejected by organization",
         r"containing images or other attachments", r"anti-spoofing", r"content presents a potential",
+        r"banned attachment", r"has a policy that prohibited",
         r"due to (?:local|administrative) policy", r"policy restrictions", r"does not allow external forwarding",
     )),
     Row("userunknown", ("rfc3463", "rfc5321", "postfix", "exim", "sendmail", "qmail", "courier", "exchange",
@@ -304,7 +312,8 @@ TABLE: tuple[Row, ...] = (
         r"mail from not owned", r"sender not pre-approved", r"unsigned dsn",
         r"fully qualified email address required", r"access denied \(in reply to mail from",
         r"administrative prohibition", r"envelope blocked", r"sender not (?:in|on) .{0,30}(?:allowed|list)",
-        r"delivery not authorized, message refused", r"bad outbound sender",
+        r"delivery not authorized, message refused", r"bad outbound sender", r"blocked senders", r"sendasdenied",
+        r"mi:imf",
         r"senders? (?:is |are )?not (?:allowed|permitted|authorized)",
     )),
     Row("blocked", ("sisimai", "dnsbl", "postfix", "sendmail", "qmail", "microsoft", "gmail", "yahoo", "apple",
@@ -320,8 +329,9 @@ TABLE: tuple[Row, ...] = (
         r"service refused, please try later", r"service refuse", r"your network", r"your ip",
         r"open proxy", r"abus detecte", r"confirm this mail server", r"no access from mail server",
         r"access from ip address", r"suspiciously like spammer", r"my name was rejected",
-        r"after initial connection", r"\b(?:sc|dy|ou)-00\d\b", r"\bs3150\b", r"\bbl000\d{3}\b", r"\[bl\d{2}\]", r"\[ts\d{2}\]",
+        r"after initial connection", r"\b(?:sc|dy|ou)-00\d\b", r"\bs3150\b", r"\bbl000\d{3}\b", r"\[bl\d{2}\]", r"\[tss?\d{2}\]",
         r"not authorized to send email directly", r"refused to talk to me", r"listed (?:at|on|in) ",
+        r"greeting failed", r"banned sender", r"mail from .{1,80} refused", r"hl:i[ph][ub]",
     )),
     Row("spamdetected", ("sisimai",), (
         r"\bspam", r"unsolicited", r"bulk mail", r"junk mail",
@@ -360,7 +370,8 @@ TABLE: tuple[Row, ...] = (
         r"service currently unavailable", r"temporary local problem", r"interrupted system call",
         r"queue file write error", r"loops? back to myself", r"loops back to me", r"no mdb", r"mail system configuration",
         r"encountered an error while being processed", r"create user output file", r"incorrectly configured",
-        r"storedrv\.", r"temporarily unavailable", r"resources are temporarily",
+        r"storedrv\.", r"temporarily unavailable", r"resources are temporarily", r"temporary system problem",
+        r"service is currently unavailable",
     )),
     Row("syntaxerror", ("rfc5321", "rfc3463", "postfix", "sendmail"), (
         r"syntax error", r"command unrecognized", r"unrecognized command", r"bad sequence",

@@ -124,6 +124,28 @@ PUBLISHED = [
     ("","554 5.4.7 delivery expired (message too old) 'timeout'","expired"),
     ("","Connection refused","networkerror"),
     ("","conversation with mx.example.com[192.0.2.1] timed out while receiving the initial server greeting","expired"),
+    # More published texts: Gmail, Microsoft, Yahoo, NetEase, gateways and MTAs.
+    ("5.7.1","550 5.7.1 The user or domain that you are sending to (or from) has a policy that prohibited the mail that you sent.","policyviolation"),
+    ("4.7.0","421-4.7.0 Temporary System Problem.  Try again later.","systemerror"),
+    ("5.6.0","554 5.6.0 Mail message is malformed. Not accepted.","contenterror"),
+    ("5.7.2","553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed.","blocked"),
+    ("","554 Message not allowed - Headers are not RFC compliant[291]","notcompliantrfc"),
+    ("","451 4.7.1 Sorry, the service is currently unavailable. Please come back later.","systemerror"),
+    ("","550 MI:SPF mx3,x 1507705380 http://mail.163.com/help/help_spam_16.htm?ip=192.0.2.1","authfailure"),
+    ("","554 DT:RBL 163 mx1,x, http://mail.163.com/help/help_spam_16.htm?ip=192.0.2.1","blocked"),
+    ("","550 5.7.1 Mail from 192.0.2.1 refused, see http://ipcheck.proofpoint.com/?ip=192.0.2.1","blocked"),
+    ("","550 Rejected by header based Blocked Senders - block for manual block","rejected"),
+    ("","550 Message rejected due to banned attachment","policyviolation"),
+    ("5.7.1","554 5.7.1 <a@example.com>: Helo command rejected: Host not found","blocked"),
+    ("","cannot update mailbox /var/mail/a for user a. error writing message: File too large","mailboxfull"),
+    ("","Connected to 192.0.2.1 but connection died. (#4.4.2)","networkerror"),
+    ("","Connected to 192.0.2.1 but greeting failed.","blocked"),
+    ("","delivery to this mailbox is permanently disabled","suspend"),
+    ("","Temporary failure in MX lookup","networkerror"),
+    ("","#554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain ##","hostunknown"),
+    ("","#550 5.6.0 CAT.InvalidContent.Exception: DataSourceOperationException","contenterror"),
+    ("5.7.129","550 5.7.129 RESOLVER.RST.RestrictedToRecipientsPermission; not authorized to send to this recipient","filtered"),
+    ("","No route found to domain example.net from server mail01/example. Check Server, Connection and Domain documents in Domino Directory.","hostunknown"),
 ]
 
 
