@@ -62,6 +62,7 @@ SOURCES = {
     "kddi": "KDDI / au (ezweb.ne.jp) notices and their X-SPASIGN spam-filter header",
     "fml": "fml mailing list manager notices",
     "dnsbl": "DNS block list operators (Spamhaus, SpamCop, Barracuda BRBL) texts",
+    "aiosmtpd": "aiosmtpd and Python's smtpd: their replies (552 Error: Too much mail data)",
     "sisimai": "sisimai's per-reason message lists (lib/sisimai/reason/*), read as facts",
 }
 
@@ -180,6 +181,8 @@ TABLE: tuple[Row, ...] = (
         r"limit set by recipient", r"administrative limit", r"recipsizelimit",
         r"too large for this recipient", r"header size exceeds", r"message length exceeds",
     )),
+    # Python's SMTP servers (aiosmtpd, smtpd) refuse data over their size limit so.
+    Row("mesgtoobig", ("aiosmtpd",), (r"error: too much mail data",)),
     Row("mailboxfull", ("rfc3463", "sisimai", "postfix", "exim", "qmail", "courier", "gmail", "orange", "microsoft"), (
         r"mail ?box (?:is |was |would be )?(?:full|over ?quota)", r"mailbox size limit",
         r"mail ?(?:box|folder|dir) .{0,20}(?:full|exceeded|quota)",
@@ -320,7 +323,7 @@ TABLE: tuple[Row, ...] = (
                     "orange", "comcast", "mailru", "proofpoint", "barracuda"), (
         r"blacklist", r"black list", r"block ?list", r"blocked (?:using|by|for|-)", r"dnsbl", r"\brbl\b",
         r"spamhaus", r"spamcop", r"client host (?:\S{1,200} )?(?:rejected|blocked)",
-        r"helo command rejected", r"not allowed to connect", r"connection refused by",
+        r"helo command rejected", r"not allowed to connect",
         r"connection (?:dropped|was dropped)", r"reset by peer",
         r"smtp server of your isp", r"dynamic ips?", r"\bips? .{0,50}(?:blocked|listed|banned|bloquee)",
         r"ip (?:address )?(?:is )?(?:blocked|listed|blacklisted|banned)", r"bad sender ip", r"sending ip",
