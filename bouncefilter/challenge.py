@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime
+from bouncefilter import mime, original
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
@@ -52,9 +52,22 @@ _SUBJECT_RE = re.compile(
 )
 
 
+#: Literal words one of which every challenge's subject or opening holds: checked first,
+#: as plain substrings, so that the patterns run only on the few messages that have one.
+_KEYS = ("challenge", "arrest", "boxbe", "bluebottle", "shield", "choicemail", "qconfirm", "tmda", "boxtrapper",
+         "blocker", "sender verification", "are human", "are a human", "are a real", "are a person", "are person",
+         "are not a", "white list", "whitelist", "approved senders", "allowed senders", "safe senders")
+#: The same for a subject that asks to confirm or verify the message.
+_SUBJECT_KEYS = ("confirm", "verif", "tmda", "boxtrapper", "awaiting", "pending", "held for")
+
+
 def parse(view: View) -> list[Finding] | None:
     """``challenge`` findings when the message is a challenge request; else ``None``."""
-    opening = view.notification[:OPENING]
+    head = view.text[:OPENING]
+    lower = f"{view.subject_lower}\n{head.lower()}"
+    if not any(key in lower for key in _KEYS) and not any(key in view.subject_lower for key in _SUBJECT_KEYS):
+        return None
+    opening = original.notification(head)
     mechanism = _MECHANISM_RE.search(view.subject) or _MECHANISM_RE.search(opening)
     if mechanism and _REQUEST_RE.search(opening):
         return _findings(view, _sentence(opening, mechanism.group()))
