@@ -65,9 +65,12 @@ missing_packages() {
     done
 }
 
-# Fast path: the stamp is there (a version check costs an apt-cache call, so the stamp
-# alone decides; delete it, or the whole $FACTORY_ROOT, to reinstall).
-if [ -f "$STAMP" ] && [ -z "$(missing_packages)" ] && check_binaries 2>/dev/null; then
+# Fast path: the stamp was written by this very script (its checksum is the last line) and
+# everything is still in place. Package versions are not asked (an apt-cache call each);
+# delete the stamp, or the whole $FACTORY_ROOT, to fetch newer ones.
+if [ -f "$STAMP" ] && [ "$(tail -n 1 "$STAMP")" = "$(sha256sum "$0" | cut -d' ' -f1)" ] \
+    && [ -z "$(missing_packages)" ] && check_binaries 2>/dev/null \
+    && [ -d /var/spool/smtpd ] && [ -d /var/lib/opensmtpd/empty ] && [ -d /etc/dma ]; then
     exit 0
 fi
 
@@ -106,6 +109,10 @@ for user in "${SYSTEM_USERS[@]}"; do
         useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
     fi
 done
+
+# Mount points for the compiled-in paths the factory bind-mounts its own folders onto
+# (tests/factory/mtas.py), and OpenSMTPD's empty chroot: empty folders the packages own.
+mkdir -p /var/spool/smtpd /var/lib/opensmtpd/empty /etc/dma
 
 check_binaries
 versions > "$STAMP"

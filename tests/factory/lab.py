@@ -61,6 +61,7 @@ class Result:
 
     mta: str
     situation: sit.Situation
+    expectation: sit.Expectation
     messages: list[Received] = field(default_factory=list)
     expected: int = 1  # how many messages make it complete (a delay notice, then the bounce)
     error: str = ""  # why nothing could come back (the MTA did not start, submission failed)
@@ -174,14 +175,15 @@ class Factory:
     def run(self) -> dict[tuple[str, str], Result]:
         """Submit every situation to every MTA, then wait for the bounces (module docstring)."""
         for cls in self.mta_classes:
-            for situation in sit.SITUATIONS:
-                expected = 2 if cls.sends_delay_notices and situation.temporary else 1
-                result = Result(cls.name, situation, expected=expected)
+            for situation in cls.situations():
+                expectation = cls.expectation(situation)
+                expected = 2 if expectation.delay_reason is not None else 1
+                result = Result(cls.name, situation, expectation, expected=expected)
                 self.results[(cls.name, situation.name)] = result
                 if cls.name in self.errors:
                     result.error = self.errors[cls.name]
         for name, mta in self.mtas.items():
-            for situation in sit.SITUATIONS:
+            for situation in type(mta).situations():
                 try:
                     mta.submit(sit.sender(name, situation), situation.recipient, message_for(name, situation))
                 except Exception as exc:  # recorded per situation, shown by its test
@@ -251,18 +253,15 @@ def write_fixtures(results: dict[tuple[str, str], Result], folder: Path = FIXTUR
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for (mta, name), result in sorted(results.items()):
-        situation = result.situation
-        for suffix, kind, received in (("", "bounce", result.bounce), ("-delay", "delay", result.delay)):
+        situation, expectation = result.situation, result.expectation
+        notices = (("", "bounce", result.bounce, expectation.reason, expectation.hard),
+                   ("-delay", "delay", result.delay, expectation.delay_reason, False))
+        for suffix, kind, received, reason, hard in notices:
             if received is None:
                 continue
             path = folder / f"{mta}-{name}{suffix}.eml"
             path.write_bytes(received.message)
-            record = {
-                "recipient": situation.recipient,
-                "kind": kind,
-                "reason": situation.reason,
-                "hard": situation.hard and kind == "bounce",
-            }
+            record = {"recipient": situation.recipient, "kind": kind, "reason": reason, "hard": hard}
             expectation = {"outcome": "bounce", "records": [record]}
             path.with_suffix(".json").write_text(json.dumps(expectation, indent=1) + "\n", encoding="utf-8")
             written.append(path)

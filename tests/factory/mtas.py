@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from factory.situations import SITUATIONS, Expectation, Situation
+
 #: Where ``install.sh`` unpacks the MTAs (its FACTORY_ROOT, plus ``/root``).
 PRIVATE_ROOT = Path(os.environ.get("FACTORY_ROOT", "/opt/bouncefilter-factory")) / "root"
 #: Seconds after which every MTA gives up on a message it could not deliver.
@@ -52,12 +54,18 @@ class Network:
     resolv_conf: Path
     hosts: Path
 
-    def command(self, argv: list[str], binds: dict[str, Path] | None = None) -> list[str]:
+    def command(self, argv: list[str], binds: dict[str, Path] | None = None, hostname: str = "") -> list[str]:
         """``argv`` run in a fresh mount namespace with the factory's resolver files and
-        ``binds`` (target path in the namespace -> our folder) bind-mounted."""
+        ``binds`` (target path in the namespace -> our folder) bind-mounted; with
+        ``hostname``, in a UTS namespace of its own too, where the host is so named (for
+        MTAs that take their name from gethostname(2))."""
         mounts = {"/etc/resolv.conf": self.resolv_conf, "/etc/hosts": self.hosts, **(binds or {})}
         script = "".join(f'mount --bind "{source}" "{target}" && ' for target, source in mounts.items())
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script + 'exec "$@"', "sh", *argv]
+        namespaces = ["--mount", "--propagation", "private"]
+        if hostname:
+            namespaces.append("--uts")
+            script += f"hostname {hostname} && "
+        return ["unshare", *namespaces, "sh", "-c", script + 'exec "$@"', "sh", *argv]
 
 
 class MTA:
@@ -66,6 +74,8 @@ class MTA:
     name: ClassVar[str]
     #: Whether the MTA is configured to send delay notices (then expected for temporary situations).
     sends_delay_notices: ClassVar[bool] = False
+    #: Situations (by name) the MTA cannot bring to a bounce in the factory, and why.
+    unsupported: ClassVar[dict[str, str]] = {}
     #: The binaries the MTA needs, checked by :meth:`missing`.
     binaries: ClassVar[tuple[Path, ...]] = ()
 
@@ -75,6 +85,18 @@ class MTA:
         self.network = network
         self.hostname = f"{self.name}.example.test"
         self.processes: list[subprocess.Popen[bytes]] = []
+
+    @classmethod
+    def expectation(cls, situation: Situation) -> Expectation:
+        """What this MTA's notices for ``situation`` stand for: by default the situation's
+        reason, with a delay notice first for a temporary one if the MTA sends them."""
+        delay = situation.reason if cls.sends_delay_notices and situation.temporary else None
+        return Expectation(situation.reason, situation.hard, delay)
+
+    @classmethod
+    def situations(cls) -> tuple[Situation, ...]:
+        """The situations this MTA runs (all but :attr:`unsupported`)."""
+        return tuple(situation for situation in SITUATIONS if situation.name not in cls.unsupported)
 
     @classmethod
     def missing(cls) -> str | None:
@@ -113,11 +135,16 @@ class MTA:
 
     # helpers
 
+    #: Whether the MTA's processes run in a UTS namespace named after it (:meth:`Network.command`).
+    own_hostname: ClassVar[bool] = False
+
+    def command(self, argv: list[str], binds: dict[str, Path] | None = None) -> list[str]:
+        """``argv`` as run in the MTA's namespaces."""
+        return self.network.command(argv, binds, self.hostname if self.own_hostname else "")
+
     def run(self, argv: list[str], binds: dict[str, Path] | None = None, timeout: float = 60) -> str:
         """Run one command in the MTA's namespace to completion; MTAError if it fails."""
-        done = subprocess.run(
-            self.network.command(argv, binds), capture_output=True, timeout=timeout, check=False
-        )
+        done = subprocess.run(self.command(argv, binds), capture_output=True, timeout=timeout, check=False)
         if done.returncode != 0:
             raise MTAError(f"{self.name}: {' '.join(argv)} exited {done.returncode}: "
                            f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')}")
@@ -127,7 +154,7 @@ class MTA:
         """Start a long-running process in the MTA's namespace, output to ``log``."""
         with log.open("ab") as output:
             process = subprocess.Popen(
-                self.network.command(argv, binds), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(argv, binds), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.processes.append(process)
         return process
@@ -446,5 +473,160 @@ MAILER(`smtp')dnl
         return _tail(self.folder / "sendmail.log") + _tail(self.folder / "transcript")[-20000:]
 
 
-MTAS: tuple[type[MTA], ...] = (Postfix, Exim, Sendmail)
+# --------------------------------------------------------------------------- OpenSMTPD
+
+
+class OpenSMTPD(MTA):
+    """OpenSMTPD 6.8 from the private root, in the foreground (``-d``: its log on stderr).
+
+    Its compiled-in paths are bind-mounted in its namespace: the queue
+    (``/var/spool/smtpd``) and the control socket's folder (``/run``), so ``smtpctl``
+    reaches this instance only. ``queue ttl`` gives up, ``bounce warn-interval`` sends
+    the delay notice. Its scheduler waits minutes between retries (compiled in), so
+    :meth:`tick` runs ``smtpctl schedule all`` every two seconds, as an administrator
+    flushing the queue would.
+    """
+
+    name = "opensmtpd"
+    sends_delay_notices = True
+    own_hostname = True  # its bounces' From: and Reporting-MTA come from gethostname(2)
+    binaries = (PRIVATE_ROOT / "usr/sbin/smtpd", PRIVATE_ROOT / "usr/sbin/smtpctl")
+    #: Situations it cannot finish within the factory's deadline, and why.
+    unsupported = {
+        "timeout": "its SMTP client waits 300 s for a greeting (compiled in), past the factory's deadline",
+    }
+
+    @classmethod
+    def expectation(cls, situation: Situation) -> Expectation:
+        """OpenSMTPD 6.8 gives up with a notice that names no cause: "<rcpt>: Envelope
+        expired" (under ``Action: delayed``, though the message is gone from the queue), so
+        what it stands for is ``expired``, a final bounce, never hard. The delay notice
+        before it keeps the reply's meaning. A domain with no MX is a temporary failure
+        to OpenSMTPD ("No MX found for domain"), so it too warns, then expires."""
+        if situation.temporary or situation.name == "nomx":
+            return Expectation("expired", False, delay_reason=situation.reason,
+                               note="OpenSMTPD's expiry notice says only 'Envelope expired'")
+        return super().expectation(situation)
+
+    def binds(self) -> dict[str, Path]:
+        return {"/var/spool/smtpd": self.folder / "spool", "/run": self.folder / "run"}
+
+    def configuration(self) -> str:
+        return f"""\
+queue ttl {LIFETIME}s
+bounce warn-interval {WARN_AFTER}s
+listen on {self.address} port 25 hostname {self.hostname}
+action "relay" relay helo {self.hostname} src {self.address}
+match from any for any action "relay"
+"""
+
+    def start(self) -> None:
+        for sub in ("spool", "run"):
+            (self.folder / sub).mkdir(mode=0o711, exist_ok=True)
+        self.folder.chmod(0o755)
+        config = self.folder / "smtpd.conf"
+        config.write_text(self.configuration())
+        self.run([str(self.binaries[0]), "-n", "-f", str(config)], self.binds())
+        self.spawn([str(self.binaries[0]), "-d", "-f", str(config)], self.folder / "smtpd.log", self.binds())
+        self.wait_listening()
+        self._last_schedule = 0.0
+
+    def tick(self) -> None:
+        if time.monotonic() - self._last_schedule >= 2:
+            self._last_schedule = time.monotonic()
+            subprocess.run(self.command([str(self.binaries[1]), "schedule", "all"], self.binds()),
+                           capture_output=True, timeout=30, check=False)
+
+    def log(self) -> str:
+        return _tail(self.folder / "smtpd.log")
+
+
+# --------------------------------------------------------------------------- dma
+
+
+class DMA(MTA):
+    """dma 0.13, the DragonFly Mail Agent, from the private root: no daemon, no SMTP
+    server. :meth:`submit` runs ``dma -f SENDER RCPT`` with the message on stdin (in its
+    namespace, where ``/etc/dma`` is this instance's folder); dma forks a delivery process
+    that tries at once and bounces permanent failures at once.
+
+    A temporary failure it retries for five days (``MAX_TIMEOUT``, compiled in), measured
+    from its queue file's modification time. The factory fast-forwards those five days:
+    :meth:`tick` backdates the queue files of messages older than :data:`LIFETIME`
+    seconds by six days and runs ``dma -q``, which wakes the sleeping delivery process;
+    its next failure finds the message too old and bounces it, exactly as it would on
+    the sixth day. dma sends no delay notices.
+    """
+
+    name = "dma"
+    binaries = (PRIVATE_ROOT / "usr/sbin/dma",)
+    unsupported = {
+        "timeout": "it waits minutes for a greeting (compiled in), past the factory's deadline",
+    }
+    FAST_FORWARD = 6 * 24 * 3600
+
+    @classmethod
+    def expectation(cls, situation: Situation) -> Expectation:
+        """dma's give-up bounce replaces the last error with "Could not deliver for the last
+        432000 seconds. Giving up.": it names no cause, so it stands for ``expired``."""
+        if situation.temporary:
+            return Expectation("expired", False, note="dma's give-up bounce names no cause")
+        return super().expectation(situation)
+
+    def binds(self) -> dict[str, Path]:
+        return {"/etc/dma": self.folder / "etc"}
+
+    def start(self) -> None:
+        etc = self.folder / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        spool = self.folder / "spool"
+        spool.mkdir(exist_ok=True)
+        shutil.chown(spool, "root", "mail")
+        spool.chmod(0o2770)
+        self.folder.chmod(0o755)
+        (etc / "aliases").write_text("")
+        (etc / "dma.conf").write_text(f"SPOOLDIR {spool}\nMAILNAME {self.hostname}\nALIASES {etc}/aliases\n")
+        self.environment = {**os.environ, "BOUNCEFILTER_FACTORY_DMA": str(self.folder)}
+        self._submitted: dict[Path, float] = {}
+
+    def submit(self, sender: str, recipient: str, message: bytes) -> None:
+        done = subprocess.run(self.command([str(self.binaries[0]), "-f", sender, recipient], self.binds()),
+                              input=message.replace(b"\r\n", b"\n"), capture_output=True, timeout=60,
+                              env=self.environment, check=False)
+        if done.returncode != 0:
+            raise MTAError(f"dma exited {done.returncode}: {done.stderr.decode(errors='replace')}")
+
+    def tick(self) -> None:
+        now = time.time()
+        stale = []
+        for queue_file in (self.folder / "spool").glob("Q*"):
+            try:
+                age = now - queue_file.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if LIFETIME < age < self.FAST_FORWARD:
+                os.utime(queue_file, (now - self.FAST_FORWARD, now - self.FAST_FORWARD))
+                stale.append(queue_file)
+        if stale:
+            subprocess.run(self.command([str(self.binaries[0]), "-q"], self.binds()), capture_output=True,
+                           timeout=60, env=self.environment, check=False)
+
+    def stop(self) -> None:
+        """dma's delivery processes detach from us: find ours by the variable we gave them."""
+        marker = f"BOUNCEFILTER_FACTORY_DMA={self.folder}".encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if marker in (proc / "environ").read_bytes().split(b"\0"):
+                    os.kill(int(proc.name), signal.SIGTERM)
+            except (OSError, ProcessLookupError):
+                continue
+
+    def log(self) -> str:
+        return "dma logs to syslog only (absent here); its queue: " + " ".join(
+            path.name for path in (self.folder / "spool").iterdir())
+
+
+MTAS: tuple[type[MTA], ...] = (Postfix, Exim, Sendmail, OpenSMTPD, DMA)
 BY_NAME: dict[str, type[MTA]] = {mta.name: mta for mta in MTAS}

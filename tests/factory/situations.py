@@ -88,6 +88,18 @@ class Situation:
         return f"{self.name}@{self.domain}"
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """What one MTA's notices for one situation must classify as: the final bounce's
+    ``reason`` and ``hard``; ``delay_reason`` for the delay notice that comes first, or
+    ``None`` when none is expected; ``note`` says why it differs from the situation's."""
+
+    reason: str
+    hard: bool
+    delay_reason: str | None = None
+    note: str = ""
+
+
 SITUATIONS: tuple[Situation, ...] = (
     Situation(
         "userunknown", "rcpt", "550 5.1.1 <userunknown@peer.example.test>: Recipient address rejected: User unknown",
