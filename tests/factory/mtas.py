@@ -319,6 +319,16 @@ class Exim(MTA):
     sends_delay_notices = True
     binaries = (PRIVATE_ROOT / "usr/sbin/exim4",)
 
+    @classmethod
+    def expectation(cls, situation: Situation) -> Expectation:
+        """When no connection could be made at all, Exim's notices name no cause: the bounce
+        says "retry timeout exceeded", the delay notice only the address (the refusals are
+        in its log alone). Words naming nothing stand for ``expired``, in both."""
+        if situation.name == "refused":
+            return Expectation("expired", False, delay_reason="expired",
+                               note="Exim's notices say only 'retry timeout exceeded' for a refused connection")
+        return super().expectation(situation)
+
     def configuration(self) -> str:
         d = self.folder
         return f"""\
