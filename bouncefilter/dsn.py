@@ -242,6 +242,9 @@ def _first_values(fields: Fields) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+#: A delivery report's whole diagnostic saying the message itself expired.
+_ENVELOPE_EXPIRED_RE = lazy.regex(r"^\S{0,320}:? ?envelope expired\.?$", re.I)
+
 def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice) -> Finding | None:
     """The finding for one recipient block, ``None`` when it names no recipient."""
     final_value = fields.get("final-recipient", "")
@@ -254,6 +257,11 @@ def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice
     diagnostic = _diagnostic(fields, recipient, notice)
     code = _status(status.normalize(fields.get("status", "")), diagnostic)
     kind = _kind(action, code)
+    expired = kind == "delay" and bool(_ENVELOPE_EXPIRED_RE.match(diagnostic))
+    if expired:
+        # OpenSMTPD reports its final give-up under "Action: delayed" with only these
+        # words, the message already gone from its queue: a failure, not a delay.
+        kind, action = "bounce", "failed"
     return Finding(
         recipient=recipient,
         kind=kind,
@@ -265,6 +273,7 @@ def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice
         remote_mta=mime.mtaname(fields.get("remote-mta", "")),
         original_recipient=original if original != recipient else "",
         arrival_date=per_message.get("arrival-date", ""),
+        expired=expired,
         extra={
             "sender": mime.clean_address(per_message.get("x-postfix-sender", "")),
             "command": command_in(diagnostic) or notice.command(recipient),

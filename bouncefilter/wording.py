@@ -233,13 +233,19 @@ TABLE: tuple[Row, ...] = (
         r"couldn'?t find a mail exchanger", r"mail receiving disabled", r"not accepting network messages",
         r"no route for current request", r"domain does not receive mail",
     )),
+    # The MTA says outright that the message expired: above the causes it names with it.
+    Row("expired", ("rfc3463", "microsoft", "opensmtpd", "sisimai"), (
+        r"message expired", r"delivery (?:time )?expired", r"envelope expired",
+    )),
     Row("networkerror", ("postfix", "exim", "sendmail", "qmail", "microsoft", "sisimai"), (
         r"malformed (?:or unexpected )?name server reply", r"not found, try again",
         r"dns (?:error|query failed|lookup failed|records for the destination)", r"host name lookup failure",
         r"temporary failure in name resolution", r"no route to host", r"(?:host|network) is unreachable",
         r"mail (?:forwarding )?loop", r"routing loop", r"too many hops", r"hop count exceeded",
         r"message looping", r"forwarding loop", r"unable to resolve route", r"this message is looping",
-        r"loop detected", r"mx lookup", r"lookup did not complete", r"connection died", r"read error",
+        r"loop detected", r"mx lookup", r"lookup did not complete", r"connection died",
+        # The connection itself was refused: the cause, above the words of giving up on it.
+        r"connection refused",
     )),
     Row("hostunknown", ("rfc3463", "postfix", "exim", "sendmail", "qmail", "sisimai"), (
         r"host (?:or domain name )?not found", r"host \S{1,100} not found", r"unknown host",
@@ -365,7 +371,7 @@ TABLE: tuple[Row, ...] = (
     Row("networkerror", ("postfix", "exim", "sendmail", "qmail", "microsoft"), (
         r"lost connection", r"connection (?:reset|closed|refused)", r"could not connect",
         r"unable to connect", r"establish an? smtp connection", r"\bdns\b", r"network",
-        r"no answer from", r"connect to .{0,80} failed",
+        r"no answer from", r"connect to .{0,80} failed", r"read error",
     )),
     Row("systemerror", ("rfc3463", "postfix", "sendmail", "exim", "microsoft", "sisimai"), (
         r"system error", r"internal (?:server )?error", r"server error", r"local error",

@@ -101,8 +101,10 @@ WORDINGS = [
     ("4.3.0", "X-Unix; Quota exceeded message delivery failed to /var/mail/a/INBOX", "mailboxfull"),
     # Expiry and the network.
     ("4.4.1", "connect to mx.example.net[192.0.2.1]:25: Connection timed out", "expired"),
-    # Sendmail says so when the TCP connection is refused: no policy speaks, the mail expired.
-    ("4.4.7", "Deferred: Connection refused by mx.example.net. Message could not be delivered for 5 days", "expired"),
+    # Sendmail says so when the TCP connection is refused: no policy speaks; the cause
+    # outranks the words of giving up, unless the message is said to have expired.
+    ("4.4.7", "Deferred: Connection refused by mx.example.net. Message could not be delivered for 5 days", "networkerror"),
+    ("5.4.316", "550 5.4.316 Message expired, connection refused", "expired"),
     ("4.4.7", "Deferred: Name server: example.net.: host name lookup failure", "networkerror"),
     ("4.4.2", "lost connection with mx.example.net[192.0.2.1] while performing the HELO handshake", "networkerror"),
     ("5.4.6", "554 5.4.6 Too many hops", "networkerror"),

@@ -309,6 +309,10 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 # --------------------------------------------------------------------------- Exim
 
 
+#: What remains of an Exim delay warning whose reply it cut: the status's meaning.
+_EXIM_CUT_DELAYS = {"speeding": "blocked", "toomanyconn": "securityerror"}
+
+
 class Exim(MTA):
     """Exim 4.96 (Debian's exim4-daemon-light) from the private root, with a configuration
     of its own (not Debian's split one). Retry rule ``F,<LIFETIME>s,2s``: every 2 s until
@@ -327,6 +331,13 @@ class Exim(MTA):
         if situation.name == "refused":
             return Expectation("expired", False, delay_reason="expired",
                                note="Exim's notices say only 'retry timeout exceeded' for a refused connection")
+        if situation.name in _EXIM_CUT_DELAYS:
+            # Exim's delay warning sometimes cuts the remote's reply after about thirty
+            # characters ("421 4.7.0 Too many concurren"): then only the status survives,
+            # read for what RFC 3463 says of it.
+            return Expectation(situation.reason, situation.hard, delay_reason=situation.reason,
+                               delay_also=(_EXIM_CUT_DELAYS[situation.name],),
+                               note="Exim's delay warning may keep only the reply's first thirty characters")
         return super().expectation(situation)
 
     def configuration(self) -> str:
@@ -513,7 +524,12 @@ class OpenSMTPD(MTA):
         what it stands for is ``expired``, a final bounce, never hard. The delay notice
         before it keeps the reply's meaning. A domain with no MX is a temporary failure
         to OpenSMTPD ("No MX found for domain"), so it too warns, then expires."""
-        if situation.temporary or situation.name == "nomx":
+        if situation.name == "nomx":
+            # "No MX found for domain", under a temporary status: the domain accepts no
+            # mail (sisimai's notaccept for these words), not yet for good.
+            return Expectation("expired", False, delay_reason="notaccept",
+                               note="OpenSMTPD's expiry notice says only 'Envelope expired'")
+        if situation.temporary:
             return Expectation("expired", False, delay_reason=situation.reason,
                                note="OpenSMTPD's expiry notice says only 'Envelope expired'")
         return super().expectation(situation)

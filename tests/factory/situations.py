@@ -92,12 +92,15 @@ class Situation:
 class Expectation:
     """What one MTA's notices for one situation must classify as: the final bounce's
     ``reason`` and ``hard``; ``delay_reason`` for the delay notice that comes first, or
-    ``None`` when none is expected; ``note`` says why it differs from the situation's."""
+    ``None`` when none is expected; ``delay_also``, reasons the delay notice may stand for
+    instead when the MTA does not always pass the remote's words on; ``note`` says why it
+    differs from the situation's."""
 
     reason: str
     hard: bool
     delay_reason: str | None = None
     note: str = ""
+    delay_also: tuple[str, ...] = ()
 
 
 SITUATIONS: tuple[Situation, ...] = (
