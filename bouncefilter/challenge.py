@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter import mime, original
+from bouncefilter import lazy, mime, original
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
@@ -28,7 +28,7 @@ from bouncefilter.view import View
 OPENING = 3000
 
 #: Names of challenge/response systems and the phrases only they use.
-_MECHANISM_RE = re.compile(
+_MECHANISM_RE = lazy.regex(
     r"challenge[ /-]?response|spam ?arrest|\bboxbe\b|bluebottle|mailbox ?shield|choicemail|\bqconfirm\b"
     r"|\btmda\b|boxtrapper|spam ?blocker|sender verification (?:request|required|needed)"
     r"|(?:verify|confirm|prove) (?:that )?you are (?:a )?(?:human|real person|person|not a (?:robot|spammer))"
@@ -38,12 +38,12 @@ _MECHANISM_RE = re.compile(
 )
 #: A request to act, which a mechanism's name alone (an unsubscribe footer naming a
 #: product) is not.
-_REQUEST_RE = re.compile(
+_REQUEST_RE = lazy.regex(
     r"\b(?:click|follow|visit|reply|respond|answer|confirm|verify|complete|solve)\b", re.I,
 )
 #: What a verification request is for, when only its subject names it.
-_PURPOSE_RE = re.compile(r"\bspam|\bjunk|unsolicited|white ?list|approved senders|unknown senders", re.I)
-_SUBJECT_RE = re.compile(
+_PURPOSE_RE = lazy.regex(r"\bspam|\bjunk|unsolicited|white ?list|approved senders|unknown senders", re.I)
+_SUBJECT_RE = lazy.regex(
     r"(?:please )?(?:confirm|verify) (?:your|this) (?:e-?mail|message|mail|address)"
     r"|(?:e-?mail|sender|message) verification (?:required|request|needed)"
     r"|(?:your )?(?:message|e-?mail) (?:is )?(?:awaiting|pending|held for) (?:your )?(?:verification|confirmation|approval)"
