@@ -93,7 +93,7 @@ def _add_pipe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "sent message by the VERP token in RECIPIENT (or in the returned headers), and "
         "store it with one row per recipient event; a message delivered twice is stored "
         "once. Logs one line per row to syslog. For Postfix's master.cf: "
-        "flags=Rq user=bouncefilter null_sender= argv=/usr/bin/bouncefilter pipe "
+        "flags=Rq user=bouncefilter null_sender= argv=/opt/bouncefilter/bin/bouncefilter pipe "
         "--queue-id ${queue_id} ${sender} ${recipient}. The last two arguments are always "
         "SENDER and RECIPIENT.",
         epilog="Exit codes: 0 stored (or stored before); 75 try again later, with one line "

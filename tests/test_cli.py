@@ -342,3 +342,25 @@ def test_check_config_writes_the_parsed_copy_for_the_pipe(config_file, capsys):
     Path(f"{path}.cache").mkdir()  # cannot be replaced: still valid, just slower
     assert cli.main(["check-config", "--config", str(path)]) == cli.EXIT_OK
     assert "# no parsed copy for the pipe (" in capsys.readouterr().out
+
+
+def test_the_pipe_command_is_written_the_same_everywhere(capsys):
+    """The pipe's master.cf line has one path: contrib/postfix/master.cf's, which the
+    Postfix lab runs, is also the one the README and ``pipe --help`` give."""
+    root = Path(__file__).resolve().parent.parent
+    master = (root / "contrib" / "postfix" / "master.cf").read_text(encoding="utf-8")
+    argv = next(line.split("argv=", 1)[1].split()[0] for line in master.splitlines() if "argv=" in line)
+    assert argv == "/opt/bouncefilter/bin/bouncefilter"
+    with pytest.raises(SystemExit):
+        cli.main(["pipe", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    for text in (help_text, readme):
+        assert f"argv={argv} pipe" in text
+        assert "argv=/usr/bin/bouncefilter" not in text
+
+
+def test_the_readme_gunicorn_line_trusts_the_proxy_for_the_secure_cookie():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    command = readme[readme.index("gunicorn --bind"):].split("```", 1)[0]
+    assert "--forwarded-allow-ips=" in command
