@@ -11,12 +11,16 @@ SHELL := /bin/bash
 PYTHON := /usr/bin/python3
 VENV := .venv
 STAMP := $(VENV)/.installed
-APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3 chromium chromium-driver strace systemd libpython3.11-testsuite
+# What bouncefilter and the demo need; then what only the tests need (a browser for the
+# overview page, strace and systemd-analyze for the units' system calls, CPython's email
+# test messages): a mail server that only runs the demo gets none of those.
+APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3
+TEST_APT_PACKAGES := chromium chromium-driver strace systemd libpython3.11-testsuite
 PYTEST_ARGS ?=
 
-.PHONY: test venv demo system factory clean
+.PHONY: test venv demo system test-system factory clean
 
-test: venv factory
+test: venv test-system factory
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
@@ -40,9 +44,11 @@ factory: system
 
 # apt-get only for what is missing. Postfix is installed with "No configuration": it writes
 # no /etc/postfix/main.cf and starts nothing; the tests run their own instances.
-system:
+system: PACKAGES = $(APT_PACKAGES)
+test-system: PACKAGES = $(APT_PACKAGES) $(TEST_APT_PACKAGES)
+system test-system:
 	@missing=""; \
-	for package in $(APT_PACKAGES); do \
+	for package in $(PACKAGES); do \
 	    [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$package 2>/dev/null)" = installed ] || missing="$$missing $$package"; \
 	done; \
 	if [ -n "$$missing" ]; then \

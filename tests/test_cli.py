@@ -364,3 +364,13 @@ def test_the_readme_gunicorn_line_trusts_the_proxy_for_the_secure_cookie():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     command = readme[readme.index("gunicorn --bind"):].split("```", 1)[0]
     assert "--forwarded-allow-ips=" in command
+
+
+def test_make_demo_installs_none_of_the_test_tools():
+    """A mail server that runs only the demo gets no browser, tracer or extra MTAs."""
+    root = Path(__file__).resolve().parent.parent
+    demo = subprocess.run(["make", "-n", "demo"], cwd=root, capture_output=True, text=True, check=True).stdout
+    test = subprocess.run(["make", "-n", "test"], cwd=root, capture_output=True, text=True, check=True).stdout
+    for tool in ("chromium", "strace", "libpython3.11-testsuite", "factory/install.sh"):
+        assert tool not in demo
+        assert tool in test
