@@ -378,11 +378,14 @@ _FORMATS: dict[str, tuple[str, Callable[[sqlite3.Connection, store.BounceQuery, 
 
 
 def _next_page(request: Request, position: tuple[float, int] | None) -> list[tuple[str, str]]:
-    """The headers that lead to the next page (none after the last one)."""
+    """The headers that lead to the next page (none after the last one). The link keeps
+    every parameter but the cursor, the ``access_token`` too when the client sent it in
+    the query (its script pages by following the link); a token sent in the
+    ``Authorization`` header stays out of it."""
     if position is None:
         return []
     cursor = query.cursor(position)
-    rest = {name: value for name, value in request.query.items() if name not in ("access_token", "cursor")}
+    rest = {name: value for name, value in request.query.items() if name != "cursor"}
     link = web.url(request.path, {**rest, "cursor": cursor})
     return [("X-Next-Cursor", cursor), ("Link", f'<{link}>; rel="next"')]
 

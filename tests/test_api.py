@@ -133,6 +133,22 @@ def test_pages_follow_the_cursor_without_gaps_or_repeats(app):
     assert seen == expected(None) and pages == 4
 
 
+def test_pages_followed_with_the_token_in_the_query_keep_it(app):
+    """A script that authenticates with ``?access_token=`` follows ``Link: rel="next"`` as
+    given, and page two answers it as page one did."""
+    url = f"{app.url}{WINDOW}?limit=2&access_token={app.tokens['admin']}"
+    pages = 0
+    while url:
+        reply = fetch(url)
+        assert reply.status == 200
+        pages += 1
+        link = reply.headers.get("link")
+        url = app.url + link[1:link.index(">")] if link else ""
+        if link:
+            assert "access_token=" in link
+    assert pages == 4
+
+
 # -- the stats ---------------------------------------------------------------------------------
 
 
