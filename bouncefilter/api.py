@@ -169,7 +169,7 @@ class Api:
         form = request.query.get("format", "json")
         if form not in _FORMATS:
             raise HttpError(400, f"format: expected one of {', '.join(_FORMATS)}, got {form!r}")
-        selected = store.BounceQuery(since, until, _scope(token, request), **query.filters(request.query))
+        selected = store.BounceQuery(since, until, _scope(token, request, self.settings), **query.filters(request.query))
         if "cursor" in request.query:
             selected = selected._replace(start_at=query.position(request.query["cursor"]))
         limit = query.limit(request.query)
@@ -207,7 +207,7 @@ class Api:
         token = _authenticate(conn, request)
         _check_parameters(request, _STATS_PARAMETERS)
         since, until = query.window(params["start"], params["end"], self.settings.api.max_window_days)
-        found = stats.gather(conn, since, until, _scope(token, request), self._names())
+        found = stats.gather(conn, since, until, _scope(token, request, self.settings), self._names())
         data = {"start": iso(since), "end": iso(until), "accounts": [item.to_json() for item in found]}
         return web.json_response(200, data, [("Cache-Control", "no-store")])
 
@@ -235,7 +235,7 @@ class Api:
         except HttpError as error:  # shown on the page, with the default period
             since, until = self._period({})
             problem = error.message
-        found = stats.gather(conn, since, until, _scope(token, request), self._names())
+        found = stats.gather(conn, since, until, _scope(token, request, self.settings), self._names())
         choices = None if token.account is not None else self._names()
         text = page.overview(found, since, until, choices, request.query.get("account", ""), problem)
         return _html(400 if problem else 200, text)
@@ -302,13 +302,18 @@ def _authenticate(conn: sqlite3.Connection, request: Request) -> store.ApiToken:
     return token
 
 
-def _scope(token: store.ApiToken, request: Request) -> str | None:
+def _scope(token: store.ApiToken, request: Request, settings: Settings) -> str | None:
     """The account the request reads: the token's own, or for an admin token the
     ``account`` parameter (``None``: every account). 403 if an account's token asks
-    for another account."""
+    for another account; 400 naming the accounts if the parameter names none."""
     wanted = request.query.get("account") or None
     if token.account is None:
-        return wanted
+        if wanted is None:
+            return None
+        try:
+            return settings.named_account(wanted).name
+        except LookupError as error:
+            raise HttpError(400, str(error.args[0])) from None
     if wanted is not None and wanted != token.account:
         raise HttpError(403, "this token sees its own account only")
     return token.account

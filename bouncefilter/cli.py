@@ -135,8 +135,8 @@ def _add_reading(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _add_window(command: argparse.ArgumentParser, since_default: str | None = None) -> None:
-    """``--since`` and ``--until``: a date, a date and time (UTC unless it says), or an age."""
-    dates = "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM] (UTC unless given) or an age like 7d or 12h"
+    """``--since`` and ``--until``: a date, a date and time with its zone, or an age."""
+    dates = "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] with Z or +HH:MM, or an age like 7d or 12h"
     command.add_argument("--since", metavar="WHEN", type=_moment, default=since_default,
                          help=f"from this moment on, inclusive ({dates}; default: "
                          f"{since_default or 'the beginning'})")
@@ -516,10 +516,14 @@ def _run_db_purge(args: argparse.Namespace) -> int:
 def _run_bounces(args: argparse.Namespace) -> int:
     from bouncefilter import report, store
 
+    if not _window_ok(args):
+        return EXIT_USAGE
+
     def list_rows(settings: Settings, conn: sqlite3.Connection) -> None:
         write = report.json_lines if args.json else report.table
+        account = settings.named_account(args.account).name if args.account else None
         try:
-            write(sys.stdout, store.bounces(conn, args.since, args.until, args.account))
+            write(sys.stdout, store.bounces(conn, args.since, args.until, account))
             sys.stdout.flush()
         except BrokenPipeError:  # the reader stopped early (| head): not a failure
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -532,11 +536,30 @@ def _run_report(args: argparse.Namespace) -> int:
 
     from bouncefilter import report
 
+    if args.until is None:
+        args.until = time.time()
+    if not _window_ok(args):
+        return EXIT_USAGE
+
     def overview(settings: Settings, conn: sqlite3.Connection) -> None:
-        until = args.until if args.until is not None else time.time()
-        report.overview(sys.stdout, conn, settings, args.since, until)
+        report.overview(sys.stdout, conn, settings, args.since, args.until)
 
     return _with_database(args, overview)
+
+
+def _window_ok(args: argparse.Namespace) -> bool:
+    """Whether ``--since``/``--until`` make a window, as the API checks one (printing why
+    not)."""
+    from bouncefilter import window
+
+    if args.since is None or args.until is None:
+        return True
+    try:
+        window.window(args.since, args.until, "--since", "--until")
+    except window.WindowError as error:
+        print(f"bouncefilter: {error}", file=sys.stderr)
+        return False
+    return True
 
 
 def _socket_spec(value: str) -> str:
@@ -551,23 +574,17 @@ def _socket_spec(value: str) -> str:
 
 def _moment(value: str) -> float:
     """Epoch seconds for ``--since``/``--until``: an age (``7d``, ``12h``, ``30m``) back
-    from now, a date (midnight UTC) or an ISO date and time (UTC unless it says)."""
+    from now, a date (midnight UTC) or an RFC 3339 date and time with its zone, as the
+    API reads its windows (:mod:`bouncefilter.window`)."""
     import argparse
-    import re
     import time
-    from datetime import datetime, timezone
 
-    text = value.strip()
-    age = re.fullmatch(r"(\d{1,6})([dhm])", text)
-    if age:
-        return time.time() - int(age.group(1)) * {"d": 86400, "h": 3600, "m": 60}[age.group(2)]
+    from bouncefilter import window
+
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date, a date and time or an age like 7d: {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+        return window.moment(value, "WHEN", now=time.time())
+    except window.WindowError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _iso_date(value: str) -> date:
@@ -688,11 +705,7 @@ def _run_token_create(args: argparse.Namespace) -> int:
     def create(settings: Settings, conn: sqlite3.Connection) -> None:
         account = None
         if not args.admin:
-            found = settings.account(args.account)
-            if found is None:
-                names = ", ".join(a.name for a in settings.accounts) or "none"
-                raise LookupError(f"no account {args.account!r} in the configuration (accounts: {names})")
-            account = found.name
+            account = settings.named_account(args.account).name
         print(tokens.create(conn, account, time.time(), args.note))
 
     return _with_database(args, create)

@@ -418,6 +418,15 @@ class Settings(NamedTuple):
         """The account called ``name`` (case-insensitive), if any."""
         return next((a for a in self.accounts if a.name.lower() == name.lower()), None)
 
+    def named_account(self, name: str) -> Account:
+        """The account called ``name``; :class:`LookupError` naming the configured
+        accounts if there is none (the one answer the CLI and the API give)."""
+        found = self.account(name)
+        if found is None:
+            names = ", ".join(a.name for a in self.accounts) or "none"
+            raise LookupError(f"no account {name!r} in the configuration (accounts: {names})")
+        return found
+
     def forward_targets(self, account: str, kind: str) -> tuple[str, ...]:
         """The names of ``account``'s forwarding targets that want rows of ``kind``."""
         found = self.account(account) if account else None

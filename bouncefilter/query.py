@@ -12,15 +12,13 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
+from bouncefilter import window as window_
 from bouncefilter.reasons import REASONS
 from bouncefilter.record import KINDS
 from bouncefilter.web import HttpError
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-#: RFC 3339: a date, ``T`` (or a space), a time with optional fraction, and a zone.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _CURSOR = re.compile(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)/(\d+)")
@@ -29,24 +27,21 @@ MAX_LIMIT = 100_000
 
 
 def moment(text: str, name: str) -> float:
-    """Epoch seconds for ``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 date and time
-    (``2024-05-16T06:00:00Z``, ``...+02:00``); 400 naming ``name`` otherwise."""
+    """Epoch seconds for ``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 date and time with
+    its zone (:mod:`bouncefilter.window`); 400 naming ``name`` otherwise."""
     try:
-        if _DAY.fullmatch(text):
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), timezone.utc).timestamp()
-        if _RFC3339.fullmatch(text):
-            return datetime.fromisoformat(text.upper().replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        pass
-    raise HttpError(400, f"{name}: expected YYYY-MM-DD or an RFC 3339 time such as 2024-05-16T06:00:00Z, got {text!r}")
+        return window_.moment(text, name)
+    except window_.WindowError as error:
+        raise HttpError(400, str(error)) from None
 
 
 def window(start: str, end: str, max_days: int) -> tuple[float, float]:
     """The half-open window ``[start, end)`` in epoch seconds; 400 if it is empty,
     inverted or longer than ``max_days`` days."""
-    since, until = moment(start, "start"), moment(end, "end")
-    if until <= since:
-        raise HttpError(400, f"the window [{start}, {end}) is empty: end must be after start")
+    try:
+        since, until = window_.window(moment(start, "start"), moment(end, "end"), start, end)
+    except window_.WindowError as error:
+        raise HttpError(400, str(error)) from None
     if until - since > max_days * 86400:
         raise HttpError(400, f"the window is longer than {max_days} days (api.max_window_days): ask in parts")
     return since, until

@@ -218,6 +218,13 @@ def test_an_account_token_on_the_page_sees_its_own_account_only(app):
 # -- errors: JSON, never a 500 ---------------------------------------------------------------------
 
 
+def test_an_admin_asking_for_an_unknown_account_is_told_the_accounts(app):
+    """The same answer as ``bouncefilter bounces --account`` and ``token create``."""
+    reply = fetch(app.url + WINDOW + "?account=nosuch", app.tokens["admin"])
+    assert reply.status == 400
+    assert "no account 'nosuch' in the configuration (accounts: " in reply.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(("path", "status", "words"), [
     ("/v1/bounces/2026-13-01/2026-11-04", 400, "start: expected YYYY-MM-DD"),
     ("/v1/bounces/yesterday/2026-11-04", 400, "start"),
