@@ -181,8 +181,9 @@ def _add_verp(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         description="Check ADDRESS (PREFIX+TOKEN@DOMAIN, or a bare token as in the "
         "X-Bouncefilter-Token header) against the configured keys and print one line: "
         "'valid message_key=HEX issued=YYYY-MM-DD token=TOKEN', 'expired ...' with the "
-        "same fields, 'forged token=TOKEN' (no key signed it), or 'notours' (not this "
-        "prefix and domain, or not a token).",
+        "same fields, 'forged token=TOKEN' (no key signed it, or it is not shaped like a "
+        "token of ours: the pipe stores such mail as forged too), or 'notours' (not this "
+        "prefix and domain).",
         epilog="Exit codes: 0 valid, 1 expired, forged or notours, 78 bad configuration.",
     )
     _add_config_option(decode)

@@ -245,21 +245,14 @@ def find_verdict(recipient: str, classification: Classification, raw: bytes, set
         recipient = f"{recipient.strip('<> ')}@{domain}"  # Sendmail may pass the local part only
     envelope = verp.token_of(recipient, prefix, domain) if domain else ""
     if envelope:
-        return _judged(verp.verify(envelope, keys, today, ttl))
+        return verp.verify(envelope, keys, today, ttl)
     first: verp.Verdict | None = None
     for token in _tokens(classification, raw, prefix, domain):
-        verdict = _judged(verp.verify(token, keys, today, ttl))
+        verdict = verp.verify(token, keys, today, ttl)
         if verdict.status != verp.FORGED:
             return verdict
         first = first or verdict
     return first
-
-
-def _judged(verdict: verp.Verdict) -> verp.Verdict:
-    """A token that is not even one of ours in shape was made up: forged."""
-    if verdict.status == verp.NOT_OURS:
-        return verp.Verdict(verp.FORGED, verdict.token)
-    return verdict
 
 
 def _tokens(classification: Classification, raw: bytes, prefix: str, domain: str) -> list[str]:

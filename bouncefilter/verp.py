@@ -101,17 +101,19 @@ def token_of(addr: str, prefix: str, domain: str) -> str:
 
 
 def verify(token: str, keys: Sequence[bytes], today: date, max_age_days: int) -> Verdict:
-    """Check a token's shape, MAC (against every key) and age."""
+    """Check a token's shape, MAC (against every key) and age. A token in our place (our
+    prefix and domain, our tracking header) that is not even shaped like one of ours was
+    made up: forged, as one whose MAC no key made."""
     token = token.strip().lower()
     if len(token) != TOKEN_LENGTH or not _ALPHABET.issuperset(token):
-        return Verdict(NOT_OURS, token)
+        return Verdict(FORGED, token)
     try:
         raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
     except ValueError:
-        return Verdict(NOT_OURS, token)
+        return Verdict(FORGED, token)
     # The last character carries 3 spare bits: only the canonical spelling is ours.
     if _encode(raw) != token or raw[0] != VERSION:
-        return Verdict(NOT_OURS, token)
+        return Verdict(FORGED, token)
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
     if not _any_key_signed(body, mac, keys):
         return Verdict(FORGED, token)

@@ -240,9 +240,10 @@ def test_verp_encode_picks_a_random_key_and_today(config_file, capsys):
     ("address", "line"),
     [
         ("b+aeasgrlhrgv4332rc2w5kqiav5fkkla@bounces.example.com", "forged token=aeasgrlhrgv4332rc2w5kqiav5fkkla"),
+        ("b+test@bounces.example.com", "forged token=test"),
         ("someone@example.com", "notours"),
         ("c+aeasgrlhrgv4332rc2w5kqiav5fkkli@bounces.example.com", "notours"),
-        ("not-a-token", "notours"),
+        ("not-a-token", "forged token=not-a-token"),  # a bare token, as if from a header
     ],
 )
 def test_verp_decode_exits_1_unless_valid(config_file, capsys, address, line):
