@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 a file could not be read.",
     )
     classify.add_argument("files", nargs="*", metavar="FILE", help="message files (default: standard input)")
-    classify.add_argument("--json", action="store_true", help="print one JSON object per record per line")
+    classify.add_argument("--json", action="store_true", help="print one JSON object per record per line, in "
+                          "the scoring interface (feedbacktype); a message with no bounce records (unknown, "
+                          "a person's reply, a challenge request) prints nothing, where the table names its "
+                          "outcome")
     classify.set_defaults(run=_run_classify)
 
     check = commands.add_parser(

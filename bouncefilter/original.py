@@ -34,6 +34,7 @@ _IDENTITY_FIELDS = frozenset({"message-id", "subject", TRACKING_HEADER.lower(), 
 _IDENTITY = r"(?:Message-ID|X-Bouncefilter-Token|Return-Path):"
 _IDENTITY_RE = lazy.regex(_IDENTITY, re.I)
 _IDENTITY_LINE_RE = lazy.regex("\n" + _IDENTITY, re.I)
+_MESSAGE_ID_RE = lazy.regex(r"<[^<>\s]{1,250}>")
 #: A line that says a returned copy follows (``------ This is a copy of the message``,
 #: ``Original message headers:``), or a header field that only a pasted original's
 #: header block starts with.
@@ -62,13 +63,20 @@ def find(view: View) -> Original:
                 _first_values(headers.headers) if headers is not None else {}
             )
     return Original(
-        message_id=fields.get("message-id", "").strip(),
+        message_id=fields.get("message-id", "").strip() or _replied_to(view),
         subject=fields.get("subject", ""),
         token=fields.get(TRACKING_HEADER.lower(), "").strip(),
         return_path=mime.clean_address(fields.get("return-path", "")),
         to=fields.get("to", ""),
         sender_address=mime.clean_address(fields.get("from", "")),
     )
+
+
+def _replied_to(view: View) -> str:
+    """The message an answer names in ``In-Reply-To`` (RFC 5322; RFC 3834 asks
+    auto-replies to set it), when no copy of the original came back: ``""`` if none."""
+    found = _MESSAGE_ID_RE.search(view.header("In-Reply-To"))
+    return found.group() if found else ""
 
 
 def _first_values(items: Iterable[tuple[str, object]]) -> Fields:

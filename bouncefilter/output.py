@@ -25,6 +25,9 @@ def json_lines(out: TextIO, name: str, result: Classification) -> None:
         if record.kind == "challenge":
             continue
         data = record.to_dict()
+        # The scoring interface (../shared/tools/score.py) calls it feedbacktype: one
+        # name, not both.
+        data["feedbacktype"] = data.pop("feedback_type")
         data["file"] = base
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
 

@@ -108,10 +108,8 @@ class BounceRecord(NamedTuple):
     parser: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        """The record as a plain dict; ``feedbacktype`` is the scoring interface's name."""
-        data: dict[str, object] = self._asdict()
-        data["feedbacktype"] = data["feedback_type"]
-        return data
+        """The record as a plain dict of its fields."""
+        return dict(self._asdict())
 
 
 class Classification(NamedTuple):

@@ -375,3 +375,11 @@ def test_make_demo_installs_none_of_the_test_tools():
     for tool in ("chromium", "strace", "libpython3.11-testsuite", "factory/install.sh"):
         assert tool not in demo
         assert tool in test
+
+
+def test_classify_json_names_the_feedback_type_once(capsys):
+    """The scoring interface's ``feedbacktype``, not beside it the record's own name."""
+    fixture = Path(__file__).resolve().parent / "fixtures" / "arf" / "auth-failure-dmarc.eml"
+    assert cli.main(["classify", "--json", str(fixture)]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["feedbacktype"] == "auth-failure" and "feedback_type" not in row
