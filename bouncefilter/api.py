@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from bouncefilter import page, query, stats, store, tokens, web
+from bouncefilter import page, query, stats, store, tokens, web, window
 from bouncefilter.config import Settings
 from bouncefilter.report import iso
 from bouncefilter.web import HttpError, Request, Response
@@ -45,7 +45,7 @@ _STATS_PARAMETERS = frozenset({"access_token", "account"})
 _RAW_PARAMETERS = frozenset({"access_token", "format"})
 _PAGE_PARAMETERS = frozenset({"access_token", "account", "start", "end"})
 #: The overview's period when none is chosen, in days up to and including today.
-DEFAULT_DAYS = 30
+DEFAULT_DAYS = window.DEFAULT_DAYS
 _HTML_HEADERS = [
     ("Content-Type", "text/html; charset=utf-8"),
     ("Cache-Control", "no-store"),
@@ -254,7 +254,7 @@ class Api:
     def _period(self, params: Mapping[str, str]) -> tuple[float, float]:
         """The page's window: ``start``/``end`` (``end`` exclusive), by default the last
         :data:`DEFAULT_DAYS` days up to and including today (UTC); 400 as for the API."""
-        end = params.get("end") or query.day(self._clock() + 86400)
+        end = params.get("end") or query.day(window.last_days(self._clock(), DEFAULT_DAYS)[1])
         start = params.get("start") or query.day(query.moment(end, "end") - DEFAULT_DAYS * 86400)
         return query.window(start, end, self.settings.api.max_window_days)
 

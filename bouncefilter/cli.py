@@ -133,18 +133,20 @@ def _add_reading(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog="Exit codes: 0 ok, 1 the database cannot be used, 78 bad configuration.",
     )
     _add_config_option(report)
-    _add_window(report, since_default="30d")
+    _add_window(report, default_text="the last 30 whole UTC days, today included, as on the overview page")
     report.set_defaults(run=_run_report)
 
 
-def _add_window(command: argparse.ArgumentParser, since_default: str | None = None) -> None:
-    """``--since`` and ``--until``: a date, a date and time with its zone, or an age."""
+def _add_window(command: argparse.ArgumentParser, default_text: str = "") -> None:
+    """``--since`` and ``--until``: a date, a date and time with its zone, or an age;
+    ``default_text`` says what the command reads when neither is given."""
     dates = "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] with Z or +HH:MM, or an age like 7d or 12h"
-    command.add_argument("--since", metavar="WHEN", type=_moment, default=since_default,
+    command.add_argument("--since", metavar="WHEN", type=_moment,
                          help=f"from this moment on, inclusive ({dates}; default: "
-                         f"{since_default or 'the beginning'})")
+                         f"{default_text or 'the beginning'})")
     command.add_argument("--until", metavar="WHEN", type=_moment,
-                         help="before this moment, exclusive (same forms; default: now)")
+                         help="before this moment, exclusive (same forms; default: now"
+                         f"{', or with neither ' + default_text if default_text else ''})")
 
 
 def _add_milter(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -540,8 +542,14 @@ def _run_report(args: argparse.Namespace) -> int:
 
     from bouncefilter import report
 
-    if args.until is None:
+    from bouncefilter import window
+
+    if args.since is None and args.until is None:
+        args.since, args.until = window.last_days(time.time())
+    elif args.until is None:
         args.until = time.time()
+    elif args.since is None:
+        args.since = args.until - window.DEFAULT_DAYS * 86400
     if not _window_ok(args):
         return EXIT_USAGE
 

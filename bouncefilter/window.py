@@ -44,6 +44,18 @@ def moment(text: str, name: str, now: float | None = None) -> float:
     raise WindowError(f"{name}: expected {FORMS}{ages}, got {text!r}")
 
 
+#: What "the last N days" means to the report and the overview page alike: whole UTC
+#: days, today included.
+DEFAULT_DAYS = 30
+
+
+def last_days(now: float, days: int = DEFAULT_DAYS) -> tuple[float, float]:
+    """The ``days`` whole UTC days up to and including the day of ``now``:
+    ``[midnight days-1 days ago, next midnight)``."""
+    until = (now // 86400 + 1) * 86400
+    return until - days * 86400, until
+
+
 def window(since: float, until: float, start: str, end: str) -> tuple[float, float]:
     """``(since, until)`` once checked not empty or inverted (``start``/``end`` are the
     texts they came from, for the message)."""

@@ -165,3 +165,16 @@ def test_reading_commands_fail_with_1_on_a_database_they_cannot_use(tmp_path, ca
     path.write_text("database_auto_migrate: false\ndatabase: bf.db\n", encoding="utf-8")
     assert cli.main(["bounces", "--config", str(path)]) == cli.EXIT_FAILED
     assert "bouncefilter db migrate" in capsys.readouterr().err
+
+
+def test_the_report_and_the_overview_page_mean_the_same_30_days(config, capsys):
+    """Both read whole UTC days, today included: [midnight 29 days ago, next midnight)."""
+    from datetime import datetime, timedelta, timezone
+
+    from bouncefilter import window
+
+    since, until = window.last_days(time.time())
+    tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
+    assert datetime.fromtimestamp(until, timezone.utc).date() == tomorrow and until - since == 30 * DAY
+    head = report(config, capsys).splitlines()[0]
+    assert f"{(tomorrow - timedelta(days=30)).isoformat()}T00:00:00Z to {tomorrow.isoformat()}T00:00:00Z" in head
