@@ -354,7 +354,7 @@ def _run_check_config(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"bouncefilter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"# {path}: valid ({len(keys)} VERP keys, {len(settings.accounts)} accounts)")
+    print(f"# {path}: valid ({_count(len(keys), 'VERP key')}, {_count(len(settings.accounts), 'account')})")
     try:
         print(f"# parsed copy for the pipe: {config.write_cache(path)}")
     except (OSError, config.ConfigError) as exc:
@@ -697,16 +697,29 @@ def _run_api(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"bouncefilter: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    logging.getLogger("bouncefilter.api").info("listening on %s:%d", host, port)
+    log = logging.getLogger("bouncefilter.api")
+    stopping = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signal.Signals(signum).name)
+        threading.Thread(target=server.shutdown).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("listening on %s:%d", host, port)
     print(f"bouncefilter api: listening on http://{host}:{port}/", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        stopping.append("SIGINT")
     finally:
         server.server_close()
+    log.info("stopped on %s; no longer listening on %s:%d", stopping[0] if stopping else "request", host, port)
     return EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 VERP key``, ``2 VERP keys``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _run_token_create(args: argparse.Namespace) -> int:

@@ -105,7 +105,9 @@ def test_bouncefilter_api_serves_until_sigterm_then_exits_0(served):
         assert rows and all(row["account"] == "shop" for row in rows)  # type: ignore[index, union-attr]
         child.send_signal(signal.SIGTERM)
         assert child.wait(30) == 0
-        assert "listening on http://127.0.0.1:" in child.communicate()[1]
+        err = child.communicate()[1]
+        assert "listening on http://127.0.0.1:" in err
+        assert f"stopped on SIGTERM; no longer listening on 127.0.0.1:{port}" in err
 
 
 def test_bouncefilter_api_refuses_a_bad_listen_address(served):

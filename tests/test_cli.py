@@ -165,7 +165,7 @@ def test_check_config_accepts_a_valid_file(config_file, capsys):
     path = config_file(VALID)
     assert cli.main(["check-config", "--config", str(path)]) == cli.EXIT_OK
     out = capsys.readouterr().out
-    assert out.startswith(f"# {path}: valid (1 VERP keys, 0 accounts)")
+    assert out.startswith(f"# {path}: valid (1 VERP key, 0 accounts)")
     assert "domain: bounces.example.com" in out and "0123456789abcdef" not in out
 
 
