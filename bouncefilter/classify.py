@@ -64,11 +64,6 @@ def _heuristic(view: View) -> list[Finding] | None:
     return heuristic.parse(view)
 
 
-def parsers() -> tuple[tuple[str, Parser], ...]:
-    """Every parser, in the order they are tried."""
-    return STANDARD + fallbacks()
-
-
 _OUTCOME_BY_KIND = {"complaint": "complaint", "autoreply": "autoreply", "challenge": "challenge"}
 
 

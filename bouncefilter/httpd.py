@@ -43,8 +43,3 @@ def make_server(host: str, port: int, app: Callable[[dict[str, Any], Callable[..
     return server
 
 
-def serve_in_thread(server: Server) -> threading.Thread:
-    """Start ``server.serve_forever`` in a daemon thread; ``server.shutdown()`` stops it."""
-    thread = threading.Thread(target=server.serve_forever, name="bouncefilter-api", daemon=True)
-    thread.start()
-    return thread

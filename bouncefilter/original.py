@@ -29,7 +29,7 @@ _INLINE_LINE_RE = lazy.regex("\n" + _INLINE_START, re.I)
 #: A line that starts a header field; any other line of a pasted block continues one.
 _FIELD_START_RE = lazy.regex(r"([A-Za-z][A-Za-z0-9-]{0,75}):")
 _MAX_BLOCKS = 8
-_IDENTITY_FIELDS = frozenset({"message-id", "subject", TRACKING_HEADER.lower(), "return-path", "to", "from"})
+_IDENTITY_FIELDS = frozenset({"message-id", "subject", TRACKING_HEADER.lower(), "return-path", "to"})
 #: Headers that must appear in a block for it to count as the original's headers.
 _IDENTITY = r"(?:Message-ID|X-Bouncefilter-Token|Return-Path):"
 _IDENTITY_RE = lazy.regex(_IDENTITY, re.I)
@@ -68,7 +68,6 @@ def find(view: View) -> Original:
         token=fields.get(TRACKING_HEADER.lower(), "").strip(),
         return_path=mime.clean_address(fields.get("return-path", "")),
         to=fields.get("to", ""),
-        sender_address=mime.clean_address(fields.get("from", "")),
     )
 
 

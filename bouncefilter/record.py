@@ -33,7 +33,6 @@ class Original(NamedTuple):
     return_path: str = ""
     sender: str = ""
     to: str = ""
-    sender_address: str = ""  # From: of the original, for complaints with no recipient
 
 
 class Finding:

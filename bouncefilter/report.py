@@ -16,8 +16,6 @@ from typing import TextIO
 from bouncefilter import store
 from bouncefilter.config import Settings
 
-#: Outcomes that a verified token ties to a sent message, in report order.
-TRACKED = ("bounce", "delay", "delivered", "complaint", "autoreply", "reply")
 #: Outcomes no recipient is ever judged by.
 UNTRUSTED = ("forged", "expired", "notoken", "unknown")
 _TABLE_COLUMNS = ("received_at", "account", "outcome", "recipient", "reason", "hard", "status")

@@ -95,6 +95,3 @@ def klass(status: str) -> str:
     return status[:1] if status[:1] in ("2", "4", "5") else ""
 
 
-def agrees(status: str, replycode: str) -> bool:
-    """Whether a status and a reply code are of the same class (either may be empty)."""
-    return not status or not replycode or status[0] == replycode[0]

@@ -276,11 +276,6 @@ def record_messages(conn: sqlite3.Connection, messages: Sequence[SentMessage]) -
         conn.execute(_INSERT_MESSAGES + ", ".join([_MESSAGE_VALUES] * len(chunk)), values)
 
 
-def record_message(conn: sqlite3.Connection, message: SentMessage) -> None:
-    """Store one sent message; recording the same message key again changes nothing."""
-    record_messages(conn, (message,))
-
-
 def _message_values(message: SentMessage) -> tuple[object, ...]:
     return (
         message.message_key,
@@ -606,11 +601,6 @@ def retry_dead(conn: sqlite3.Connection, now: float, row_id: int | None = None) 
             (now, now, *params),
         )
     return cursor.rowcount
-
-
-def outbox_states(conn: sqlite3.Connection) -> dict[str, int]:
-    """How many outbox rows are in each state."""
-    return dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
 
 
 # -- totals for the report -----------------------------------------------------------

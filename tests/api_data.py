@@ -4,6 +4,7 @@ real application served on loopback by the standard library's server in a thread
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -81,9 +82,9 @@ def seed(directory: Path) -> Served:
         served.raws[recipient] = raw
     for account, (count, recipients) in SENT.items():
         for number in range(count):
-            store.record_message(conn, store.SentMessage(
+            store.record_messages(conn, (store.SentMessage(
                 f"{account}{number}", "token", account, DAY0 + 3600 * number,
-                recipients=tuple(f"r{n}@example.net" for n in range(recipients))))
+                recipients=tuple(f"r{n}@example.net" for n in range(recipients))),))
     for role, account in (("shop", "shop"), ("news", "news"), ("admin", None), ("revoked", "shop")):
         served.tokens[role] = tokens.create(conn, account, DAY0)
     store.revoke_token(conn, tokens.key_id(served.tokens["revoked"]) or "", DAY0 + 1)
@@ -96,7 +97,7 @@ def serving(served: Served, clock: float = DAY0 + 2.5 * 86400) -> Iterator[Serve
     """The real application for ``served``'s store on 127.0.0.1 (a free port), in a thread."""
     app = api.make_app(config.load(served.config_path), clock=lambda: clock)
     server = httpd.make_server("127.0.0.1", 0, app)
-    httpd.serve_in_thread(server)
+    threading.Thread(target=server.serve_forever, name="bouncefilter-api", daemon=True).start()
     served.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         yield served

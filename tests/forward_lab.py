@@ -239,10 +239,10 @@ class Site:
         key = os.urandom(verp.KEY_BYTES)
         token = messages.token(key)
         conn = self.conn()
-        store.record_message(conn, store.SentMessage(
+        store.record_messages(conn, (store.SentMessage(
             message_key=key.hex(), token=token, account="shop", sent_at=time.time(),
             message_id="<order-1@shop.example.com>", sender="orders@shop.example.com",
-            bounce_address=bounce_address, recipients=(recipient,)))
+            bounce_address=bounce_address, recipients=(recipient,)),))
         conn.close()
         raw = raw or messages.postfix_dsn(token, recipient, status=status, queue_id=f"Q{key.hex()[:10]}",
                                           diagnostic="550 5.1.1 <{r}>: User unknown" if status[0] == "5"

@@ -53,11 +53,11 @@ class Site:
         key = os.urandom(verp.KEY_BYTES)
         token = messages.token(key, issued)
         db = conn or store.connect(str(self.database))
-        store.record_message(db, store.SentMessage(
+        store.record_messages(db, (store.SentMessage(
             message_key=key.hex(), token=token, account=account, sent_at=time.time(), queue_id="4OUT1",
             message_id="<order-1@shop.example.com>", sender="orders@shop.example.com",
             bounce_address=bounce_address, recipients=tuple(recipients),
-        ))
+        ),))
         return token
 
     def pipe(self, raw: bytes, recipient: str, queue_id: str = "4IN1", sender: str = "",

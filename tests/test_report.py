@@ -40,8 +40,8 @@ def config(tmp_path: Path) -> str:
     now = time.time()
     for n in range(4):  # four messages to 25 recipients each, one of them old
         recipients = tuple(f"r{n}-{i}@example.net" for i in range(25))
-        store.record_message(conn, store.SentMessage(f"{n:016x}", "t", "shop", now - (40 if n == 3 else 1) * DAY,
-                                                     recipients=recipients))
+        store.record_messages(conn, (store.SentMessage(f"{n:016x}", "t", "shop", now - (40 if n == 3 else 1) * DAY,
+                                                     recipients=recipients),))
     add(conn, now - 3600, "bounce", "gone@example.net", reason="userunknown", hard=True, status="5.1.1")
     add(conn, now - 3000, "bounce", "nohost@example.org", reason="hostunknown", hard=True, status="5.1.2")
     add(conn, now - 2000, "bounce", "x@example.net", reason="userunknown", hard=True, status="5.1.1")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bouncefilter.status import agrees, find_replycode, find_status, klass, normalize
+from bouncefilter.status import find_replycode, find_status, klass, normalize
 
 
 @pytest.mark.parametrize(
@@ -61,12 +61,9 @@ def test_normalize_a_status_field(value: str, status: str) -> None:
     assert normalize(value) == status
 
 
-def test_class_and_agreement() -> None:
+def test_class() -> None:
     assert klass("5.1.1") == "5"
     assert klass("") == ""
-    assert agrees("5.1.1", "550")
-    assert not agrees("4.0.0", "554")
-    assert agrees("", "554")
 
 
 def test_bounded_time_on_hostile_text() -> None:

@@ -34,21 +34,21 @@ def test_a_recorded_message_reads_back_whole(db):
     message = sent("00ff", queue_id="4XyZ1", message_id="<m1@shop.example.com>", subject="Your order",
                    sender="orders@shop.example.com", bounce_address="bounces@shop.example.com",
                    recipients=("a@example.net", "b@example.org"))
-    store.record_message(db, message)
+    store.record_messages(db, (message,))
     assert store.sent_message(db, "00ff") == message
     assert store.sent_message(db, "0000") is None
 
 
 def test_recording_the_same_message_twice_keeps_one_row(db):
-    store.record_message(db, sent("00aa"))
-    store.record_message(db, sent("00aa", subject="changed"))
+    store.record_messages(db, (sent("00aa"),))
+    store.record_messages(db, (sent("00aa", subject="changed"),))
     assert db.execute("SELECT count(*), max(subject) FROM messages").fetchone() == (1, "")
 
 
 def test_many_messages_are_recorded_in_statements_of_many_rows_and_a_repeated_key_keeps_its_first(db):
     count = store.MESSAGE_ROWS * 2 + 7  # three statements, the last one short
     messages = [sent(f"{n:04x}", subject=f"order {n}", recipients=(f"r{n}@example.net",)) for n in range(count)]
-    store.record_message(db, sent("0001", subject="stored earlier"))
+    store.record_messages(db, (sent("0001", subject="stored earlier"),))
     store.record_messages(db, [*messages, sent("0002", subject="repeated in the batch")])
     assert db.execute("SELECT count(*) FROM messages").fetchone() == (count,)
     assert store.sent_message(db, "0001").subject == "stored earlier"
@@ -81,7 +81,7 @@ def test_many_threads_with_their_own_connections_all_get_their_rows_in(tmp_path)
         conn = store.connect(path)
         try:
             for i in range(50):
-                store.record_message(conn, sent(f"{n:04x}{i:04x}"))
+                store.record_messages(conn, (sent(f"{n:04x}{i:04x}"),))
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
