@@ -55,7 +55,8 @@ _STEPS_IN_WORDS = (
 _SENT_RE = lazy.regex(r"^\s{0,8}>>>\s{0,4}(data|rcpt to|mail from|ehlo|helo|lhlo|starttls|auth|bdat|quit)\b", re.I | re.M)
 #: A line that names a recipient of its own (``<a@b>: ...``, ``a@b``, ``* a@b``).
 _RECIPIENT_LINE_RE = lazy.regex(
-    r"^[ \t]{0,8}(?:[*-][ \t]{1,4})?(?:Recipient address:[ \t]{0,4})?<?([^\s<>()\[\]\"',;:@]{1,64}@[^\s<>()\[\]\"',;:@]{1,255}\.[^\s<>()\[\]\"',;:@]{2,63})>?(?::|\.\.\.|[ \t]*$)",
+    r"^[ \t]{0,8}(?:[*-][ \t]{1,4})?(?:Recipient address:[ \t]{0,4})?"
+    r"<?([^\s<>()\[\]\"',;:@]{1,64}@[^\s<>()\[\]\"',;:@]{1,255}\.[^\s<>()\[\]\"',;:@]{2,63})>?(?::|\.\.\.|[ \t]*$)",
     re.M,
 )
 _BLANK_RE = lazy.regex(r"\n[ \t]*\n")
@@ -71,7 +72,11 @@ _PASTED_HEADERS = r"(?:Received|Return-Path|DKIM-Signature|Message-ID):[ \t]"
 _PASTED_HEADERS_RE = lazy.regex(_PASTED_HEADERS, re.I)
 _PASTED_HEADERS_LINE_RE = lazy.regex("\n" + _PASTED_HEADERS, re.I)
 #: A line of the original's headers quoted in the notice (``To: rcpt``), not an error.
-_HEADER_LINE_RE = lazy.regex(r"[ \t]{0,8}(?:to|cc|bcc|from|reply-to|sender|delivered-to|x-original-to|x-failed-recipients|final-recipient|original-recipient):", re.I)
+_HEADER_LINE_RE = lazy.regex(
+    r"[ \t]{0,8}(?:to|cc|bcc|from|reply-to|sender|delivered-to|x-original-to|x-failed-recipients"
+    r"|final-recipient|original-recipient):",
+    re.I,
+)
 
 
 class Notice:

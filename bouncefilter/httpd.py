@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import socket
 import socketserver
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer

@@ -167,7 +167,9 @@ def _leading_group(phrase: str) -> tuple[str, ...]:
             break
     if end < 0 or phrase[end + 1 : end + 2] in ("?", "*", "{"):
         return ()
-    alternatives, depth, current = [], 0, []
+    alternatives: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in phrase[3:end]:
         depth += (char == "(") - (char == ")")
         if char == "|" and depth == 0:

@@ -18,6 +18,10 @@ from bouncefilter import lazy, mime, status
 from bouncefilter.record import Finding
 from bouncefilter.view import View
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the pipe's start-up)
+if TYPE_CHECKING:
+    from typing import Any  # Finding's fields: strings, the expired flag, the extra map
+
 #: The longest error text kept for one recipient: real ones are a few hundred
 #: characters; a longer one is hostile or garbage and must not cost time downstream.
 MAX_ERROR = 4096
@@ -137,7 +141,7 @@ def status_or(text: str, default: str) -> str:
 
 
 def failure(recipient: str, error: str, default: str = "5.0.0", answer: str = "", expired: bool = False,
-            **fields: str) -> Finding:
+            **fields: Any) -> Finding:
     """A finding for a failed (or, with ``kind="delay"``, delayed) delivery.
 
     Status and reply code come from ``answer`` (what the remote server said) when
@@ -171,7 +175,7 @@ def dedupe(found: Iterable[Finding]) -> list[Finding]:
     return out
 
 
-def findings(blocks: Iterable[tuple[str, str]], **fields: str) -> list[Finding]:
+def findings(blocks: Iterable[tuple[str, str]], **fields: Any) -> list[Finding]:
     """A finding per ``(address, error text)`` pair, deduplicated by address.
 
     ``fields`` are :class:`~bouncefilter.record.Finding` fields every finding shares.
@@ -193,7 +197,7 @@ def generic_status(kind: str) -> str:
     return "4.0.0" if kind == "delay" else "5.0.0"
 
 
-def finding(recipient: str, diagnostic: str, kind: str = "bounce", **fields: str) -> Finding:
+def finding(recipient: str, diagnostic: str, kind: str = "bounce", **fields: Any) -> Finding:
     """A finding whose status is the one in ``fields``, else in the text, else generic."""
     code = fields.pop("status", "") or status.find_status(diagnostic) or generic_status(kind)
     return Finding(recipient=recipient, kind=kind, status=code, diagnostic=diagnostic, **fields)

@@ -65,7 +65,7 @@ def _sentence(text: str) -> list[Finding]:
     for line in text.splitlines():
         match = _ANGLE_LINE_RE.match(line)
         address = mime.clean_address(match.group(1)) if match else ""
-        if address:
+        if match and address:
             own.setdefault(address, match.group(2).strip())
         elif line.strip():
             sentence.append(line)

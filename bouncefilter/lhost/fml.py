@@ -25,7 +25,7 @@ def parse(view: View) -> list[Finding] | None:
         return None
     match = _LIST_RE.search(view.text)
     address = mime.clean_address(match.group(1)) if match else ""
-    if not address:
+    if not match or not address:
         return None
     return [Finding(
         recipient=address,

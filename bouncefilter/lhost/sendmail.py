@@ -36,7 +36,9 @@ _ENDS = (
     "----- Original message headers follow -----",
     "----- Returned message header follows -----",
 )
-_RCPT_LINE_RE = lazy.regex(rf"^(?P<code>[245]\d\d)[ -](?:[245]\.\d{{1,3}}\.\d{{1,3}} )?<?(?P<addr>{textbounce.ADDRESS})>?\.\.\.[ \t]*(?P<rest>.*)$")
+_RCPT_LINE_RE = lazy.regex(
+    rf"^(?P<code>[245]\d\d)[ -](?:[245]\.\d{{1,3}}\.\d{{1,3}} )?<?(?P<addr>{textbounce.ADDRESS})>?\.\.\.[ \t]*(?P<rest>.*)$"
+)
 _HOST_LINE_RE = lazy.regex(r"^(?P<code>[245]\d\d) (?P<host>[^\s<>]{1,255}) \(\w{1,20}\)\.\.\.[ \t]*(?P<rest>.*)$")
 _SESSION_RE = lazy.regex(r"^(?:\.\.\. )?while talking to ([^\s:]{1,255})\.?:", re.I)
 _FATAL_LINE_RE = lazy.regex(rf"^[ \t]*<(?P<addr>{textbounce.ADDRESS})>[ \t]*(?P<rest>.*)$")

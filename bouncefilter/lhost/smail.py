@@ -36,6 +36,6 @@ def parse(view: View) -> list[Finding] | None:
     for line in text[failed.end(): following.start() if following else len(text)].splitlines():
         match = _LINE_RE.match(line)
         address = mime.clean_address(match.group(1)) if match else ""
-        if address:
+        if match and address:
             out.append(finding(address, match.group(2).strip()))
     return out or None
