@@ -3,7 +3,7 @@
 An outbox is filled with N bounces for one account with several targets (stored as the
 pipe stores them, each with its raw message), then the installed ``bouncefilter forward
 --once`` is timed from start to exit while it drains it to receivers in a process of
-their own, on loopback: the web hook receiver of tests/forward_lab.py (threading HTTP
+their own, on loopback: the web hook receiver of tests/support/forward_lab.py (threading HTTP
 server, keep-alive, answers 200 at once, checks every signature) and its aiosmtpd
 server. Every run must end with every row ``done`` and the receivers holding each event
 exactly once. Modes:
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import messages  # noqa: E402  (after the path is set)
-from forward_lab import Hooks, Mailbox  # noqa: E402
+from support.forward_lab import Hooks, Mailbox  # noqa: E402
 
 from bouncefilter import config, store  # noqa: E402
 from bouncefilter.record import BounceRecord  # noqa: E402

@@ -1,6 +1,6 @@
 """What ``bouncefilter milter`` costs Postfix: relay throughput with and without it.
 
-A throwaway Postfix (tests/postfix_lab.py) relays ``smtp-source`` mail to an ``smtp-sink``
+A throwaway Postfix (tests/support/postfix_lab.py) relays ``smtp-source`` mail to an ``smtp-sink``
 that saves nothing. Five modes alternate inside every repetition, each repetition in an
 order of its own, so that a slow moment of the machine hits them all alike:
 
@@ -47,9 +47,9 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import postfix_lab  # noqa: E402  (after the path is set)
-from bouncefilter_lab import MilterProcess, MinimalMilter, checkout_python, cpu_seconds, write_config  # noqa: E402
-from postfix_lab import PostfixLab  # noqa: E402
+from support import postfix_lab  # noqa: E402  (after the path is set)
+from support.bouncefilter_lab import MilterProcess, MinimalMilter, checkout_python, cpu_seconds, write_config  # noqa: E402
+from support.postfix_lab import PostfixLab  # noqa: E402
 
 SENDER = "orders@shop.example.test"
 RECIPIENT = "customer@dest.example.test"

@@ -2,7 +2,7 @@
 
 bench/milter.py measures what the milter costs Postfix, but on a shared 2-core machine
 its figures move with the neighbours. This one drives the milters directly: 10 threads
-speak the milter protocol as Postfix 3 does (tests/milter_client.py's PostfixClient: one
+speak the milter protocol as Postfix 3 does (tests/support/milter_client.py's PostfixClient: one
 connection per message, as smtp-source makes them; negotiation, a macro packet before
 every step, MAIL FROM, RCPT TO, six headers, end of message, each burst of steps that
 take no reply in one write), and
@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # In place of bench/, whose milter.py would shadow pymilter's own ``milter`` module.
 sys.path[0] = str(ROOT / "tests")
 
-from bouncefilter_lab import MilterProcess, MinimalMilter, checkout_python, cpu_seconds, write_config  # noqa: E402
-from postfix_lab import LabError  # noqa: E402
-from milter_client import PostfixClient  # noqa: E402
+from support.bouncefilter_lab import MilterProcess, MinimalMilter, checkout_python, cpu_seconds, write_config  # noqa: E402
+from support.postfix_lab import LabError  # noqa: E402
+from support.milter_client import PostfixClient  # noqa: E402
 
 MILTERS = ("asyncio", "libmilter", "minimal")
 SENDER = "orders@shop.example.test"

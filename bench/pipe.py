@@ -1,6 +1,6 @@
 """What one ``bouncefilter pipe`` delivery costs, with Postfix delivering real bounces to it.
 
-A throwaway Postfix (tests/postfix_lab.py, configured from contrib/postfix) first makes
+A throwaway Postfix (tests/support/postfix_lab.py, configured from contrib/postfix) first makes
 the bounces: ``bouncefilter milter`` gives N messages signed VERP senders and records
 them, the hard peer rejects their recipient, and Postfix's DSNs are saved. Then, for
 each command in the pipe service's ``argv=``, the same N DSNs are injected on the MX
@@ -41,9 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import postfix_lab  # noqa: E402  (after the path is set)
-from bouncefilter_lab import Loop  # noqa: E402
-from postfix_lab import HARD_DOMAIN, PostfixLab, make_message  # noqa: E402
+from support import postfix_lab  # noqa: E402  (after the path is set)
+from support.bouncefilter_lab import Loop  # noqa: E402
+from support.postfix_lab import HARD_DOMAIN, PostfixLab, make_message  # noqa: E402
 
 SENDER = "orders@shop.example.test"
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")

@@ -14,9 +14,10 @@ still hand on; the pipe only inserts). A delivery is stored in one transaction: 
 message, its rows and their outbox rows, or nothing. Duplicates are recognised by
 :func:`dedup_key`. :func:`purge` applies the retention settings.
 
-The hot paths (the milter recording a sent message, the pipe storing a bounce) use the
-standard library's ``sqlite3`` only: importing sqlite-utils alone costs about 90 ms,
-which the pipe would pay on every bounce.
+Everything uses the standard library's ``sqlite3`` and plain SQL: sqlite-utils, once a
+dependency, costs 60 to 130 ms to import (measured 2026-12-03) with six packages of its
+own, which the pipe would pay on every bounce, and a PostgreSQL backend will speak the
+same SQL. People who like it can still query the file with it (README).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
-import postfix_lab as lab_harness
+from support import postfix_lab as lab_harness
 import pytest
 
 #: The checkout's root folder.
@@ -121,7 +121,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def postfix_lab() -> Iterator[lab_harness.PostfixLab]:
-    """One throwaway Postfix with its smtp-sink peers for the whole run (tests/postfix_lab.py)."""
+    """One throwaway Postfix with its smtp-sink peers for the whole run (tests/support/postfix_lab.py)."""
     reason = lab_harness.unavailable()
     if reason is not None:
         pytest.skip(reason)

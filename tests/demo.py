@@ -1,6 +1,6 @@
 """``make demo``: the whole bounce loop on a throwaway Postfix, in a temporary folder.
 
-What the test suite's end-to-end tests run (tests/postfix_lab.py, tests/bouncefilter_lab.py),
+What the test suite's end-to-end tests run (tests/support/postfix_lab.py, tests/support/bouncefilter_lab.py),
 shown once with a realistic batch: Postfix on loopback, configured from contrib/postfix,
 with ``bouncefilter milter`` on its submission port and ``bouncefilter pipe`` as the
 pipe transport of the bounce domain; ``smtp-sink`` peers play the remote side
@@ -29,8 +29,8 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bouncefilter_lab import Loop, as_user, complaint, out_of_office
-from postfix_lab import (BOUNCE_DOMAIN, HARD_DOMAIN, SOFT_DOMAIN, PostfixLab, free_ports, listening, make_message,
+from support.bouncefilter_lab import Loop, as_user, complaint, out_of_office
+from support.postfix_lab import (BOUNCE_DOMAIN, HARD_DOMAIN, SOFT_DOMAIN, PostfixLab, free_ports, listening, make_message,
                          processes_in, unavailable)
 
 ACCOUNTS = {"shop.example.test": True, "news.example.test": True}

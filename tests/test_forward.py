@@ -20,7 +20,7 @@ import messages
 import pytest
 import trustme
 from api_data import Served, fetch, serving
-from forward_lab import KEY, OLD_SECRET, SECRET, Hooks, Mailbox, Site, free_port, hook, make_site, signature_ok
+from support.forward_lab import KEY, OLD_SECRET, SECRET, Hooks, Mailbox, Site, free_port, hook, make_site, signature_ok
 
 from bouncefilter import config, pipe, store, tokens, webhook
 

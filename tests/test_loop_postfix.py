@@ -1,9 +1,9 @@
 """The whole bounce loop on a real Postfix: sent through the milter, bounced, stored by the pipe.
 
-The lab (tests/postfix_lab.py, configured from contrib/postfix) runs ``bouncefilter
+The lab (tests/support/postfix_lab.py, configured from contrib/postfix) runs ``bouncefilter
 milter`` on its submission port and ``bouncefilter pipe`` as the pipe transport of the
 bounce domain, as the unprivileged pipe user, from an installation in the lab's folder
-(tests/bouncefilter_lab.py). The account ``shop`` (shop.example.test) has tracking on.
+(tests/support/bouncefilter_lab.py). The account ``shop`` (shop.example.test) has tracking on.
 Mail goes out to the lab's peers: ``dest.example.test`` accepts, ``bad.example.test``
 answers 550 5.1.1, ``soft.example.test`` 452 4.2.2. What comes back, as Postfix's own
 DSNs or injected on the MX port like mail from other hosts, is judged by what the
@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from bouncefilter_lab import Loop, complaint, out_of_office
-from postfix_lab import BOUNCE_DOMAIN, PostfixLab, make_message
+from support.bouncefilter_lab import Loop, complaint, out_of_office
+from support.postfix_lab import BOUNCE_DOMAIN, PostfixLab, make_message
 
 from bouncefilter import store
 

@@ -29,7 +29,7 @@ from typing import Any
 import Milter
 import Milter.testctx
 import pytest
-from milter_client import PostfixClient, WireClient
+from support.milter_client import PostfixClient, WireClient
 
 from bouncefilter import accounts, milterserver, store, verp
 from bouncefilter import milter as bfmilter

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bouncefilter_lab import MilterProcess, write_config
-from postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, free_ports, make_message, unix_listening
+from support.bouncefilter_lab import MilterProcess, write_config
+from support.postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, free_ports, make_message, unix_listening
 
 from bouncefilter.classify import classify
 from bouncefilter.record import TRACKING_HEADER

@@ -10,7 +10,7 @@ from __future__ import annotations
 import smtplib
 
 import pytest
-from postfix_lab import BOUNCE_DOMAIN, CONTRIB_COMMAND, PostfixLab, contrib_main, contrib_master, make_message
+from support.postfix_lab import BOUNCE_DOMAIN, CONTRIB_COMMAND, PostfixLab, contrib_main, contrib_master, make_message
 
 from bouncefilter.classify import classify
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 from api_data import fetch, seed
-from bouncefilter_lab import pipe_runtime, write_config
-from forward_lab import KEY, Hooks, Mailbox, free_port, hook, make_site
-from milter_client import PostfixClient
+from support.bouncefilter_lab import pipe_runtime, write_config
+from support.forward_lab import KEY, Hooks, Mailbox, free_port, hook, make_site
+from support.milter_client import PostfixClient
 
 UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
 TRACED_CALL = re.compile(r"^\d+ +(\w+)\(", re.MULTILINE)

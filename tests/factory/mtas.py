@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from support.postfix_lab import DAEMONS
 from factory.situations import SITUATIONS, Expectation, Situation
 
 #: Where ``install.sh`` unpacks the MTAs (its FACTORY_ROOT, plus ``/root``).
@@ -260,30 +261,7 @@ smtputf8_enable = no
 
     # inet_interfaces cannot name an address of 127/8 other than 127.0.0.1 (postfix check
     # finds no such interface and exits 1, silently): the smtpd service names it instead.
-    MASTER_CF = """\
-{address}:25 inet n     -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+    MASTER_CF = "{address}:25 inet n - n - - smtpd\n" + DAEMONS
 
     def start(self) -> None:
         etc = self.folder / "etc"

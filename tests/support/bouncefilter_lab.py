@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from postfix_lab import (
+from support.postfix_lab import (
     BOUNCE_DOMAIN,
     PIPE_USER,
     POLL_SECONDS,
@@ -50,7 +50,7 @@ VERP_KEY = "lab-signing-key-0123456789abcdef"
 
 def checkout_python() -> str:
     """The interpreter with bouncefilter and pymilter: the checkout's .venv, else this one."""
-    venv = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"
+    venv = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
 
 
@@ -197,7 +197,7 @@ class MinimalMilter:
         self.socket = socket
         self.postfix_spec = f"unix:{socket}"
         socket.unlink(missing_ok=True)
-        script = Path(__file__).resolve().parent.parent / "bench" / "minimal_milter.py"
+        script = Path(__file__).resolve().parents[2] / "bench" / "minimal_milter.py"
         # -P: with bench/ first on the path, ``import Milter`` would import bench/milter.py.
         self.process = subprocess.Popen([checkout_python(), "-P", str(script), self.postfix_spec],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -517,13 +517,9 @@ def _main_cf(lab: PostfixLab) -> str:
     return "".join(f"{name} = {value}\n" for name, value in parameters.items())
 
 
-def _master_cf(lab: PostfixLab) -> str:
-    """master.cf: the lab's own services (the MX port, the daemons Debian's master.cf
-    would hold, all ``chroot = n``), then contrib/postfix/master.cf's, adapted."""
-    own = f"""\
-127.0.0.1:{lab.ports['mx']} inet n - n - - smtpd
-  -o syslog_name=postfix/mx
-  -o smtpd_milters=
+#: The daemons of Debian's master.cf, every one ``chroot = n`` (a private Postfix cannot
+#: chroot into its own folder): for any throwaway Postfix (the lab, the bounce factory).
+DAEMONS = """\
 pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
 qmgr unix n - n 300 1 qmgr
@@ -547,6 +543,16 @@ anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 """
+
+
+def _master_cf(lab: PostfixLab) -> str:
+    """master.cf: the lab's own services (the MX port, the daemons Debian's master.cf
+    would hold, all ``chroot = n``), then contrib/postfix/master.cf's, adapted."""
+    own = f"""\
+127.0.0.1:{lab.ports['mx']} inet n - n - - smtpd
+  -o syslog_name=postfix/mx
+  -o smtpd_milters=
+{DAEMONS}"""
     command = lab.settings.pipe_command or (SYSTEM_PYTHON, "-S", str(lab.saver))
     services = contrib_master(
         lab.etc, submission=f"127.0.0.1:{lab.ports['submission']}", milter=lab.settings.milter,
@@ -565,7 +571,7 @@ def _transport(lab: PostfixLab) -> str:
 # -- contrib/postfix, made the lab's ------------------------------------------------------
 
 #: The Postfix snippets shipped for production; the lab's configuration is built from them.
-CONTRIB = Path(__file__).resolve().parent.parent / "contrib" / "postfix"
+CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "postfix"
 #: The production names in the snippets: the bounce domain, Postfix's config folder, the
 #: installed command and the pipe user.
 CONTRIB_DOMAIN = "bounces.example.com"
