@@ -107,7 +107,8 @@ def _add_pipe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     pipe.add_argument("--queue-id", metavar="ID", default="", help="the MTA's queue id, for the log")
     pipe.add_argument("sender", metavar="SENDER", help="the envelope sender (empty for a bounce)")
     pipe.add_argument("recipient", metavar="RECIPIENT", help="the envelope recipient, PREFIX+TOKEN@DOMAIN")
-    pipe.set_defaults(run=_run_pipe)
+    # Only ``pipe --help`` reaches this parser (it prints and exits); every other pipe
+    # command line goes straight to bouncefilter.pipe.parse_arguments (see main).
 
 
 def _add_reading(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -306,14 +307,6 @@ def _pipe_call(argv: Sequence[str]) -> tuple[list[str], str | None] | None:
     if argv[position:position + 1] != ["pipe"] or rest in (["-h"], ["--help"]):
         return None
     return rest, config
-
-
-def _run_pipe(args: argparse.Namespace) -> int:
-    """Only reached by ``--help`` (see :func:`main`); here for the parser's help text."""
-    from bouncefilter import pipe
-
-    argv = ["--queue-id", args.queue_id, args.sender, args.recipient]
-    return pipe.main(argv, getattr(args, "config", None))
 
 
 def _run_classify(args: argparse.Namespace) -> int:

@@ -38,13 +38,12 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 import sys
 import time
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from bouncefilter import verp
+from bouncefilter import correlation, verp
 
 #: Imports cost milliseconds a process, and Postfix starts one process per bounce:
 #: what is needed only by the type checker, or only on some paths, is imported there.
@@ -68,7 +67,6 @@ USAGE = "usage: bouncefilter pipe [--config PATH] [--queue-id ID] SENDER RECIPIE
 #: commits in batches; a hard bounce from a nearby MTA can beat it by milliseconds).
 MESSAGE_WAIT_SECONDS = 2.0
 MESSAGE_WAIT_STEP = 0.05
-_ENVID_RE = re.compile(rb"^original-envelope-id:[ \t]*<?([a-z2-7]{31})\b", re.I | re.M)
 #: Record kinds that are outcomes of their own once the token is valid.
 _KINDS = frozenset({"bounce", "delay", "delivered", "complaint", "autoreply", "challenge"})
 SYSLOG_SOCKET = "/dev/log"
@@ -194,7 +192,8 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
     now = time.time() if now is None else now
     today = datetime.fromtimestamp(now, timezone.utc).date()
     classification = _classified(raw, args.queue_id)
-    verdict = find_verdict(args.recipient, classification, raw, settings, keys, today)
+    verdict = correlation.verdict(args.recipient, classification, raw, settings.verp.prefix, settings.verp.domain or "",
+                                  keys, today, settings.verp.max_age_days)
     try:
         conn = store.connect(settings.database, settings.database_busy_timeout_ms)
     except (sqlite3.Error, OSError) as exc:
@@ -230,47 +229,6 @@ def _classified(raw: bytes, queue_id: str) -> Classification:
     except Exception:
         log.exception("%s: the classifier failed; storing the message unclassified", queue_id or "NOQUEUE")
         return Classification("unknown", (), Original(), parser="error")
-
-
-def find_verdict(recipient: str, classification: Classification, raw: bytes, settings: Settings,
-                 keys: Sequence[bytes], today: date) -> verp.Verdict | None:
-    """What the message's token says, or ``None`` when it names no token at all.
-
-    A token in the envelope recipient decides alone (a made-up or mangled one there is
-    forged even if the body quotes a valid one). Otherwise the first valid or expired
-    token among the other places wins; failing that, the first one found is forged.
-    """
-    domain, prefix, ttl = settings.verp.domain or "", settings.verp.prefix, settings.verp.max_age_days
-    if domain and "@" not in recipient.strip("<> "):
-        recipient = f"{recipient.strip('<> ')}@{domain}"  # Sendmail may pass the local part only
-    envelope = verp.token_of(recipient, prefix, domain) if domain else ""
-    if envelope:
-        return verp.verify(envelope, keys, today, ttl)
-    first: verp.Verdict | None = None
-    for token in _tokens(classification, raw, prefix, domain):
-        verdict = verp.verify(token, keys, today, ttl)
-        if verdict.status != verp.FORGED:
-            return verdict
-        first = first or verdict
-    return first
-
-
-def _tokens(classification: Classification, raw: bytes, prefix: str, domain: str) -> list[str]:
-    """Candidate tokens outside the envelope, in order of trust, without repeats."""
-    found = [classification.original.token]
-    addresses = [classification.original.return_path]
-    for record in classification.records:
-        found.append(record.token)
-        addresses += [record.return_path, record.envelope_sender]
-    if domain:
-        found += [verp.token_of(address, prefix, domain) for address in addresses if address]
-    found += [match.decode("ascii").lower() for match in _ENVID_RE.findall(raw[: 1 << 20])]
-    seen: list[str] = []
-    for token in found:
-        token = token.strip().lower()
-        if token and token not in seen:
-            seen.append(token)
-    return seen
 
 
 def _sent_message(conn: sqlite3.Connection, verdict: verp.Verdict, today: date) -> SentMessage | None:

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bouncefilter"
 #: The pure core: no I/O, clock or randomness; only the standard library and each other.
 CORE = frozenset(
     """record verp accounts lazy mime view status dsn dsntext arf autoreply challenge original
-    textbounce heuristic reasons phrases wording window classify lhost""".split()
+    textbounce heuristic reasons phrases wording window classify lhost correlation""".split()
 )
 #: Modules that still run SQL themselves; the layout issue (13) moves their SQL into the
 #: store, emptying this set. No module may join it.
