@@ -24,10 +24,10 @@ from bouncefilter import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    import sqlite3
     from collections.abc import Callable
     from datetime import date
 
+    from bouncefilter import store
     from bouncefilter.config import Settings, VerpSettings
     from bouncefilter.verp import Verdict
 
@@ -452,8 +452,6 @@ def _verdict_line(verdict: Verdict) -> str:
 
 
 def _run_db_migrate(args: argparse.Namespace) -> int:
-    import sqlite3
-
     from bouncefilter import store
 
     settings = _load(args)
@@ -465,19 +463,17 @@ def _run_db_migrate(args: argparse.Namespace) -> int:
             reached = store.migrate(conn)
         finally:
             conn.close()
-    except (store.StoreError, sqlite3.Error, OSError) as exc:
+    except (store.StoreError, store.DatabaseError, OSError) as exc:
         print(f"bouncefilter: database {settings.database}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"{settings.database}: schema {reached}")
     return EXIT_OK
 
 
-def _with_database(args: argparse.Namespace, work: Callable[[Settings, sqlite3.Connection], None]) -> int:
+def _with_database(args: argparse.Namespace, work: Callable[[Settings, store.Connection], None]) -> int:
     """Load the settings, open the database at the current schema (migrating it if
     configured so), run ``work`` and close it; the exit code, after printing why on
     standard error if something failed."""
-    import sqlite3
-
     from bouncefilter import store
 
     settings = _load(args)
@@ -490,7 +486,7 @@ def _with_database(args: argparse.Namespace, work: Callable[[Settings, sqlite3.C
             work(settings, conn)
         finally:
             conn.close()
-    except (store.StoreError, sqlite3.Error, OSError) as exc:
+    except (store.StoreError, store.DatabaseError, OSError) as exc:
         print(f"bouncefilter: database {settings.database}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except LookupError as exc:  # what ``work`` was asked for is not there
@@ -504,7 +500,7 @@ def _run_db_purge(args: argparse.Namespace) -> int:
 
     from bouncefilter import store
 
-    def purge(settings: Settings, conn: sqlite3.Connection) -> None:
+    def purge(settings: Settings, conn: store.Connection) -> None:
         purged = store.purge(conn, time.time(), settings.retention.days, settings.retention.raw_days)
         print(f"{settings.database}: deleted {purged.bounces} bounce records, {purged.raw_messages} raw messages, "
               f"{purged.messages} sent messages")
@@ -518,7 +514,7 @@ def _run_bounces(args: argparse.Namespace) -> int:
     if not _window_ok(args):
         return EXIT_USAGE
 
-    def list_rows(settings: Settings, conn: sqlite3.Connection) -> None:
+    def list_rows(settings: Settings, conn: store.Connection) -> None:
         write = report.json_lines if args.json else report.table
         account = settings.named_account(args.account).name if args.account else None
         try:
@@ -546,7 +542,7 @@ def _run_report(args: argparse.Namespace) -> int:
     if not _window_ok(args):
         return EXIT_USAGE
 
-    def overview(settings: Settings, conn: sqlite3.Connection) -> None:
+    def overview(settings: Settings, conn: store.Connection) -> None:
         report.overview(sys.stdout, conn, settings, args.since, args.until)
 
     return _with_database(args, overview)
@@ -720,7 +716,7 @@ def _run_token_create(args: argparse.Namespace) -> int:
 
     from bouncefilter import tokens
 
-    def create(settings: Settings, conn: sqlite3.Connection) -> None:
+    def create(settings: Settings, conn: store.Connection) -> None:
         account = None
         if not args.admin:
             account = settings.named_account(args.account).name
@@ -733,7 +729,7 @@ def _run_token_list(args: argparse.Namespace) -> int:
     from bouncefilter import store
     from bouncefilter.report import iso
 
-    def listing(settings: Settings, conn: sqlite3.Connection) -> None:
+    def listing(settings: Settings, conn: store.Connection) -> None:
         print("key_id\taccount\tcreated\trevoked\tnote")
         for token in store.api_tokens(conn):
             revoked = "-" if token.revoked_at is None else iso(token.revoked_at)
@@ -747,7 +743,7 @@ def _run_token_revoke(args: argparse.Namespace) -> int:
 
     from bouncefilter import store, tokens
 
-    def revoke(settings: Settings, conn: sqlite3.Connection) -> None:
+    def revoke(settings: Settings, conn: store.Connection) -> None:
         key_id = tokens.key_id(args.key_id.strip()) or args.key_id.strip().lower()
         if not store.revoke_token(conn, key_id, time.time()):
             raise LookupError(f"no active token with key id {key_id!r} (see bouncefilter token list)")
@@ -773,12 +769,12 @@ def _run_forward(args: argparse.Namespace) -> int:
 
     code = EXIT_OK
 
-    def list_dead(settings: Settings, conn: sqlite3.Connection) -> None:
+    def list_dead(settings: Settings, conn: store.Connection) -> None:
         for row in store.dead_letters(conn):
             print(f"{row['id']}\t{row['target']}\tattempts={row['attempts']}\tbounce={row['bounce_id']}"
                   f"\t{row['outcome']} <{row['recipient']}>\t{row['last_error']}")
 
-    def retry(settings: Settings, conn: sqlite3.Connection) -> None:
+    def retry(settings: Settings, conn: store.Connection) -> None:
         nonlocal code
         changed = store.retry_dead(conn, time.time(), None if args.retry == "all" else args.retry)
         print(f"{changed} dead rows pending again")
@@ -793,10 +789,10 @@ def _run_forward(args: argparse.Namespace) -> int:
     return _with_database(args, _forward_work(args.once))
 
 
-def _forward_work(once: bool) -> Callable[[Settings, sqlite3.Connection], None]:
+def _forward_work(once: bool) -> Callable[[Settings, store.Connection], None]:
     """Run a forwarder on the open database: drain once, or serve until SIGTERM/SIGINT."""
 
-    def work(settings: Settings, conn: sqlite3.Connection) -> None:
+    def work(settings: Settings, conn: store.Connection) -> None:
         import logging
         import signal
         import threading

@@ -49,11 +49,11 @@ from bouncefilter import correlation, verp
 #: what is needed only by the type checker, or only on some paths, is imported there.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Sequence
     from datetime import date
     from typing import BinaryIO, TextIO
 
+    from bouncefilter import store
     from bouncefilter.config import LoggingSettings, Settings
     from bouncefilter.record import BounceRecord, Classification
     from bouncefilter.store import Bounce, SentMessage
@@ -181,8 +181,6 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
             now: float | None = None) -> list[tuple[Bounce, int | None]]:
     """Classify and store one received message; each row with its new id (``None``:
     stored before). Raises :class:`Temporary` when the keys or the database fail."""
-    import sqlite3
-
     from bouncefilter import config, store
 
     try:
@@ -196,7 +194,7 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
                                   keys, today, settings.verp.max_age_days)
     try:
         conn = store.connect(settings.database, settings.database_busy_timeout_ms)
-    except (sqlite3.Error, OSError) as exc:
+    except (store.DatabaseError, OSError) as exc:
         raise Temporary(f"database {settings.database}: {exc}") from None
     try:
         try:
@@ -207,7 +205,7 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
         rows = bounce_rows(classification, verdict, message, settings)
         delivery = store.Delivery(raw, now, size, truncated, args.queue_id, args.sender, args.recipient)
         ids = store.store_delivery(conn, delivery, rows)
-    except sqlite3.Error as exc:
+    except store.DatabaseError as exc:
         raise Temporary(f"database {settings.database}: {exc}") from None
     finally:
         conn.close()
@@ -231,7 +229,7 @@ def _classified(raw: bytes, queue_id: str) -> Classification:
         return Classification("unknown", (), Original(), parser="error")
 
 
-def _sent_message(conn: sqlite3.Connection, verdict: verp.Verdict, today: date) -> SentMessage | None:
+def _sent_message(conn: store.Connection, verdict: verp.Verdict, today: date) -> SentMessage | None:
     """The sent message the token names. For a token issued today or yesterday, waits a
     moment for a row the milter has not committed yet."""
     from bouncefilter import store

@@ -8,7 +8,6 @@ overview.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TextIO
@@ -45,7 +44,7 @@ def table(out: TextIO, rows: Iterable[Mapping[str, object]]) -> None:
         out.write("\t".join(str(values[column] or "-") for column in _TABLE_COLUMNS) + "\n")
 
 
-def overview(out: TextIO, conn: sqlite3.Connection, settings: Settings, since: float | None, until: float) -> None:
+def overview(out: TextIO, conn: store.Connection, settings: Settings, since: float | None, until: float) -> None:
     """The report: one block per account (configured ones first), then the rows no
     account owns."""
     sent = store.sent_totals(conn, since, until)

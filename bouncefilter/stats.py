@@ -6,7 +6,6 @@ page and ``bouncefilter report`` count alike.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -58,7 +57,7 @@ class AccountStats:
         }
 
 
-def gather(conn: sqlite3.Connection, since: float, until: float, account: str | None,
+def gather(conn: store.Connection, since: float, until: float, account: str | None,
            names: Sequence[str] = ()) -> list[AccountStats]:
     """The stats of ``account`` (``None``: of every account with data, ``names`` first
     even without any) for the window ``[since, until)``."""

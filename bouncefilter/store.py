@@ -151,6 +151,15 @@ class StoreError(Exception):
     """The database cannot be used as it is (newer schema, not migrated, unreadable)."""
 
 
+#: An open database, as the other modules hold it: they never run SQL on it themselves.
+Connection = sqlite3.Connection
+#: What a database that is locked, full or broken raises: callers that must answer for it
+#: (the pipe's 75, the CLI's 1) catch this, not sqlite3's names.
+DatabaseError = sqlite3.Error
+#: What a write raises when it would repeat a unique key (:func:`add_token`).
+DuplicateKey = sqlite3.IntegrityError
+
+
 class SentMessage(NamedTuple):
     """One outbound message as the milter records it."""
 

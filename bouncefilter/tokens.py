@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 
 from bouncefilter import store
 
@@ -33,19 +32,19 @@ def key_id(token: str) -> str | None:
     return match.group(1) if match else None
 
 
-def create(conn: sqlite3.Connection, account: str | None, now: float, note: str = "") -> str:
+def create(conn: store.Connection, account: str | None, now: float, note: str = "") -> str:
     """Make, store and return a new token of ``account`` (``None``: an admin token)."""
     for _ in range(_ATTEMPTS):
         token = f"bf_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
         try:
             store.add_token(conn, store.ApiToken(token[3:11], digest(token), account, now, note=note))
-        except sqlite3.IntegrityError:
+        except store.DuplicateKey:
             continue
         return token
     raise store.StoreError("could not find a free token key id")
 
 
-def verify(conn: sqlite3.Connection, token: str) -> store.ApiToken | None:
+def verify(conn: store.Connection, token: str) -> store.ApiToken | None:
     """The stored, unrevoked token that ``token`` is, or ``None``."""
     name = key_id(token)
     found = store.api_token(conn, name) if name else None
