@@ -22,7 +22,6 @@ import io
 import logging
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -55,7 +54,7 @@ _HTML_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
 ]
 
-Connect = Callable[[], sqlite3.Connection]
+Connect = Callable[[], store.Connection]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -69,7 +68,7 @@ def make_app(settings: Settings, connect: Connect | None = None, clock: Callable
 def _connector(settings: Settings) -> Connect:
     """Opens the configured database for one request; ``StoreError`` if it does not exist."""
 
-    def connect() -> sqlite3.Connection:
+    def connect() -> store.Connection:
         if not os.path.exists(settings.database):  # never create it from here
             raise store.StoreError(f"no database at {settings.database}")
         return store.connect(settings.database, settings.database_busy_timeout_ms)
@@ -121,7 +120,7 @@ class Api:
             response = handler(request, params, conn)
         except HttpError as error:
             response = web.error_response(error)
-        except (sqlite3.Error, store.StoreError) as exc:
+        except (store.DatabaseError, store.StoreError) as exc:
             log.error("database %s: %s", self.settings.database, exc)
             response = web.error_response(HttpError(503, "the database cannot be used now; try again later"))
         if request is not None and request.method == "HEAD":
@@ -144,7 +143,7 @@ class Api:
             return methods[method], match.groupdict()
         raise HttpError(404, f"no such endpoint: {request.path}")
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> store.Connection:
         """A connection to a store at the current schema (else 503, the connection closed)."""
         conn = self._connect()
         current = store.version(conn)
@@ -156,12 +155,12 @@ class Api:
 
     # -- the API --------------------------------------------------------------------------
 
-    def healthz(self, request: Request, params: Mapping[str, str], conn: sqlite3.Connection) -> Response:
+    def healthz(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """200 when the store answers at the current schema (else 503, from ``_open``)."""
-        conn.execute("SELECT count(*) FROM api_tokens").fetchone()
+        store.answers(conn)
         return web.json_response(200, {"status": "ok", "schema": store.SCHEMA_VERSION})
 
-    def bounces(self, request: Request, params: Mapping[str, str], conn: sqlite3.Connection) -> Response:
+    def bounces(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """The records in the window, oldest first, streamed as JSON, JSON lines or CSV."""
         token = _authenticate(conn, request)
         _check_parameters(request, _BOUNCE_PARAMETERS)
@@ -179,7 +178,7 @@ class Api:
             headers += _next_page(request, store.position(conn, selected, limit))
         return Response(200, headers, write(conn, selected, limit))
 
-    def raw(self, request: Request, params: Mapping[str, str], conn: sqlite3.Connection) -> Response:
+    def raw(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """The stored original bounce: ``message/rfc822``, or ``text/plain`` with ``format=text``."""
         token = _authenticate(conn, request)
         _check_parameters(request, _RAW_PARAMETERS)
@@ -202,7 +201,7 @@ class Api:
                               ("Content-Disposition", f'inline; filename="bounce-{bounce_id}.eml"'),
                               ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")], [data])
 
-    def stats(self, request: Request, params: Mapping[str, str], conn: sqlite3.Connection) -> Response:
+    def stats(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """Counts per day, outcome, reason and recipient domain, and sent totals, per account."""
         token = _authenticate(conn, request)
         _check_parameters(request, _STATS_PARAMETERS)
@@ -213,7 +212,7 @@ class Api:
 
     # -- the overview page ------------------------------------------------------------------
 
-    def overview(self, request: Request, params: Mapping[str, str], conn: sqlite3.Connection) -> Response:
+    def overview(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """The page for the token in the cookie (or the header); the login form without one.
         A token in the URL is checked, moved into the cookie, and taken out of the URL."""
         _check_parameters(request, _PAGE_PARAMETERS)
@@ -240,14 +239,14 @@ class Api:
         text = page.overview(found, since, until, choices, request.query.get("account", ""), problem)
         return _html(400 if problem else 200, text)
 
-    def login(self, request: Request, params: Mapping[str, str], conn: sqlite3.Connection) -> Response:
+    def login(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """The login form's answer: the cookie and back to the page, or the form again."""
         text = request.form().get("token", "").strip()
         if tokens.verify(conn, text) is None:
             return _html(401, page.login("That token is not valid (or was revoked)."))
         return web.redirect("/", [self._cookie(request, text)])
 
-    def logout(self, request: Request, params: Mapping[str, str], conn: sqlite3.Connection) -> Response:
+    def logout(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """Forget the cookie and go back to the login form."""
         return web.redirect("/", [self._cookie(request, "")])
 
@@ -289,7 +288,7 @@ def _presented(request: Request) -> str | None:
     return request.cookie(COOKIE)
 
 
-def _authenticate(conn: sqlite3.Connection, request: Request) -> store.ApiToken:
+def _authenticate(conn: store.Connection, request: Request) -> store.ApiToken:
     """The request's valid token; 401 with ``WWW-Authenticate`` when it has none."""
     text = _presented(request)
     if not text:
@@ -329,17 +328,17 @@ def _check_parameters(request: Request, allowed: frozenset[str]) -> None:
 # -- the records' formats -------------------------------------------------------------------
 
 
-def _json(conn: sqlite3.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
+def _json(conn: store.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
     """The records as one JSON array, one record a line (the query runs before the headers go)."""
     return web.batched(store.export_json(conn, selected, limit), "[\n", ",\n", "\n]\n")
 
 
-def _json_lines(conn: sqlite3.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
+def _json_lines(conn: store.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
     """The records as JSON lines; nothing at all for no records."""
     return web.batched(store.export_json(conn, selected, limit), "", "\n", "\n", empty="")
 
 
-def _csv(conn: sqlite3.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
+def _csv(conn: store.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
     """The records as CSV with a header row, ``hard`` as ``true``/``false``."""
     rows = store.export_rows(conn, selected, limit)  # runs the query now: errors before the headers
     return _csv_chunks(rows)
@@ -375,7 +374,7 @@ def _cell(value: object) -> object:
     return value
 
 
-_FORMATS: dict[str, tuple[str, Callable[[sqlite3.Connection, store.BounceQuery, int | None], Iterator[bytes]]]] = {
+_FORMATS: dict[str, tuple[str, Callable[[store.Connection, store.BounceQuery, int | None], Iterator[bytes]]]] = {
     "json": ("application/json", _json),
     "jsonl": ("application/x-ndjson", _json_lines),
     "csv": ("text/csv; charset=utf-8", _csv),
@@ -402,14 +401,14 @@ class _Body:
     """The response body as the server reads it; closing it closes the request's store
     connection. A database error half-way ends the body early (the status is sent)."""
 
-    def __init__(self, body: Iterable[bytes], conn: sqlite3.Connection | None) -> None:
+    def __init__(self, body: Iterable[bytes], conn: store.Connection | None) -> None:
         self._body = body
         self._conn = conn
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._body
-        except sqlite3.Error as exc:
+        except store.DatabaseError as exc:
             log.error("response cut short: %s", exc)
 
     def close(self) -> None:

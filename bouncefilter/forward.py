@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +70,7 @@ class Forwarder:
     """Works the outbox of ``conn`` for the targets in ``settings``. ``clock`` gives
     epoch seconds and ``rng`` the jitter (both replaceable in tests)."""
 
-    def __init__(self, settings: Settings, conn: sqlite3.Connection, clock: Callable[[], float] = time.time,
+    def __init__(self, settings: Settings, conn: store.Connection, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None) -> None:
         self._settings = settings.forward
         self._conn = conn
@@ -106,10 +105,9 @@ class Forwarder:
                 try:
                     total.add(self.run_once(stop))
                     due = store.next_due(self._conn)
-                except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full
+                except store.Unavailable as exc:  # locked past the busy timeout, disk full
                     log.warning("database: %s; trying again", exc)  # claimed rows come back after the lease
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                    store.abandon(self._conn)
                     due = None
                 wait = self._settings.poll_interval if due is None else due - self._clock()
                 stop.wait(min(self._settings.poll_interval, max(wait, 0.0)))

@@ -37,7 +37,6 @@ import os
 import secrets
 import signal
 import socket
-import sqlite3
 import stat
 import threading
 import time
@@ -159,7 +158,7 @@ class Recorder:
         self._writer.join(timeout)
 
     def _write_queue(self) -> None:
-        conn: sqlite3.Connection | None = None
+        conn: store.Connection | None = None
         stop = False
         while not stop:
             self._wake.wait(self._window)
@@ -188,18 +187,12 @@ class Recorder:
                 messages.append(item)
         return messages, waiting, False
 
-    def _write(self, conn: sqlite3.Connection | None, messages: Sequence[store.SentMessage]) -> sqlite3.Connection | None:
+    def _write(self, conn: store.Connection | None, messages: Sequence[store.SentMessage]) -> store.Connection | None:
         """Write ``messages`` in one transaction; the connection to use next (``None`` after a failure)."""
         try:
             conn = conn or store.connect(self._path, self._busy_timeout_ms, durable=False)
-            conn.execute("BEGIN")
-            try:
-                store.record_messages(conn, messages)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except (sqlite3.Error, OSError) as exc:
+            store.record_messages_at_once(conn, messages)
+        except (store.DatabaseError, OSError) as exc:
             _lost(messages, self._path, str(exc))
             if conn is not None:
                 conn.close()
@@ -555,7 +548,7 @@ def prepare_database(path: str, auto_migrate: bool) -> bool:
             store.ensure_schema(conn, auto_migrate)
         finally:
             conn.close()
-    except (store.StoreError, sqlite3.Error, OSError) as exc:
+    except (store.StoreError, store.DatabaseError, OSError) as exc:
         log.error("database %s cannot be used: %s; messages are rewritten but not recorded", path, exc)
         return False
     return True

@@ -158,6 +158,30 @@ Connection = sqlite3.Connection
 DatabaseError = sqlite3.Error
 #: What a write raises when it would repeat a unique key (:func:`add_token`).
 DuplicateKey = sqlite3.IntegrityError
+#: The database is there but cannot serve now (locked past the busy timeout, disk full).
+Unavailable = sqlite3.OperationalError
+
+
+def record_messages_at_once(conn: sqlite3.Connection, messages: Sequence[SentMessage]) -> None:
+    """:func:`record_messages` in a transaction of its own: all of them or none."""
+    conn.execute("BEGIN")
+    try:
+        record_messages(conn, messages)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def abandon(conn: sqlite3.Connection) -> None:
+    """Roll back the transaction ``conn`` is in, if any (after a failure inside one)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def answers(conn: sqlite3.Connection) -> None:
+    """Read the store once, raising :data:`DatabaseError` if it cannot (a health check)."""
+    conn.execute("SELECT count(*) FROM api_tokens").fetchone()
 
 
 class SentMessage(NamedTuple):

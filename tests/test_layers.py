@@ -1,6 +1,6 @@
 """The layers, checked on the source: the pure core (record types, VERP, accounts, the
 classifier and its parsers) imports only the standard library and itself, never an edge;
-and SQL stays in the store.
+and only the store imports sqlite3.
 
 Read with :mod:`ast`, so a function-local import counts as much as a top-level one.
 """
@@ -20,10 +20,9 @@ CORE = frozenset(
     """record verp accounts lazy mime view status dsn dsntext arf autoreply challenge original
     textbounce heuristic reasons phrases wording window classify lhost correlation""".split()
 )
-#: Modules that still run SQL themselves; the layout issue (13) moves their SQL into the
-#: store, emptying this set. No module may join it. The others hold a store.Connection
-#: and catch store.DatabaseError, never sqlite3's names.
-SQL_OUTSIDE_THE_STORE_TODAY = frozenset({"api", "forward", "milter"})
+#: The store is the only module that speaks SQL: the others hold a store.Connection and
+#: catch store.DatabaseError, never sqlite3's names.
+SQL_MODULES = frozenset({"store"})
 
 
 def module_name(path: Path) -> str:
@@ -63,10 +62,9 @@ def test_the_core_imports_only_the_standard_library_and_itself(name: str) -> Non
     assert (outside, edges) == ([], []), f"{name} imports {outside + edges}"
 
 
-def test_only_the_store_and_the_known_few_use_sqlite() -> None:
+def test_only_the_store_uses_sqlite() -> None:
     users = {name for name, path in MODULES.items() if "sqlite3" in imports(path)}
-    assert users - {"store"} <= SQL_OUTSIDE_THE_STORE_TODAY, f"new SQL outside the store: {users - {'store'}}"
-    assert not users & CORE
+    assert users == SQL_MODULES
 
 
 def test_every_core_module_exists() -> None:
