@@ -53,6 +53,9 @@ _FAILURE_SUBJECT_RE = re.compile(
     re.I,
 )
 _REPLY_PREFIX_RE = re.compile(r"^[ \t]{0,8}(?:re|aw|sv|vs|fw|fwd|wg|tr|rif|antw|odp|ynt)[ \t]{0,4}(?:\[\d{1,4}\])?[ \t]{0,4}:", re.I)
+#: "The following recipients failed / did not receive / could not be reached": a list
+#: of failed addresses follows.
+_FOLLOWING_FAILED = r"(?:following|these) (?:recipients?|address(?:es)?)\b[^\n.]{0,40}(?:failed|could not|were not|was not|did not|cannot)"
 #: A statement, anywhere in the notification, that a message was not delivered.
 _UNDELIVERED_RE = re.compile(
     r"undeliver|could ?n[o']t be delivered|not (?:been )?delivered|delivery (?:has )?failed"
@@ -61,8 +64,7 @@ _UNDELIVERED_RE = re.compile(
     r"|message (?:was )?(?:refused|bounced)|bounce notification|could not deliver"
     r"|error[^\n.]{0,40}deliver|has been delayed|delivery[^\n.]{0,40}delayed"
     r"|delivery errors?\b|returned mail|delivery to [^\n.]{0,60}(?:failed|was not|could not)"
-    r"|(?:following|these) (?:recipients?|address(?:es)?)\b[^\n.]{0,40}(?:failed|did not receive|could not|were not)"
-    r"|nicht zugestellt|unzustellbar|n'a pas pu (?:être|etre) (?:remis|distribu)|no se (?:ha )?pudo entregar",
+    r"|" + _FOLLOWING_FAILED + r"|nicht zugestellt|unzustellbar|n'a pas pu (?:être|etre) (?:remis|distribu)|no se (?:ha )?pudo entregar",
     re.I,
 )
 _CODE_RE = re.compile(r"(?<![\d.])[45]\.\d{1,3}\.\d{1,3}(?![\d])|(?<![\w.])[45][0-5]\d(?=[ -])")
@@ -80,7 +82,7 @@ _ERROR_RE = re.compile(
     r"|failed permanently|permanent (?:error|failure)|rejected|refused|disabled|suspended"
     r"|invalid (?:recipient|address|mailbox|user)|host unknown|unknown host|domain not found"
     r"|not accepting mail|timed out|expired|temporary failure|delayed|will be retried|not listed"
-    r"|(?:following|these) (?:recipients?|address(?:es)?)\b[^\n.]{0,40}(?:failed|could not|were not|was not|did not|cannot)",
+    r"|" + _FOLLOWING_FAILED,
     re.I,
 )
 _SENDER_RE = re.compile(

@@ -191,7 +191,8 @@ class Recorder:
         """Write ``messages`` in one transaction; the connection to use next (``None`` after a failure)."""
         try:
             conn = conn or store.connect(self._path, self._busy_timeout_ms, durable=False)
-            store.record_messages_at_once(conn, messages)
+            with store.Writing(conn):
+                store.record_messages(conn, messages)
         except (store.DatabaseError, OSError) as exc:
             _lost(messages, self._path, str(exc))
             if conn is not None:

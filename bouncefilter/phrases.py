@@ -30,7 +30,6 @@ _INSERT_RE = re.compile(
     r"|\[[^\[\]\s]{0,80}[.@:][^\[\]\s]{0,80}\]"  # [192.0.2.1], [mx.example.com]; not [CS01]
     r"|(?<![^\s(,;:])[^\s<>()\[\]\"',;:]{1,64}@[a-z0-9.\[\]:-]{1,255}"  # a bare address
 )
-_SPACES_RE = re.compile(r"\s+")
 _TRAILING_RE = re.compile(r"~ ?[:,;.]")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})
 

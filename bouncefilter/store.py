@@ -162,17 +162,6 @@ DuplicateKey = sqlite3.IntegrityError
 Unavailable = sqlite3.OperationalError
 
 
-def record_messages_at_once(conn: sqlite3.Connection, messages: Sequence[SentMessage]) -> None:
-    """:func:`record_messages` in a transaction of its own: all of them or none."""
-    conn.execute("BEGIN")
-    try:
-        record_messages(conn, messages)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
 def abandon(conn: sqlite3.Connection) -> None:
     """Roll back the transaction ``conn`` is in, if any (after a failure inside one)."""
     if conn.in_transaction:
@@ -243,13 +232,9 @@ class Writing:
                 self._conn.execute("COMMIT")
                 return
             except BaseException:
-                self._rollback()
+                abandon(self._conn)  # a failed COMMIT may have ended it already
                 raise
-        self._rollback()
-
-    def _rollback(self) -> None:
-        if self._conn.in_transaction:  # a failed COMMIT may have ended it already
-            self._conn.execute("ROLLBACK")
+        abandon(self._conn)
 
 
 def version(conn: sqlite3.Connection) -> int:

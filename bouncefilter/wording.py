@@ -193,7 +193,7 @@ TABLE: tuple[Row, ...] = (
         r"{user} (?:is )?(?:full|over the quota)", r"(?:account|mailbox) (?:is )?(?:currently |temporarily )?full",
         r"too much mail data", r"too many messages on the server", r"boite du destinataire pleine",
         r"quotaexceeded", r"error writing message: file too large",
-        r"not enough (?:disk |storage )?space", r"mailbox exceeds", 
+        r"not enough (?:disk |storage )?space", r"mailbox exceeds",
         r"exceeded (?:its |the )?(?:disk space|storage) (?:limit|allocation)",
     )),
     Row("mesgtoobig", ("rfc3463", "postfix", "sendmail", "exim", "gmail", "sisimai"), (
