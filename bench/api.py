@@ -40,7 +40,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bouncefilter import store, tokens
+from bouncefilter import store
+from bouncefilter.api import tokens
 
 ROWS = 1_000_000
 DAYS = 90

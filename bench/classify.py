@@ -5,7 +5,7 @@ Two measures, printed as a Markdown table the README can show:
 1. Throughput in one process: every message of a folder (default
    ``../shared/corpus/public``) is read into memory once, then parsed and classified,
    best of ``--repeat`` passes; process start and imports are not counted. Parsing alone
-   is shown beside it, with :mod:`bouncefilter.mime` and with ``email``'s compat32
+   is shown beside it, with :mod:`bouncefilter.classify.mime` and with ``email``'s compat32
    parser: the latter is a fixed yardstick, so the ratio of classifying to it travels
    between machines and across load.
 2. One message per process, as Postfix's pipe transport runs it: the median wall time of
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bouncefilter import mime  # noqa: E402  (after the path is set)
-from bouncefilter.classify import classify  # noqa: E402
+from bouncefilter.classify.pipeline import classify  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "public"
 DEFAULT_MESSAGES = (
@@ -46,7 +46,7 @@ VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
 def compat32_parse(raw: bytes) -> object:
-    """The message parsed as the classifier parsed it before :mod:`bouncefilter.mime`."""
+    """The message parsed as the classifier parsed it before :mod:`bouncefilter.classify.mime`."""
     from email._policybase import compat32
     from email.parser import BytesParser
 
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         count = len(messages)
         where = f"{count} messages of {args.corpus.name}/, best of {args.repeat}"
         rows.append((f"classify in one process ({where})", _rate(count, classify_s, classify_cpu)))
-        rows.append(("parse alone, bouncefilter.mime", _rate(count, parse_s, parse_cpu)))
+        rows.append(("parse alone, bouncefilter.classify.mime", _rate(count, parse_s, parse_cpu)))
         rows.append(("parse alone, email compat32 (yardstick)", _rate(count, compat32_s, compat32_cpu)))
         # Machine load moves all figures together; their ratio travels between machines.
         rows.append(("classify time / compat32 parse time (CPU)", f"{classify_cpu / compat32_cpu:.2f}"))

@@ -38,7 +38,7 @@ import messages  # noqa: E402  (after the path is set)
 from support.forward_lab import Hooks, Mailbox  # noqa: E402
 
 from bouncefilter import config, store  # noqa: E402
-from bouncefilter.record import BounceRecord  # noqa: E402
+from bouncefilter.core.record import BounceRecord  # noqa: E402
 
 SCRIPT = Path(sys.executable).with_name("bouncefilter")
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -92,7 +92,7 @@ def fill(settings: config.Settings, bounces: int) -> int:
                               replycode="550", original_message_id=f"<m{n}@shop.example.com>")
         row = store.Bounce(record, "bounce", "shop", bounce_address="orders@shop.example.com", targets=targets)
         store.store_delivery(conn, store.Delivery(raw, now, rcpt_to=messages.address("x")), [row])
-    queued = store.outbox_states(conn).get(store.PENDING, 0)
+    (queued,) = conn.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()
     conn.close()
     return queued
 

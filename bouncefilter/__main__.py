@@ -1,5 +1,5 @@
 """``python -m bouncefilter``: the same as the ``bouncefilter`` command."""
 
-from bouncefilter.cli import main
+from bouncefilter.cli.main import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Logging for the long-running entry points (milter, API, forwarder): syslog or stderr.
 
 Only entry points call :func:`configure` (the CLI's commands and the WSGI server's
-``bouncefilter.api:application``); every other module only logs, through
+``bouncefilter.api.app:application``); every other module only logs, through
 ``logging.getLogger(__name__)``. The pipe transport sets up its own, cheaper logging.
 """
 

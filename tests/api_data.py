@@ -14,8 +14,11 @@ from datetime import datetime, timezone
 from email.message import Message
 from pathlib import Path
 
-from bouncefilter import api, config, httpd, store, tokens
-from bouncefilter.record import BounceRecord
+from bouncefilter import config, store
+from bouncefilter.api import app as api
+from bouncefilter.api import server as httpd
+from bouncefilter.api import tokens
+from bouncefilter.core.record import BounceRecord
 
 #: Midnight UTC of the first day with records.
 DAY0 = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()

@@ -13,14 +13,11 @@ import pytest
 #: The checkout's root folder.
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The classifier's loggers (a name here covers the modules under it, ``bouncefilter.lhost``
-#: every format module). The classifier never raises: it logs a parser's exception at
-#: ERROR and carries on, so such a record is how a test learns that a parser crashed.
-CLASSIFIER_LOGGERS = tuple(
-    f"bouncefilter.{name}"
-    for name in ("classify", "arf", "dsn", "dsntext", "autoreply", "heuristic", "lhost", "textbounce", "original",
-                 "mime", "view", "status", "reasons", "phrases", "record")
-)
+#: The classifier's loggers (a name covers the modules under it: ``bouncefilter.classify``
+#: every parser and format module). The classifier never raises: it logs a parser's
+#: exception at ERROR and carries on, so such a record is how a test learns that a parser
+#: crashed.
+CLASSIFIER_LOGGERS = ("bouncefilter.classify", "bouncefilter.core")
 #: The marker of a test that provokes a parser bug on purpose (it must also log one).
 PARSER_BUG_EXPECTED = "parser_bug_expected"
 #: Where a test item keeps the records its ``parser_bugs`` fixture gathers.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from datetime import date
 
-from bouncefilter import verp
+from bouncefilter.core import verp
 
 KEY = "0123456789abcdef0123456789abcdef"
 OTHER_KEY = "fedcba9876543210fedcba9876543210"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bouncefilter import accounts
+from bouncefilter.core import accounts
 from bouncefilter.config import Account
 
 SHOP = Account(name="shop", sasl_users=("shop-mailer",), senders=("orders@shop.example.com",))

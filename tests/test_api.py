@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from api_data import DAY0, ROWS, SENT, Served, fetch, seed, serving
 
-from bouncefilter import api, store, tokens
-from bouncefilter.record import BounceRecord
+from bouncefilter import store
+from bouncefilter.api import app as api
+from bouncefilter.api import tokens
+from bouncefilter.core.record import BounceRecord
 
 FIELDS = ["id", "time", "timestamp", "account", "recipient", "kind", "reason", "hard", "status", "replycode",
           "diagnostic", "reporting_mta", "remote_mta", "feedback_type", "message_id", "subject", "envelope",
@@ -315,12 +317,12 @@ def test_tokens_are_stored_only_as_hashes(app):
 
 
 def test_the_access_log_never_holds_a_token(app, caplog):
-    caplog.set_level(logging.INFO, logger="bouncefilter.api")
+    caplog.set_level(logging.INFO, logger="bouncefilter.api.app")
     token = app.tokens["shop"]
     fetch(f"{app.url}{WINDOW}?kind=bounce&access_token={token}")
     fetch(f"{app.url}/?access_token={token}")
     fetch(app.url + WINDOW, token)
-    lines = [record.getMessage() for record in caplog.records if record.name == "bouncefilter.api"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "bouncefilter.api.app"]
     assert any("access_token=REDACTED" in line and "kind=bounce" in line for line in lines)
     assert len(lines) >= 3 and not any(token in line or token[12:] in line for line in lines)
 
@@ -355,7 +357,7 @@ def test_the_token_migration_keeps_an_older_stores_records(tmp_path):
     conn = store.connect(str(tmp_path / "old.db"))
     for version, sql in store.MIGRATIONS:
         if version < introduced:
-            for statement in store._statements(sql):
+            for statement in store.db._statements(sql):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
     record = store.Bounce(BounceRecord("a@example.net", "bounce", "userunknown", True), "bounce", "shop")

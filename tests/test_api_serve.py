@@ -1,5 +1,5 @@
 """The API as it is run: ``bouncefilter token``, ``bouncefilter api`` and gunicorn
-loading ``bouncefilter.api:application``, each a real process on loopback."""
+loading ``bouncefilter.api.app:application``, each a real process on loopback."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_gunicorn_loads_the_application_from_the_environments_configuration(serv
     pytest.importorskip("gunicorn")
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-            "--threads", "4", "bouncefilter.api:application"]
+            "--threads", "4", "bouncefilter.api.app:application"]
     with process(argv, port, served):
         rows = fetch(f"http://127.0.0.1:{port}{WINDOW}?format=jsonl", served.tokens["news"]).body.splitlines()
         assert len(rows) == 2 and all(b'"account":"news"' in row for row in rows)
@@ -132,7 +132,7 @@ def test_the_api_unit_is_hardened_as_the_milters():
     api = (directory / "bouncefilter-api.service").read_text()
     settings = [line for line in milter.splitlines() if line and not line.startswith(("#", "[", "WantedBy"))]
     assert settings and all(line in api.splitlines() for line in settings)
-    assert "bouncefilter.api:application" in api and "--access-logfile" not in api.partition("ExecStart")[2]
+    assert "bouncefilter.api.app:application" in api and "--access-logfile" not in api.partition("ExecStart")[2]
 
 
 @pytest.mark.parametrize(("text", "key"), [

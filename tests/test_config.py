@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from bouncefilter import config
+from bouncefilter.config import build, loader
 from bouncefilter.config import ConfigError, Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "contrib" / "bouncefilter.yaml"
@@ -27,7 +28,7 @@ def settings_classes(cls: type = Settings) -> list[type]:
     found = [cls]
     for hint in get_type_hints(cls).values():
         for candidate in (hint, *get_args(hint)):
-            if config._is_settings(candidate) and candidate not in found:
+            if build.is_settings(candidate) and candidate not in found:
                 found.extend(c for c in settings_classes(candidate) if c not in found)
     return found
 
@@ -249,7 +250,7 @@ def test_a_parsed_copy_is_written_beside_the_file_and_read_instead_of_the_yaml(c
     def no_yaml(raw: bytes, where: str) -> None:
         raise AssertionError("the YAML was parsed")
 
-    monkeypatch.setattr(config, "_parse", no_yaml)
+    monkeypatch.setattr(loader, "_parse", no_yaml)
     assert config.load(path) == expected
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bouncefilter.classify import classify
+from bouncefilter.classify.pipeline import classify
 
 
 def data_folder() -> Path | None:

@@ -7,7 +7,7 @@ answer each recipient as its situation (:data:`factory.situations.SITUATIONS`) s
 ``greylisted@peer.example.test``, a host that never speaks for ``timeout@silent...``, and
 so on. Every MTA then writes its own bounce in its own format, to the envelope sender,
 whose exchanger is the peer again. What the reply stands for is known by construction,
-so each bounce is a test: classified with :func:`bouncefilter.classify.classify`, it must
+so each bounce is a test: classified with :func:`bouncefilter.classify.pipeline.classify`, it must
 give one record for the situation's recipient, of kind ``bounce``, with the situation's
 reason and ``hard`` flag. Where an MTA sends delay notices (Postfix
 ``delay_warning_time``, Exim ``delay_warning``, Sendmail ``Timeout.queuewarn``,
@@ -29,8 +29,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bouncefilter.classify import classify
-from bouncefilter.record import BounceRecord
+from bouncefilter.classify.pipeline import classify
+from bouncefilter.core.record import BounceRecord
 from factory import lab
 from factory.mtas import MTA, MTAS
 from factory.situations import SITUATIONS, Situation
@@ -121,7 +121,7 @@ def test_delay_notice(factory_results: Results, mta: type[MTA], situation: Situa
 def test_every_mta_runs_every_situation() -> None:
     """The factory's breadth, as the issue asks: at least five MTAs, fifteen situations each,
     every reason name one of the taxonomy's."""
-    from bouncefilter.reasons import REASONS
+    from bouncefilter.classify.reasons import REASONS
 
     assert len(MTAS) >= 5 and all(len(mta.situations()) >= 15 for mta in MTAS)
     assert {situation.reason for situation in SITUATIONS} <= REASONS

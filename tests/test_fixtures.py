@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bouncefilter.classify import classify
-from bouncefilter.record import Classification
+from bouncefilter.classify.pipeline import classify
+from bouncefilter.core.record import Classification
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MESSAGES = sorted(FIXTURES.glob("*/*.eml"))
@@ -26,7 +26,7 @@ TOP_KEYS = {"outcome", "parser", "records", "original"}
 #: for the classifier's current output to decide.
 REQUIRED_RECORD_KEYS = ("reason", "hard")
 #: sisimai's reasons for an address that is permanently bad (``hard``), unless the
-#: status is temporary (4.x). Spelled out here, apart from bouncefilter.reasons, so
+#: status is temporary (4.x). Spelled out here, apart from bouncefilter.classify.reasons, so
 #: that the expectations are checked against the taxonomy rather than against the code.
 HARD_REASONS = {"userunknown", "hostunknown", "hasmoved", "notaccept"}
 #: Line-end variants: the file as written, then rewritten to CRLF and to CR alone.

@@ -1,6 +1,6 @@
 """Forwarding: the outbox handed on to real SMTP and web hook receivers on loopback.
 
-Rows are queued by the real pipe code (:func:`bouncefilter.pipe.deliver`); the
+Rows are queued by the real pipe code (:func:`bouncefilter.pipe.delivery.deliver`); the
 forwarder runs in-process (``Forwarder.run_once`` with a clock the test moves, so
 retries come in test time) or as the real ``bouncefilter forward`` command.
 """
@@ -22,7 +22,10 @@ import trustme
 from api_data import Served, fetch, serving
 from support.forward_lab import KEY, OLD_SECRET, SECRET, Hooks, Mailbox, Site, free_port, hook, make_site, signature_ok
 
-from bouncefilter import config, pipe, store, tokens, webhook
+from bouncefilter import config, store
+from bouncefilter.pipe import delivery
+from bouncefilter.api import tokens
+from bouncefilter.forward import webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,9 +68,9 @@ def test_forged_and_tokenless_mail_is_never_forwarded(tmp_path):
     site = make_site(tmp_path, "{type: smtp, to: a@example.com, kinds: [bounce, reply, unknown]}")
     forged = messages.token(key=messages.OTHER_KEY)
     raw = messages.postfix_dsn(forged)
-    pipe.deliver(site.settings, pipe.Arguments("", messages.address(forged), ""), raw, len(raw), False)
+    delivery.deliver(site.settings, delivery.Arguments("", messages.address(forged), ""), raw, len(raw), False)
     raw = messages.postfix_dsn("")
-    pipe.deliver(site.settings, pipe.Arguments("", f"postmaster@{messages.DOMAIN}", ""), raw, len(raw), False)
+    delivery.deliver(site.settings, delivery.Arguments("", f"postmaster@{messages.DOMAIN}", ""), raw, len(raw), False)
     conn = site.conn()
     assert {row["outcome"] for row in store.bounces(conn)} == {"forged", "notoken"}
     assert site.outbox() == []

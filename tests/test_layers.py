@@ -1,6 +1,13 @@
-"""The layers, checked on the source: the pure core (record types, VERP, accounts, the
-classifier and its parsers) imports only the standard library and itself, never an edge;
-and only the store imports sqlite3.
+"""The layers, checked on the source.
+
+- ``core/`` (record types, VERP, accounts, time windows) imports only the standard
+  library and itself; ``classify/`` only those and itself; the pipe's token correlation
+  only the core. None of them does I/O, reads the clock or draws random numbers.
+- The four flows (``milter/``, ``pipe/``, ``forward/``, ``api/``) never import one another:
+  what they share lives below them (core, classify, config, store), and only the CLI
+  starts them.
+- Only ``store/`` imports sqlite3: the others hold a ``store.Connection`` and catch
+  ``store.DatabaseError``, never sqlite3's names.
 
 Read with :mod:`ast`, so a function-local import counts as much as a top-level one.
 """
@@ -15,58 +22,71 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bouncefilter"
 
-#: The pure core: no I/O, clock or randomness; only the standard library and each other.
-CORE = frozenset(
-    """record verp accounts lazy mime view status dsn dsntext arf autoreply challenge original
-    textbounce heuristic reasons phrases wording window classify lhost correlation""".split()
-)
-#: The store is the only module that speaks SQL: the others hold a store.Connection and
-#: catch store.DatabaseError, never sqlite3's names.
-SQL_MODULES = frozenset({"store"})
+#: What each pure room may import besides the standard library (itself included).
+PURE = {
+    "core": {"core"},
+    "classify": {"core", "classify"},
+    "pipe.correlation": {"core"},
+}
+FLOWS = ("milter", "pipe", "forward", "api")
 
 
 def module_name(path: Path) -> str:
-    """``lhost/exim.py`` -> ``lhost.exim``; ``lhost/__init__.py`` -> ``lhost``."""
+    """``classify/mta/exim.py`` -> ``classify.mta.exim``; ``classify/mta/__init__.py`` -> ``classify.mta``."""
     parts = path.relative_to(PACKAGE).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports(path: Path) -> set[str]:
-    """Every module ``path`` imports anywhere in it: ``bouncefilter.x`` as ``x``."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "bouncefilter":
-                found.update(alias.name for alias in node.names)
-            else:
-                found.add(node.module)
-    return {name.removeprefix("bouncefilter.") for name in found}
 
 
 MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def in_core(name: str) -> bool:
-    return name.split(".")[0] in CORE
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports anywhere in it: ``bouncefilter.x.y`` as ``x.y``, and
+    ``from bouncefilter.x import y`` as ``x.y`` when ``y`` is a module."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                inner = f"{node.module}.{alias.name}".removeprefix("bouncefilter.")
+                found.add(inner if inner in MODULES else node.module)
+    return {name.removeprefix("bouncefilter.") for name in found}
 
 
-@pytest.mark.parametrize("name", sorted(name for name in MODULES if in_core(name)))
-def test_the_core_imports_only_the_standard_library_and_itself(name: str) -> None:
-    outside = sorted(
-        imported for imported in imports(MODULES[name])
-        if not (imported in MODULES and in_core(imported)) and imported.split(".")[0] not in sys.stdlib_module_names
-    )
-    edges = sorted(imported for imported in imports(MODULES[name]) if imported in MODULES and not in_core(imported))
-    assert (outside, edges) == ([], []), f"{name} imports {outside + edges}"
+def room(name: str) -> str:
+    """The pure room ``name`` belongs to, or the top-level package it is in."""
+    return next((pure for pure in PURE if name == pure or name.startswith(pure + ".")), name.split(".")[0])
+
+
+@pytest.mark.parametrize("name", sorted(name for name in MODULES if room(name) in PURE))
+def test_the_pure_rooms_import_only_the_standard_library_and_what_lies_below(name: str) -> None:
+    allowed = PURE[room(name)]
+    wrong = sorted(imported for imported in imports(MODULES[name])
+                   if room(imported) not in allowed and imported.split(".")[0] not in sys.stdlib_module_names)
+    assert wrong == [], f"{name} imports {wrong}"
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_a_flow_never_imports_another(flow: str) -> None:
+    crossing = sorted({f"{name} -> {imported}" for name in MODULES if name.split(".")[0] == flow
+                       for imported in imports(MODULES[name])
+                       if imported.split(".")[0] in FLOWS and imported.split(".")[0] != flow})
+    assert crossing == []
 
 
 def test_only_the_store_uses_sqlite() -> None:
-    users = {name for name, path in MODULES.items() if "sqlite3" in imports(path)}
-    assert users == SQL_MODULES
+    users = {name.split(".")[0] for name, path in MODULES.items() if "sqlite3" in imports(path)}
+    assert users == {"store"}
 
 
-def test_every_core_module_exists() -> None:
-    """The list above names real modules (a rename must update it)."""
-    assert CORE <= {name.split(".")[0] for name in MODULES}
+def test_every_pure_room_exists() -> None:
+    """The rooms named above are real (a rename must update them)."""
+    assert set(PURE) <= set(MODULES)
+
+
+def test_only_the_program_imports_the_cli() -> None:
+    """The CLI sits on top: nothing but ``python -m bouncefilter`` imports it."""
+    importers = sorted(name for name, path in MODULES.items()
+                       if name.split(".")[0] != "cli" and any(i.split(".")[0] == "cli" for i in imports(path)))
+    assert importers == ["__main__"]

@@ -12,7 +12,7 @@ FORMAT = "%(asctime)s bouncefilter/milter[%(process)d]: %(levelname)s: %(message
 
 
 def _record(created: float) -> logging.LogRecord:
-    record = logging.LogRecord("bouncefilter.milter", logging.INFO, __file__, 1, "%s: sent", ("4Q7RZ1X2Y3",), None)
+    record = logging.LogRecord("bouncefilter.milter.service", logging.INFO, __file__, 1, "%s: sent", ("4Q7RZ1X2Y3",), None)
     record.created = created
     record.msecs = (created - int(created)) * 1000
     return record

@@ -31,11 +31,14 @@ import Milter.testctx
 import pytest
 from support.milter_client import PostfixClient, WireClient
 
-from bouncefilter import accounts, milterserver, store, verp
-from bouncefilter import milter as bfmilter
+from bouncefilter import store
+from bouncefilter.core import accounts
+from bouncefilter.milter import engine as milterserver
+from bouncefilter.core import verp
+from bouncefilter.milter import service as bfmilter
 from bouncefilter.config import Account, MilterSettings, Settings, VerpSettings
-from bouncefilter.milter import AnsweringMilter, InFlight, OutboundMilter, Policy, QuietMilter, Recorder
-from bouncefilter.record import TRACKING_HEADER
+from bouncefilter.milter.service import AnsweringMilter, InFlight, OutboundMilter, Policy, QuietMilter, Recorder
+from bouncefilter.core.record import TRACKING_HEADER
 
 KEY = "0123456789abcdef0123456789abcdef"
 OLD_KEY = "fedcba9876543210fedcba9876543210"

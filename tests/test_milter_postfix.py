@@ -23,8 +23,8 @@ import pytest
 from support.bouncefilter_lab import MilterProcess, write_config
 from support.postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, free_ports, make_message, unix_listening
 
-from bouncefilter.classify import classify
-from bouncefilter.record import TRACKING_HEADER
+from bouncefilter.classify.pipeline import classify
+from bouncefilter.core.record import TRACKING_HEADER
 
 pytestmark = pytest.mark.postfix
 

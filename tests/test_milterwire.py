@@ -1,4 +1,4 @@
-"""The milter protocol's wire format (bouncefilter.milterwire) and the engine's context.
+"""The milter protocol's wire format (bouncefilter.milter.wire) and the engine's context.
 
 The engine itself is tested over real sockets in test_milter.py (both engines) and
 against a real Postfix in test_milter_postfix.py.
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bouncefilter import milterwire as wire
-from bouncefilter.milterserver import Context, tcp_address
+from bouncefilter.milter import wire
+from bouncefilter.milter.engine import Context, tcp_address
 
 PACKETS = [
     (wire.OPTNEG, struct.pack("!III", 6, 0x1FF, 0x1FFFFF)),

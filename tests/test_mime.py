@@ -1,4 +1,4 @@
-"""bouncefilter.mime reads a message as ``email`` with ``policy.compat32`` does.
+"""bouncefilter.classify.mime reads a message as ``email`` with ``policy.compat32`` does.
 
 mime.py promises the same headers, parts and payloads as
 ``email.message_from_bytes(raw, policy=email.policy.compat32)``, also for broken MIME,
@@ -17,12 +17,12 @@ Where the two may differ by design, the comparison says why:
 - Quoted-printable with CR-only line ends: ``email`` hands the CRs to
   ``binascii.a2b_qp``, which knows no CR-only soft line breaks; mime.py decodes after
   making them LF. Compared only for LF and CRLF messages.
-- :data:`~bouncefilter.mime.MAX_PARSE_BYTES`: mime.py reads only the start of a huge
+- :data:`~bouncefilter.classify.mime.MAX_PARSE_BYTES`: mime.py reads only the start of a huge
   message; ``email`` is given the same start.
-- :data:`~bouncefilter.mime.MAX_NESTING`: deeper containers stay one leaf in mime.py;
+- :data:`~bouncefilter.classify.mime.MAX_NESTING`: deeper containers stay one leaf in mime.py;
   below that depth only the MIME type and the header fields are compared.
-- ``MAX_PARTS``, ``MAX_DEPTH`` and ``MAX_TEXT`` bound :func:`~bouncefilter.mime.walk`
-  and :func:`~bouncefilter.mime.text`, not the parse, and are not involved here.
+- ``MAX_PARTS``, ``MAX_DEPTH`` and ``MAX_TEXT`` bound :func:`~bouncefilter.classify.mime.walk`
+  and :func:`~bouncefilter.classify.mime.text`, not the parse, and are not involved here.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bouncefilter import mime
+from bouncefilter.classify import mime
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MESSAGES = sorted(FIXTURES.glob("*/*.eml"))

@@ -1,6 +1,6 @@
 """The test suite's guard against swallowed parser crashes (tests/conftest.py).
 
-:func:`bouncefilter.classify.classify` never raises: a parser that raises is logged
+:func:`bouncefilter.classify.pipeline.classify` never raises: a parser that raises is logged
 and skipped. Without a guard a parser that crashed on every message would leave the
 fixture and fuzz suites green. These tests show the guard: a test in which the
 classifier logs such an error fails and names the parser and the exception, and a test
@@ -14,7 +14,7 @@ import logging
 import pytest
 from conftest import ROOT, ParserBugs, parser_bug_report
 
-from bouncefilter import classify
+from bouncefilter.classify import pipeline
 
 pytest_plugins = ["pytester"]
 
@@ -25,7 +25,7 @@ INNER_TESTS = f'''
 import pytest
 from pathlib import Path
 
-from bouncefilter import classify
+from bouncefilter.classify import pipeline
 
 RAW = Path({str(DSN)!r}).read_bytes()
 
@@ -35,24 +35,24 @@ def crash(view):
 
 
 def test_a_parser_crashes(monkeypatch):
-    monkeypatch.setattr(classify, "STANDARD", (("arf", classify.STANDARD[0][1]), ("dsn", crash)))
-    classify.classify(RAW)  # the test itself asserts nothing: only the guard can fail it
+    monkeypatch.setattr(pipeline, "STANDARD", (("arf", pipeline.STANDARD[0][1]), ("dsn", crash)))
+    pipeline.classify(RAW)  # the test itself asserts nothing: only the guard can fail it
 
 
 @pytest.mark.parser_bug_expected
 def test_a_crash_on_purpose(monkeypatch, parser_bugs):
-    monkeypatch.setattr(classify, "STANDARD", (("dsn", crash),))
-    classify.classify(RAW)
+    monkeypatch.setattr(pipeline, "STANDARD", (("dsn", crash),))
+    pipeline.classify(RAW)
     assert "parser dsn failed" in parser_bugs[0].getMessage()
 
 
 @pytest.mark.parser_bug_expected
 def test_a_marked_test_that_crashes_nothing():
-    classify.classify(RAW)
+    pipeline.classify(RAW)
 
 
 def test_no_crash():
-    assert classify.classify(RAW).outcome == "bounce"
+    assert pipeline.classify(RAW).outcome == "bounce"
 '''
 
 
@@ -79,7 +79,7 @@ def test_a_test_in_which_a_parser_raised_fails_naming_parser_and_exception(inner
     assert outcomes.get("failed") == 2 and outcomes.get("passed") == 2, inner.stdout.str()
     inner.stdout.fnmatch_lines([
         "*test_a_parser_crashes*",
-        "*bouncefilter.classify: parser dsn failed; trying the next one: "
+        "*bouncefilter.classify.pipeline: parser dsn failed; trying the next one: "
         "ZeroDivisionError: the dsn parser crashed on purpose*",
     ])
     # The traceback points at the line that raised.
@@ -102,8 +102,8 @@ def test_the_report_names_the_parser_the_exception_and_where(
     def crash(view: object) -> None:
         raise KeyError("Final-Recipient")
 
-    monkeypatch.setattr(classify, "STANDARD", (("dsn", crash),))
-    classify.classify(DSN.read_bytes())
+    monkeypatch.setattr(pipeline, "STANDARD", (("dsn", crash),))
+    pipeline.classify(DSN.read_bytes())
     report = parser_bug_report(parser_bugs)
     assert report is not None
     assert "parser dsn failed; trying the next one: KeyError: 'Final-Recipient'" in report
@@ -116,14 +116,14 @@ def test_nothing_logged_is_no_report() -> None:
 
 def test_errors_outside_the_classifier_are_not_parser_bugs() -> None:
     handler = ParserBugs()
-    for name in ("bouncefilter.milter", "bouncefilter.pipe", "bouncefilter.classifyx"):
+    for name in ("bouncefilter.milter.service", "bouncefilter.pipe.delivery", "bouncefilter.classifyx"):
         handler.handle(logging.LogRecord(name, logging.ERROR, __file__, 1, "failed", (), None))
-    handler.handle(logging.LogRecord("bouncefilter.lhost.exim", logging.ERROR, __file__, 1, "failed", (), None))
-    handler.handle(logging.LogRecord("bouncefilter.classify", logging.WARNING, __file__, 1, "odd", (), None))
-    assert [record.name for record in handler.records] == ["bouncefilter.lhost.exim"]
+    handler.handle(logging.LogRecord("bouncefilter.classify.mta.exim", logging.ERROR, __file__, 1, "failed", (), None))
+    handler.handle(logging.LogRecord("bouncefilter.classify.pipeline", logging.WARNING, __file__, 1, "odd", (), None))
+    assert [record.name for record in handler.records] == ["bouncefilter.classify.mta.exim"]
 
 
 def test_the_fixture_sees_what_this_test_logs(parser_bugs: list[logging.LogRecord]) -> None:
-    logging.getLogger("bouncefilter.dsn").error("looked at, then removed")
+    logging.getLogger("bouncefilter.classify.dsn").error("looked at, then removed")
     assert [record.getMessage() for record in parser_bugs] == ["looked at, then removed"]
     parser_bugs.clear()  # so that the guard lets this test pass

@@ -24,7 +24,8 @@ from pathlib import Path
 import messages
 import pytest
 
-from bouncefilter import store, verp
+from bouncefilter import store
+from bouncefilter.core import verp
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCRIPT = Path(sys.executable).with_name("bouncefilter")
@@ -470,11 +471,11 @@ def test_a_pipe_killed_mid_write_leaves_the_database_whole_and_the_retry_stores(
 
 
 def test_the_json_of_a_stored_row_is_what_bounces_prints(site, capsys):
-    from bouncefilter import cli
+    from bouncefilter.cli import main
 
     token = site.record()
     assert site.pipe(messages.postfix_dsn(token), messages.address(token)).returncode == 0
-    assert cli.main(["bounces", "--config", str(site.config), "--json"]) == 0
+    assert main.main(["bounces", "--config", str(site.config), "--json"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     data = json.loads(line)
     for key in ("id", "received_at", "account", "token", "outcome", "recipient", "reason", "hard", "status",
@@ -486,12 +487,13 @@ def test_the_json_of_a_stored_row_is_what_bounces_prints(site, capsys):
 def test_a_message_the_classifier_fails_on_is_stored_unclassified_not_deferred(site, monkeypatch, capsys):
     import io
 
-    from bouncefilter import classify, pipe
+    from bouncefilter.classify import pipeline
+    from bouncefilter.pipe import delivery as pipe
 
     def broken(raw: bytes) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(classify, "classify", broken)
+    monkeypatch.setattr(pipeline, "classify", broken)
     token = site.record()
     code = pipe.main(["--queue-id", "4BUG", "", messages.address(token)], str(site.config),
                      io.BytesIO(messages.postfix_dsn(token)))
@@ -504,7 +506,7 @@ def test_log_lines_go_to_syslog_when_there_is_one(site, monkeypatch, tmp_path, c
     import io
     import syslog
 
-    from bouncefilter import pipe
+    from bouncefilter.pipe import delivery as pipe
 
     sent: list[tuple[int, str]] = []
     monkeypatch.setattr(syslog, "openlog", lambda *args: None)

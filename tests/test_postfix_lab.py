@@ -12,7 +12,7 @@ import smtplib
 import pytest
 from support.postfix_lab import BOUNCE_DOMAIN, CONTRIB_COMMAND, PostfixLab, contrib_main, contrib_master, make_message
 
-from bouncefilter.classify import classify
+from bouncefilter.classify.pipeline import classify
 
 pytestmark = pytest.mark.postfix
 

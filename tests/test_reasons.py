@@ -12,9 +12,10 @@ import pytest
 
 import re
 
-from bouncefilter import phrases, wording
-from bouncefilter.dsntext import Notice, command_in
-from bouncefilter.reasons import HARD_REASONS, REASONS, decide, is_hard
+from bouncefilter.classify import phrases
+from bouncefilter.classify import wording
+from bouncefilter.classify.dsntext import Notice, command_in
+from bouncefilter.classify.reasons import HARD_REASONS, REASONS, decide, is_hard
 
 # (status, diagnostic, reason): the text decides, read in context.
 WORDINGS = [

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bouncefilter import cli, store
-from bouncefilter.record import BounceRecord
+from bouncefilter import store
+from bouncefilter.cli import main
+from bouncefilter.core.record import BounceRecord
 
 DAY = 86400.0
 CONFIG = """\
@@ -60,7 +61,7 @@ def config(tmp_path: Path) -> str:
 
 
 def report(config: str, capsys, *argv: str) -> str:
-    assert cli.main(["report", "--config", config, *argv]) == cli.EXIT_OK
+    assert main.main(["report", "--config", config, *argv]) == main.EXIT_OK
     return capsys.readouterr().out
 
 
@@ -101,7 +102,7 @@ def test_the_report_window_follows_since(config, capsys):
 
 
 def test_bounces_lists_json_lines_by_window_and_account(config, capsys):
-    assert cli.main(["bounces", "--config", config, "--json", "--since", "1d", "--account", "shop"]) == 0
+    assert main.main(["bounces", "--config", config, "--json", "--since", "1d", "--account", "shop"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["outcome"] for row in rows] == ["bounce", "bounce", "bounce", "bounce", "delay", "complaint",
                                                 "autoreply", "reply", "expired"]
@@ -109,50 +110,50 @@ def test_bounces_lists_json_lines_by_window_and_account(config, capsys):
     assert (first["recipient"], first["reason"], first["hard"], first["account"]) == \
         ("gone@example.net", "userunknown", True, "shop")
     assert first["received_at"].endswith("Z") and isinstance(first["id"], int)
-    assert cli.main(["bounces", "--config", config, "--json", "--until", "2000-01-01"]) == 0
+    assert main.main(["bounces", "--config", config, "--json", "--until", "2000-01-01"]) == 0
     assert capsys.readouterr().out == ""
 
 
 def test_bounces_prints_a_table_by_default(config, capsys):
-    assert cli.main(["bounces", "--config", config, "--account", "news"]) == 0
+    assert main.main(["bounces", "--config", config, "--account", "news"]) == 0
     header, line = capsys.readouterr().out.splitlines()
     assert header.split("\t") == ["received_at", "account", "outcome", "recipient", "reason", "hard", "status"]
     assert line.split("\t")[1:] == ["news", "bounce", "n@example.com", "blocked", "soft", "5.7.1"]
 
 
 def test_an_unknown_account_is_named_as_token_create_names_it(config, capsys):
-    assert cli.main(["bounces", "--config", config, "--account", "nosuch"]) == 1
+    assert main.main(["bounces", "--config", config, "--account", "nosuch"]) == 1
     assert "no account 'nosuch' in the configuration (accounts: shop, news, quiet)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["bounces", "report"])
 def test_an_inverted_window_is_refused_as_the_api_refuses_it(config, capsys, command):
-    assert cli.main([command, "--config", config, "--since", "2026-12-03", "--until", "2026-12-01"]) == 2
+    assert main.main([command, "--config", config, "--since", "2026-12-03", "--until", "2026-12-01"]) == 2
     assert "end must be after start" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2024-13-01", "7w", "2026-12-03T10:00"])
 def test_a_bad_moment_is_a_usage_error(config, value):
     with pytest.raises(SystemExit) as caught:
-        cli.main(["bounces", "--config", config, "--since", value])
-    assert caught.value.code == cli.EXIT_USAGE
+        main.main(["bounces", "--config", config, "--since", value])
+    assert caught.value.code == main.EXIT_USAGE
 
 
 def test_moments_are_dates_datetimes_or_ages():
-    assert cli._moment("2024-05-16") == 1715817600.0
-    assert cli._moment("2024-05-16T02:00:00+02:00") == 1715817600.0
-    assert cli._moment("2024-05-16 00:00Z") == 1715817600.0
-    assert abs(cli._moment("2d") - (time.time() - 2 * DAY)) < 5
-    assert abs(cli._moment("90m") - (time.time() - 5400)) < 5
+    assert main._moment("2024-05-16") == 1715817600.0
+    assert main._moment("2024-05-16T02:00:00+02:00") == 1715817600.0
+    assert main._moment("2024-05-16 00:00Z") == 1715817600.0
+    assert abs(main._moment("2d") - (time.time() - 2 * DAY)) < 5
+    assert abs(main._moment("90m") - (time.time() - 5400)) < 5
 
 
 def test_db_purge_applies_the_retention_settings(config, capsys):
     with open(config, "a", encoding="utf-8") as handle:
         handle.write("retention: {days: 30, raw_days: 1}\n")
-    assert cli.main(["db", "purge", "--config", config]) == 0
+    assert main.main(["db", "purge", "--config", config]) == 0
     out = capsys.readouterr().out
     assert out.endswith(": deleted 1 bounce records, 1 raw messages, 1 sent messages\n")
-    assert cli.main(["db", "purge", "--config", config]) == 0
+    assert main.main(["db", "purge", "--config", config]) == 0
     assert "deleted 0 bounce records, 0 raw messages, 0 sent messages" in capsys.readouterr().out
 
 
@@ -160,10 +161,10 @@ def test_reading_commands_fail_with_1_on_a_database_they_cannot_use(tmp_path, ca
     path = tmp_path / "c.yaml"
     path.write_text("database: missing/bf.db\n", encoding="utf-8")
     for argv in (["report"], ["bounces"], ["db", "purge"]):
-        assert cli.main([*argv, "--config", str(path)]) == cli.EXIT_FAILED
+        assert main.main([*argv, "--config", str(path)]) == main.EXIT_FAILED
         assert "missing/bf.db" in capsys.readouterr().err
     path.write_text("database_auto_migrate: false\ndatabase: bf.db\n", encoding="utf-8")
-    assert cli.main(["bounces", "--config", str(path)]) == cli.EXIT_FAILED
+    assert main.main(["bounces", "--config", str(path)]) == main.EXIT_FAILED
     assert "bouncefilter db migrate" in capsys.readouterr().err
 
 
@@ -171,7 +172,7 @@ def test_the_report_and_the_overview_page_mean_the_same_30_days(config, capsys):
     """Both read whole UTC days, today included: [midnight 29 days ago, next midnight)."""
     from datetime import datetime, timedelta, timezone
 
-    from bouncefilter import window
+    from bouncefilter.core import window
 
     since, until = window.last_days(time.time())
     tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bouncefilter.classify import classify
-from bouncefilter.reasons import REASONS
-from bouncefilter.record import KINDS, Classification
+from bouncefilter.classify.pipeline import classify
+from bouncefilter.classify.reasons import REASONS
+from bouncefilter.core.record import KINDS, Classification
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE_PATHS = [path for path in sorted(FIXTURES.glob("*/*.eml")) if path.stat().st_size]
@@ -190,7 +190,7 @@ def test_a_bug_while_completing_records_gives_unknown(
     def broken(*args: object, **kwargs: object) -> str:
         raise RuntimeError("a bug in the reason rules")
 
-    monkeypatch.setattr("bouncefilter.reasons.decide", broken)
+    monkeypatch.setattr("bouncefilter.classify.reasons.decide", broken)
     result = classify((FIXTURES / "autoreply" / "postfix-dsn-auto-submitted.eml").read_bytes())
     well_formed(result)
     assert result.outcome == "unknown"

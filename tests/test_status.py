@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bouncefilter.status import find_replycode, find_status, klass, normalize
+from bouncefilter.classify.status import find_replycode, find_status, klass, normalize
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bouncefilter import store
-from bouncefilter.record import BounceRecord
+from bouncefilter.core.record import BounceRecord
 
 RAW = b"""\
 Return-Path: <>
@@ -98,8 +98,8 @@ def test_a_delivery_is_stored_with_its_rows_raw_message_and_outbox(db):
     assert (first["queue_id"], first["rcpt_to"], first["received_at"]) == ("4Q1", RCPT, 1_790_000_000.0)
     assert store.raw_message(db, first["raw_id"]) == RAW  # type: ignore[arg-type]
     assert rows[1]["raw_id"] == first["raw_id"]
-    assert store.outbox(db, 1) == [("smtp:b@shop.example.com", "pending"), ("webhook:1", "pending")]
-    assert store.outbox(db, 2) == []
+    assert store.outbox_rows(db, 1) == [("smtp:b@shop.example.com", "pending"), ("webhook:1", "pending")]
+    assert store.outbox_rows(db, 2) == []
     assert db.execute("SELECT due_at FROM outbox").fetchall() == [(1_790_000_000.0,)] * 2
 
 
@@ -200,7 +200,7 @@ def test_purge_keeps_a_raw_message_a_pending_forward_needs(db):
 def test_a_schema_1_database_with_messages_is_brought_forward(tmp_path):
     conn = store.connect(str(tmp_path / "old.db"))
     version, sql = store.MIGRATIONS[0]
-    for statement in store._statements(sql):
+    for statement in store.db._statements(sql):
         conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {version}")
     store.record_messages(conn, (store.SentMessage("00aa", "t", "shop", 1.0, recipients=("a@example.net",)),))
@@ -218,7 +218,7 @@ def test_no_migration_statement_hides_a_semicolon_in_a_comment():
 def test_a_schema_2_outbox_row_is_brought_forward_due_and_queued_when_it_was(tmp_path):
     conn = store.connect(str(tmp_path / "old.db"))
     for version, sql in store.MIGRATIONS[:2]:
-        for statement in store._statements(sql):
+        for statement in store.db._statements(sql):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {version}")
     conn.execute("INSERT INTO raw_messages (sha256, received_at, size, data) VALUES ('x', 5.0, 1, x'00')")

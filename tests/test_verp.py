@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bouncefilter import verp
+from bouncefilter.core import verp
 
 DOMAIN = "bounces.example.com"
 OLD_KEY = b"old signing key, retired in 2026"

@@ -1,5 +1,5 @@
 """Published error texts of mailbox providers, security gateways and MTAs, and the reason
-each stands for: the wording table (:mod:`bouncefilter.wording`) read against texts it
+each stands for: the wording table (:mod:`bouncefilter.classify.wording`) read against texts it
 was not tuned on, one case per documented wording (names and addresses changed).
 
 Greylisting that ends in a bounce is ``expired``: the mail gave up on a temporary refusal.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bouncefilter.reasons import decide
+from bouncefilter.classify.reasons import decide
 
 # (status, diagnostic, reason)
 PUBLISHED = [

@@ -264,7 +264,7 @@ def write_fixtures(results: dict[tuple[str, str], Result], folder: Path = FIXTUR
             if kind == "delay" and expectation.delay_also:
                 # This notice may be one that kept too little of the remote's words: it
                 # stands for the declared alternative its text supports.
-                from bouncefilter.classify import classify
+                from bouncefilter.classify.pipeline import classify
 
                 said = [record.reason for record in classify(received.message).records]
                 reason = said[0] if said and said[0] in expectation.delay_also else reason

@@ -113,13 +113,13 @@ class Runtime:
         return self.folder / "bin" / "bouncefilter"
 
 
-#: The console script pip writes for ``bouncefilter = bouncefilter.cli:main``.
+#: The console script pip writes for ``bouncefilter = bouncefilter.cli.main:main``.
 _SCRIPT = """\
 #!{python}
 # -*- coding: utf-8 -*-
 import re
 import sys
-from bouncefilter.cli import main
+from bouncefilter.cli.main import main
 if __name__ == '__main__':
     sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
     sys.exit(main())

@@ -1,0 +1,1 @@
+"""The download API and the overview page: a WSGI application and its small server."""

@@ -1,0 +1,123 @@
+"""What an API request asks for: its window, its filters, its page.
+
+Pure functions from the request's text to :class:`bouncefilter.store.BounceQuery`
+parts; anything that cannot be read is a :class:`bouncefilter.api.http.HttpError` 400 that
+says what was wrong. Windows are half-open, ``[start, end)``: a record received at
+exactly ``end`` belongs to the next window.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+
+from bouncefilter.core import window as window_
+from bouncefilter.classify.reasons import REASONS
+from bouncefilter.core.record import KINDS
+from bouncefilter.api.http import HttpError
+
+_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_CURSOR = re.compile(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)/(\d+)")
+#: The most rows one page (``limit``) may hold.
+MAX_LIMIT = 100_000
+
+
+def moment(text: str, name: str) -> float:
+    """Epoch seconds for ``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 date and time with
+    its zone (:mod:`bouncefilter.core.window`); 400 naming ``name`` otherwise."""
+    try:
+        return window_.moment(text, name)
+    except window_.WindowError as error:
+        raise HttpError(400, str(error)) from None
+
+
+def window(start: str, end: str, max_days: int) -> tuple[float, float]:
+    """The half-open window ``[start, end)`` in epoch seconds; 400 if it is empty,
+    inverted or longer than ``max_days`` days."""
+    try:
+        since, until = window_.window(moment(start, "start"), moment(end, "end"), start, end)
+    except window_.WindowError as error:
+        raise HttpError(400, str(error)) from None
+    if until - since > max_days * 86400:
+        raise HttpError(400, f"the window is longer than {max_days} days (api.max_window_days): ask in parts")
+    return since, until
+
+
+def day(epoch: float) -> str:
+    """The UTC day ``YYYY-MM-DD`` of an epoch time."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d")
+
+
+def days(since: float, until: float) -> list[str]:
+    """Every UTC day that the window ``[since, until)`` touches, in order."""
+    first = datetime.fromtimestamp(since, timezone.utc).date()
+    last = datetime.fromtimestamp(until - 1e-6, timezone.utc).date()
+    return [(first + timedelta(n)).isoformat() for n in range((last - first).days + 1)]
+
+
+def filters(params: Mapping[str, str]) -> dict[str, object]:
+    """The :class:`~bouncefilter.store.BounceQuery` filters among ``params``
+    (``recipient``, ``domain``, ``reason``, ``kind``, ``hard``), checked; 400 for a value
+    that no record can have."""
+    found: dict[str, object] = {}
+    if "recipient" in params:
+        found["recipient"] = _non_empty(params, "recipient")
+    if "domain" in params:
+        domain = _non_empty(params, "domain")
+        if not _DOMAIN.fullmatch(domain):
+            raise HttpError(400, f"domain: not a domain name: {domain!r}")
+        found["domain"] = domain
+    if "reason" in params:
+        found["reason"] = _choice(params, "reason", sorted(REASONS))
+    if "kind" in params:
+        found["kind"] = _choice(params, "kind", list(KINDS))
+    if "hard" in params:
+        found["hard"] = _BOOLEANS[_choice(params, "hard", list(_BOOLEANS))]
+    return found
+
+
+def limit(params: Mapping[str, str]) -> int | None:
+    """The ``limit`` parameter: a whole number from 1 to :data:`MAX_LIMIT`, or ``None``."""
+    if "limit" not in params:
+        return None
+    text = params["limit"]
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise HttpError(400, f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
+    return int(text)
+
+
+def cursor(position: tuple[float, int]) -> str:
+    """The opaque ``cursor`` for a page starting at ``position`` (received_at, id)."""
+    return base64.urlsafe_b64encode(f"{position[0]!r}/{position[1]}".encode()).decode().rstrip("=")
+
+
+def position(text: str) -> tuple[float, int]:
+    """The position a ``cursor`` stands for; 400 if it is not one this API gave."""
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    match = _CURSOR.fullmatch(decoded)
+    if not match:
+        raise HttpError(400, "cursor: not a cursor this API gave (take it from the X-Next-Cursor header)")
+    return float(match.group(1)), int(match.group(2))
+
+
+def _non_empty(params: Mapping[str, str], name: str) -> str:
+    """The parameter ``name`` stripped; 400 if nothing is left."""
+    value = params[name].strip()
+    if not value:
+        raise HttpError(400, f"{name}: must not be empty")
+    return value
+
+
+def _choice(params: Mapping[str, str], name: str, choices: list[str]) -> str:
+    """The parameter ``name`` in lower case; 400 listing ``choices`` if it is not one."""
+    value = params[name].strip().lower()
+    if value not in choices:
+        raise HttpError(400, f"{name}: expected one of {', '.join(choices)}, got {params[name]!r}")
+    return value

@@ -1,0 +1,33 @@
+"""An unnamed Japanese MTA (sisimai's "X1") that lists each address with its error in
+square brackets::
+
+    ---The following addresses had delivery errors---
+
+    user@example.com [User unknown]
+"""
+
+from __future__ import annotations
+
+import re
+
+from bouncefilter.classify import lazy
+from bouncefilter.classify import mime
+from bouncefilter.classify import textbounce
+from bouncefilter.core.record import Finding
+from bouncefilter.classify.view import View
+
+_START = "---The following addresses had delivery errors---"
+_LINE_RE = lazy.regex(rf"^[ \t]*<?({textbounce.ADDRESS})>?[ \t]+\[(.{{1,500}})\][ \t]*$", re.M)
+
+
+def parse(view: View) -> list[Finding] | None:
+    """A finding per ``address [error]`` line; ``None`` if not this format."""
+    if not view.subject_lower.startswith("returned mail:"):
+        return None
+    body = textbounce.after_marker(view.text, (_START,))
+    if not body:
+        return None
+    return textbounce.dedupe(
+        textbounce.failure(mime.clean_address(match.group(1)), " ".join(match.group(2).split()))
+        for match in _LINE_RE.finditer(body)
+    ) or None

@@ -1,0 +1,1 @@
+"""The ``bouncefilter`` command: its parser, its commands and their output."""

@@ -1,0 +1,1 @@
+"""The record types and the pure rules every flow shares: VERP, accounts, time windows."""

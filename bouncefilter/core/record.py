@@ -1,0 +1,124 @@
+"""The record types every part of bouncefilter shares.
+
+A parser turns a message into :class:`Finding` objects (what the message says about one
+recipient); :mod:`bouncefilter.classify.pipeline` completes them into :class:`BounceRecord` objects
+(adding the reason and the ``hard`` verdict, decided in one place by
+:mod:`bouncefilter.classify.reasons`). Everything here is pure data. The immutable types are named tuples rather than frozen
+dataclasses: importing ``dataclasses`` and creating each frozen dataclass cost
+milliseconds, paid by every short-lived process (one pipe delivery imports these at
+start).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+#: The header the milter adds to outbound mail; complaints and bounces that return the
+#: original headers carry it back.
+TRACKING_HEADER = "X-Bouncefilter-Token"
+
+#: What a record is about. ``bounce``: delivery failed for good; ``delay``: still trying;
+#: ``delivered``: a success DSN (delivered, relayed, expanded); ``complaint``: an ARF
+#: report; ``autoreply``: an out-of-office or other RFC 3834 reply; ``challenge``: a
+#: challenge/response request (the mail waits for the sender to prove a person sent it).
+KINDS = ("bounce", "delay", "delivered", "complaint", "autoreply", "challenge")
+
+
+class Original(NamedTuple):
+    """The identity of the message that bounced, as far as the bounce returns it."""
+
+    message_id: str = ""
+    subject: str = ""
+    token: str = ""
+    return_path: str = ""
+    sender: str = ""
+    to: str = ""
+
+
+class Finding:
+    """What one parser read about one recipient; mutable while the parser works.
+
+    A parser reports what the message says, never a reason: ``code`` holds a vendor's
+    code words the text rules cannot read in the diagnostic (an SES bounce subtype, an
+    Exchange MSEXCH code, a spam-filter header: written ``vendor:word``, looked up in
+    :mod:`bouncefilter.classify.wording`), ``expired`` that the MTA gave up after its retries
+    (delivery time expired); :mod:`bouncefilter.classify.reasons` decides from those, the status,
+    the SMTP command and the words.
+    (A plain class with slots, not a dataclass: the dataclasses module and each class it
+    makes cost milliseconds at import, in every pipe process.)
+    """
+
+    __slots__ = ("recipient", "kind", "action", "status", "replycode", "diagnostic", "reporting_mta", "remote_mta",
+                 "original_recipient", "code", "expired", "feedback_type", "arrival_date", "source_ip", "extra")
+
+    def __init__(self, recipient: str, kind: str = "bounce", action: str = "", status: str = "", replycode: str = "",
+                 diagnostic: str = "", reporting_mta: str = "", remote_mta: str = "", original_recipient: str = "",
+                 code: str = "", expired: bool = False, feedback_type: str = "", arrival_date: str = "", source_ip: str = "",
+                 extra: dict[str, str] | None = None) -> None:
+        self.recipient = recipient
+        self.kind = kind
+        self.action = action
+        self.status = status
+        self.replycode = replycode
+        self.diagnostic = diagnostic
+        self.reporting_mta = reporting_mta
+        self.remote_mta = remote_mta
+        self.original_recipient = original_recipient
+        self.code = code
+        self.expired = expired
+        self.feedback_type = feedback_type
+        self.arrival_date = arrival_date
+        self.source_ip = source_ip
+        self.extra: dict[str, str] = {} if extra is None else extra
+
+    def __repr__(self) -> str:
+        return f"Finding({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Finding):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+class BounceRecord(NamedTuple):
+    """One recipient event, complete: the unit the store, the API and forwarding use."""
+
+    recipient: str
+    kind: str
+    reason: str
+    hard: bool
+    status: str = ""
+    replycode: str = ""
+    action: str = ""
+    diagnostic: str = ""
+    reporting_mta: str = ""
+    remote_mta: str = ""
+    original_recipient: str = ""
+    feedback_type: str = ""
+    arrival_date: str = ""
+    source_ip: str = ""
+    original_message_id: str = ""
+    subject: str = ""
+    token: str = ""
+    return_path: str = ""
+    envelope_sender: str = ""
+    parser: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """The record as a plain dict of its fields."""
+        return dict(self._asdict())
+
+
+class Classification(NamedTuple):
+    """The classifier's verdict on one message.
+
+    ``outcome`` is ``bounce`` (records describe failures, delays or successes),
+    ``complaint``, ``autoreply``, ``challenge`` or ``unknown`` (not a bounce: no records).
+    """
+
+    outcome: str
+    records: tuple[BounceRecord, ...]
+    original: Original
+    parser: str = ""

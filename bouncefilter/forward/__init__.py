@@ -1,0 +1,1 @@
+"""Forwarding stored events by SMTP and web hooks, from the durable outbox."""

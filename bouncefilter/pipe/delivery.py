@@ -1,0 +1,392 @@
+"""The pipe transport (``bouncefilter pipe``): one received message in, stored, 0 or 75 out.
+
+Postfix's pipe(8) (or a Sendmail prog mailer) starts one process per message for the
+bounce domain, with the message on standard input::
+
+    bouncefilter pipe [--config PATH] [--queue-id ID] SENDER RECIPIENT
+
+The message is read (up to ``pipe.max_bytes``; a larger one is stored truncated and
+marked so), classified, tied to the message it answers by its VERP token, and stored
+with :func:`bouncefilter.store.store_delivery`: one row per recipient event, the raw
+message once, outbox rows for forwarding, all in one transaction. Every message is
+stored, whatever it is; the ``outcome`` column says what it was:
+
+- the record's kind (``bounce``, ``delay``, ``delivered``, ``complaint``, ``autoreply``,
+  ``challenge``) when a valid token ties it to a sent message;
+- ``reply``: a valid token, but no parser claims the message (a person answering);
+- ``forged`` / ``expired``: the token's MAC is wrong (or it is no token at all), or it
+  is older than ``verp.max_age_days``; kept, never counted against a recipient;
+- ``notoken``: a bounce, complaint or auto-reply that names no token anywhere;
+- ``unknown``: neither a token nor anything a parser claims (mail to a bare address),
+  or a message the classifier failed on (``parser`` is then ``error``).
+
+The token is looked for in the envelope recipient first (when it carries one, it
+decides), then in the returned original (the tracking header, its Return-Path, the
+report's X-Postfix-Sender), then in the DSN's Original-Envelope-Id.
+
+The exit status is 0 (stored, or a duplicate of what is stored) or 75 (EX_TEMPFAIL,
+Postfix tries again later) with one line ``4.3.0 ...`` on standard output: anything of
+ours that fails (configuration, database locked or full, a bug) is 75, because any
+other status makes Postfix bounce the bounce. :func:`main` is the one place that
+decides it. Log lines (one per stored row, in Postfix's ``QUEUEID: name=value, ...``
+style) are held until the end and then written to syslog (standard error without
+``/dev/log``, or with ``logging.target: stderr``), after the 4.3.0 line.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+from bouncefilter.pipe import correlation
+from bouncefilter.core import verp
+
+#: Imports cost milliseconds a process, and Postfix starts one process per bounce:
+#: what is needed only by the type checker, or only on some paths, is imported there.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import date
+    from typing import BinaryIO, TextIO
+
+    from bouncefilter import store
+    from bouncefilter.config import LoggingSettings, Settings
+    from bouncefilter.core.record import BounceRecord, Classification
+    from bouncefilter.store import Bounce, SentMessage
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_TEMPFAIL = 75
+USAGE = "usage: bouncefilter pipe [--config PATH] [--queue-id ID] SENDER RECIPIENT"
+#: How long to wait for the milter to record a message whose bounce arrived first (it
+#: commits in batches; a hard bounce from a nearby MTA can beat it by milliseconds).
+MESSAGE_WAIT_SECONDS = 2.0
+MESSAGE_WAIT_STEP = 0.05
+#: Record kinds that are outcomes of their own once the token is valid.
+_KINDS = frozenset({"bounce", "delay", "delivered", "complaint", "autoreply", "challenge"})
+SYSLOG_SOCKET = "/dev/log"
+IDENT = "bouncefilter/pipe"
+
+
+class UsageError(Exception):
+    """The command line is not ``[options] SENDER RECIPIENT``."""
+
+
+class Arguments(NamedTuple):
+    """The pipe's command line."""
+
+    sender: str
+    recipient: str
+    queue_id: str = ""
+    config: str | None = None
+
+
+def parse_arguments(argv: Sequence[str], config: str | None = None) -> Arguments:
+    """``[--config PATH] [--queue-id ID] SENDER RECIPIENT``; raises :class:`UsageError`.
+
+    The last two arguments are always SENDER and RECIPIENT, even when one starts with
+    ``-`` (an address may), so no address can be mistaken for an option.
+    """
+    if len(argv) < 2:
+        raise UsageError(USAGE)
+    *options, sender, recipient = argv
+    values = {"--queue-id": "", "--config": config}
+    position = 0
+    while position < len(options):
+        name, equals, value = options[position].partition("=")
+        if name not in values:
+            raise UsageError(f"unknown option {name!r}; {USAGE}")
+        if not equals:
+            position += 1
+            if position == len(options):
+                raise UsageError(f"{name} needs a value; {USAGE}")
+            value = options[position]
+        values[name] = value
+        position += 1
+    return Arguments(sender, recipient, values["--queue-id"] or "", values["--config"])
+
+
+def main(argv: Sequence[str], config: str | None = None, stdin: BinaryIO | None = None,
+         stdout: TextIO | None = None) -> int:
+    """Run the pipe transport; returns 0 or 75 and never raises.
+
+    ``config`` is a ``--config`` given before the subcommand. On 75, one line starting
+    ``4.3.0 `` is written to ``stdout``; nothing else ever is.
+    """
+    stdout = stdout or sys.stdout
+    held = _HeldLog()
+    root = logging.getLogger()
+    root.handlers[:] = [held]
+    root.setLevel(logging.DEBUG)
+    settings: Settings | None = None
+    queue_id = "NOQUEUE"
+    real_stdout, sys.stdout = sys.stdout, io.StringIO()  # a stray print must not reach Postfix
+    try:
+        args = parse_arguments(argv, config)
+        queue_id = args.queue_id or queue_id
+        settings = load_settings(args.config)
+        raw, size, truncated = read_message(stdin or sys.stdin.buffer, settings.pipe.max_bytes)
+        deliver(settings, args, raw, size, truncated)
+        code, reply = EXIT_OK, ""
+    except BaseException as exc:  # the one top-level handler: whatever happens, 75
+        code, reply = EXIT_TEMPFAIL, _reply(exc)
+        if isinstance(exc, (UsageError, Temporary)):
+            log.error("%s: deferred: %s", queue_id, exc)
+        else:
+            log.error("%s: deferred after an unexpected failure", queue_id, exc_info=True)
+    finally:
+        sys.stdout = real_stdout
+    if reply:
+        try:
+            stdout.write(reply + "\n")
+            stdout.flush()
+        except (OSError, ValueError):
+            pass  # Postfix went away; the exit status still says "try again"
+    _write_log(held, settings.logging if settings else None)
+    return code
+
+
+class Temporary(Exception):
+    """A failure of ours that Postfix should retry: the message becomes 4.3.0 text."""
+
+
+def load_settings(path: str | None) -> Settings:
+    """The settings; a :class:`Temporary` naming the problem if they cannot be loaded."""
+    from bouncefilter import config
+
+    try:
+        return config.load(config.locate(path))
+    except config.ConfigError as exc:
+        raise Temporary(f"configuration: {exc}") from None
+
+
+def read_message(stream: BinaryIO, max_bytes: int) -> tuple[bytes, int, bool]:
+    """The message on ``stream``: its first ``max_bytes`` octets, its full size, and
+    whether it was cut. The rest is read and dropped, so the writer never fails."""
+    data = stream.read(max_bytes + 1) or b""
+    if len(data) <= max_bytes:
+        return data, len(data), False
+    size = len(data)
+    while chunk := stream.read(1 << 20):
+        size += len(chunk)
+    return data[:max_bytes], size, True
+
+
+def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncated: bool,
+            now: float | None = None) -> list[tuple[Bounce, int | None]]:
+    """Classify and store one received message; each row with its new id (``None``:
+    stored before). Raises :class:`Temporary` when the keys or the database fail."""
+    from bouncefilter import config, store
+
+    try:
+        keys = config.signing_keys(settings.verp)
+    except config.ConfigError as exc:
+        raise Temporary(f"configuration: {exc}") from None
+    now = time.time() if now is None else now
+    today = datetime.fromtimestamp(now, timezone.utc).date()
+    classification = _classified(raw, args.queue_id)
+    verdict = correlation.verdict(args.recipient, classification, raw, settings.verp.prefix, settings.verp.domain or "",
+                                  keys, today, settings.verp.max_age_days)
+    try:
+        conn = store.connect(settings.database, settings.database_busy_timeout_ms)
+    except (store.DatabaseError, OSError) as exc:
+        raise Temporary(f"database {settings.database}: {exc}") from None
+    try:
+        try:
+            store.ensure_schema(conn, settings.database_auto_migrate)
+        except store.StoreError as exc:
+            raise Temporary(f"database {settings.database}: {exc}") from None
+        message = _sent_message(conn, verdict, today) if verdict and verdict.message_key else None
+        rows = bounce_rows(classification, verdict, message, settings)
+        delivery = store.Delivery(raw, now, size, truncated, args.queue_id, args.sender, args.recipient)
+        ids = store.store_delivery(conn, delivery, rows)
+    except store.DatabaseError as exc:
+        raise Temporary(f"database {settings.database}: {exc}") from None
+    finally:
+        conn.close()
+    results = list(zip(rows, ids))
+    for row, row_id in results:
+        log.info("%s", log_line(args.queue_id, row, row_id, truncated))
+    return results
+
+
+def _classified(raw: bytes, queue_id: str) -> Classification:
+    """The classifier's verdict; should the classifier ever fail on a message (it must
+    not), the message is stored unclassified with parser ``error`` rather than deferred
+    day after day until Postfix gives up on it."""
+    from bouncefilter.classify.pipeline import classify
+    from bouncefilter.core.record import Classification, Original
+
+    try:
+        return classify(raw)
+    except Exception:
+        log.exception("%s: the classifier failed; storing the message unclassified", queue_id or "NOQUEUE")
+        return Classification("unknown", (), Original(), parser="error")
+
+
+def _sent_message(conn: store.Connection, verdict: verp.Verdict, today: date) -> SentMessage | None:
+    """The sent message the token names. For a token issued today or yesterday, waits a
+    moment for a row the milter has not committed yet."""
+    from bouncefilter import store
+
+    recent = verdict.issued is not None and (today - verdict.issued).days <= 1
+    deadline = time.monotonic() + (MESSAGE_WAIT_SECONDS if recent and verdict.valid else 0)
+    while True:
+        message = store.sent_message(conn, verdict.message_key)
+        if message is not None or time.monotonic() >= deadline:
+            return message
+        time.sleep(MESSAGE_WAIT_STEP)
+
+
+def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
+                message: SentMessage | None, settings: Settings | None = None) -> list[Bounce]:
+    """The rows to store for a classified message: one per record, or one for the whole
+    message when it has none; with ``settings``, each with its forwarding targets."""
+    from bouncefilter.core.record import BounceRecord
+
+    records = classification.records or (
+        BounceRecord(recipient="", kind="", reason="", hard=False, parser=classification.parser,
+                     original_message_id=classification.original.message_id,
+                     subject=classification.original.subject, token=classification.original.token),
+    )
+    return [_row(record, verdict, message, settings) for record in records]
+
+
+def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessage | None,
+         settings: Settings | None) -> Bounce:
+    from bouncefilter.store import Bounce
+
+    status = verdict.status if verdict else ""
+    if status == verp.VALID:
+        outcome = record.kind if record.kind in _KINDS else "unknown" if record.parser == "error" else "reply"
+    elif status:
+        outcome = status
+    else:
+        outcome = "notoken" if record.kind else "unknown"
+    recipient = record.recipient
+    if not recipient and message is not None and len(message.recipients) == 1 and outcome in _KINDS:
+        recipient = message.recipients[0]  # a redacted complaint about a one-recipient message
+    token = (verdict.token if verdict else "") or record.token
+    if message is not None:  # what the bounce did not return, the sent message's row knows
+        record = record._replace(original_message_id=record.original_message_id or message.message_id,
+                         subject=record.subject or message.subject)
+    return Bounce(
+        record=record._replace(recipient=recipient, token=token),
+        outcome=outcome,
+        account=message.account if message else "",
+        message_key=verdict.message_key if verdict else "",
+        bounce_address=(message.bounce_address or message.sender) if message else "",
+        targets=forward_targets(settings, message.account if message else "", outcome),
+    )
+
+
+def forward_targets(settings: Settings | None, account: str, outcome: str) -> tuple[str, ...]:
+    """The outbox targets for a new row: those of its account that want its kind. A
+    row's kind is its outcome (``bounce``, ``reply``, ``unknown`` ...); forged, expired
+    and notoken rows never reach a target, as no verified token ties them to an account."""
+    if settings is None or outcome in (verp.FORGED, verp.EXPIRED, "notoken"):
+        return ()
+    return settings.forward_targets(account, outcome)
+
+
+def log_line(queue_id: str, row: Bounce, row_id: int | None, truncated: bool = False) -> str:
+    """``QUEUEID: recipient=<...>, outcome=..., reason=..., hard=..., status=..., ...``."""
+    record = row.record
+    parts = [
+        f"recipient=<{record.recipient}>",
+        f"outcome={row.outcome}",
+        f"reason={record.reason or '-'}",
+        f"hard={'yes' if record.hard else 'no'}",
+        f"status={record.status or '-'}",
+        f"account={row.account or '-'}",
+    ]
+    if record.token:
+        parts.append(f"token={record.token}")
+    parts.append(f"id={row_id}" if row_id is not None else "duplicate")
+    if truncated:
+        parts.append("truncated")
+    return f"{queue_id or 'NOQUEUE'}: " + ", ".join(parts)
+
+
+def _reply(exc: BaseException) -> str:
+    """The one ``4.3.0`` line for a failure: what went wrong, on one line."""
+    if isinstance(exc, (UsageError, Temporary)):
+        text = str(exc)
+    else:
+        text = f"internal error ({type(exc).__name__})"
+    text = " ".join(text.split())[:300]
+    return f"4.3.0 bouncefilter: {text}; try again later"
+
+
+# -- logging ----------------------------------------------------------------------------
+
+
+class _HeldLog(logging.Handler):
+    """Keeps log records until the end, so that the 4.3.0 line is the first output."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class _Syslog(logging.Handler):
+    """Writes to syslog with the C library (lighter to import than logging.handlers)."""
+
+    def __init__(self, facility: str) -> None:
+        import syslog
+
+        super().__init__()
+        self._syslog = syslog
+        syslog.openlog(IDENT, syslog.LOG_PID, getattr(syslog, f"LOG_{facility.upper()}"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            priority = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4}.get(record.levelno, 3)
+            self._syslog.syslog(priority, self.format(record))
+        except Exception:  # logging must never fail the delivery
+            self.handleError(record)
+
+
+def _write_log(held: _HeldLog, settings: LoggingSettings | None) -> None:
+    """Write the held records where the logging settings say (syslog when they are
+    unknown), at their level; never raises."""
+    try:
+        level = logging.getLevelName(settings.level) if settings else logging.INFO
+        handler: logging.Handler
+        if (settings is None or settings.target == "syslog") and os.path.exists(SYSLOG_SOCKET):
+            handler = _Syslog(settings.facility if settings else "mail")
+            handler.setFormatter(_PostfixFormatter(""))
+        else:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(_PostfixFormatter(f"%(asctime)s {IDENT}[%(process)d]: "))
+        for record in held.records:
+            if record.levelno >= level:
+                handler.handle(record)
+        handler.flush()
+    except Exception:  # noqa: S110 - nowhere left to report it; the exit status stands
+        pass
+    finally:
+        logging.getLogger().handlers[:] = []
+
+
+class _PostfixFormatter(logging.Formatter):
+    """``HEAD`` then, as Postfix writes them, ``warning: `` or ``error: `` before the
+    message (info bare)."""
+
+    def __init__(self, head: str) -> None:
+        super().__init__(head + "%(message)s")
+        self._head = head
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        marker = "" if record.levelno < logging.WARNING else "warning: " if record.levelno == logging.WARNING else "error: "
+        text = self._head % record.__dict__ + marker + record.message
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")  # undecodable bytes stay visible
