@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from bouncefilter.cli import main
+from bouncefilter.pipe import command
+from bouncefilter.pipe.command import USAGE, Arguments
 
 DSN = b"""\
 Return-Path: <>
@@ -307,17 +309,26 @@ def test_milter_exits_1_when_the_socket_folder_is_missing(config_file, tmp_path)
 @pytest.mark.parametrize(
     ("argv", "call"),
     [
-        (["pipe", "", "b+t@x"], (["", "b+t@x"], None)),
-        (["--config", "c.yaml", "pipe", "--queue-id", "Q", "s", "r"], (["--queue-id", "Q", "s", "r"], "c.yaml")),
-        (["--config=c.yaml", "pipe", "--help", "r"], (["--help", "r"], "c.yaml")),
+        (["pipe", "", "b+t@x"], Arguments("", "b+t@x")),
+        (["--config", "c.yaml", "pipe", "--queue-id", "Q", "s", "r"], Arguments("s", "r", "Q", "c.yaml")),
+        (["--config=c.yaml", "pipe", "--config", "d.yaml", "s", "r"], Arguments("s", "r", "", "d.yaml")),
+        # The last two arguments are always SENDER and RECIPIENT, whatever they look like.
+        (["--config=c.yaml", "pipe", "--help", "r"], Arguments("--help", "r", "", "c.yaml")),
+        (["pipe", "--queue-id", "Q", "-s", "-r"], Arguments("-s", "-r", "Q")),
+        (["pipe", "--bogus", "s", "r"], Arguments("s", "r", problem=f"unknown option '--bogus'; {USAGE}")),
+        (["pipe", "--queue-id", "s", "r"], Arguments("s", "r", problem=f"--queue-id needs a value; {USAGE}")),
+        (["pipe", "Q", "s", "r"], Arguments("s", "r", problem=f"unexpected 'Q'; {USAGE}")),
+        (["pipe", "r"], Arguments(problem=USAGE)),
+        # Not the pipe's command line, or its help: the argument parser's.
         (["pipe", "--help"], None),
         (["--config", "c.yaml", "pipe", "-h"], None),
         (["classify", "pipe"], None),
         (["--configx", "pipe", "s", "r"], None),
+        (["--config"], None),
     ],
 )
-def test_the_pipe_is_recognised_before_the_parser_is_built(argv, call):
-    assert main._pipe_call(argv) == call
+def test_the_pipe_command_line_is_read_once_before_the_parser_is_built(argv, call):
+    assert command.parse(argv) == call
 
 
 def test_the_pipe_never_exits_2_on_a_usage_error(capsys):

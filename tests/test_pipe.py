@@ -488,6 +488,7 @@ def test_a_message_the_classifier_fails_on_is_stored_unclassified_not_deferred(s
     import io
 
     from bouncefilter.classify import pipeline
+    from bouncefilter.pipe import command
     from bouncefilter.pipe import delivery as pipe
 
     def broken(raw: bytes) -> None:
@@ -495,7 +496,7 @@ def test_a_message_the_classifier_fails_on_is_stored_unclassified_not_deferred(s
 
     monkeypatch.setattr(pipeline, "classify", broken)
     token = site.record()
-    code = pipe.main(["--queue-id", "4BUG", "", messages.address(token)], str(site.config),
+    code = pipe.main(command.parse(["pipe", "--config", str(site.config), "--queue-id", "4BUG", "", messages.address(token)]),
                      io.BytesIO(messages.postfix_dsn(token)))
     assert code == 0 and capsys.readouterr().out == ""
     row = stored(site, subprocess.CompletedProcess([], 0, b"", b""))
@@ -506,20 +507,22 @@ def test_log_lines_go_to_syslog_when_there_is_one(site, monkeypatch, tmp_path, c
     import io
     import syslog
 
+    from bouncefilter import logs
+    from bouncefilter.pipe import command
     from bouncefilter.pipe import delivery as pipe
 
     sent: list[tuple[int, str]] = []
     monkeypatch.setattr(syslog, "openlog", lambda *args: None)
     monkeypatch.setattr(syslog, "syslog", lambda priority, text: sent.append((priority, text)))
-    monkeypatch.setattr(pipe, "SYSLOG_SOCKET", str(site.config))  # any path that exists
+    monkeypatch.setattr(logs, "SYSLOG_SOCKET", str(site.config))  # any path that exists
     site.config.write_text(site.config.read_text().replace("target: stderr", "target: syslog"))
     token = site.record()
-    assert pipe.main(["--queue-id", "4LOG", "", messages.address(token)], str(site.config),
+    assert pipe.main(command.parse(["pipe", "--config", str(site.config), "--queue-id", "4LOG", "", messages.address(token)]),
                      io.BytesIO(messages.postfix_dsn(token))) == 0
     assert [text for _, text in sent if text.startswith("4LOG: recipient=<nobody@example.net>, outcome=bounce")]
     assert capsys.readouterr() == ("", "")
     sent.clear()
-    assert pipe.main(["--queue-id=4LOG", "--bogus", "", "b@x"], str(site.config), io.BytesIO(b"")) == 75
+    assert pipe.main(command.parse(["pipe", "--queue-id=4LOG", "--bogus", "", "b@x"]), io.BytesIO(b"")) == 75
     assert capsys.readouterr().out.startswith("4.3.0 bouncefilter: unknown option '--bogus'")
     assert sent == [(syslog.LOG_ERR, "error: NOQUEUE: deferred: unknown option '--bogus'; usage: bouncefilter pipe "
                                      "[--config PATH] [--queue-id ID] SENDER RECIPIENT")]

@@ -89,9 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_pipe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    pipe = commands.add_parser(
+    from bouncefilter.pipe.command import USAGE
+
+    commands.add_parser(
         "pipe", help="store one message from standard input (Postfix pipe transport)",
-        description="Read one message for the bounce domain from standard input (up to "
+        usage=USAGE.removeprefix("usage: "),
+        description="SENDER is the envelope sender (empty for a bounce), RECIPIENT the envelope "
+        "recipient (PREFIX+TOKEN@DOMAIN), --queue-id the MTA's queue id for the log, --config "
+        "the configuration file. Read one message for the bounce domain from standard input (up to "
         "pipe.max_bytes; a larger one is stored cut and marked), classify it, tie it to the "
         "sent message by the VERP token in RECIPIENT (or in the returned headers), and "
         "store it with one row per recipient event; a message delivered twice is stored "
@@ -103,12 +108,9 @@ def _add_pipe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "starting '4.3.0 ' on standard output (bad configuration, database locked, full or "
         "not migrated, any other failure). Never anything else.",
     )
-    _add_config_option(pipe)
-    pipe.add_argument("--queue-id", metavar="ID", default="", help="the MTA's queue id, for the log")
-    pipe.add_argument("sender", metavar="SENDER", help="the envelope sender (empty for a bounce)")
-    pipe.add_argument("recipient", metavar="RECIPIENT", help="the envelope recipient, PREFIX+TOKEN@DOMAIN")
-    # Only ``pipe --help`` reaches this parser (it prints and exits); every other pipe
-    # command line goes straight to bouncefilter.pipe.delivery.parse_arguments (see main).
+    # Only ``pipe --help`` reaches this parser (it prints and exits): every other pipe
+    # command line is read by bouncefilter.pipe.command alone (see main), so the options
+    # are described here, not declared.
 
 
 def _add_reading(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -266,12 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     goes through the parser). Run as the program (``argv`` not given), the pipe's
     process then ends at once with ``os._exit``, skipping the interpreter's teardown.
     """
+    from bouncefilter.pipe import command
+
     arguments = sys.argv[1:] if argv is None else list(argv)
-    pipe_call = _pipe_call(arguments)
+    pipe_call = command.parse(arguments)
     if pipe_call is not None:
         from bouncefilter.pipe import delivery
 
-        code = delivery.main(*pipe_call)
+        code = delivery.main(pipe_call)
         if argv is None:
             os._exit(code)
         return code
@@ -288,25 +292,6 @@ def _classify_call(argv: Sequence[str]) -> tuple[list[str], bool] | None:
     if argv[:1] != ["classify"] or any(arg.startswith("-") and arg != "--json" for arg in argv[1:]):
         return None
     return [arg for arg in argv[1:] if arg != "--json"], "--json" in argv[1:]
-
-
-def _pipe_call(argv: Sequence[str]) -> tuple[list[str], str | None] | None:
-    """``(pipe arguments, --config before it)`` if ``argv`` runs ``pipe`` (without help)."""
-    config = None
-    position = 0
-    while position < len(argv) and argv[position].startswith("--config"):
-        name, equals, value = argv[position].partition("=")
-        if name != "--config":
-            return None
-        if not equals:
-            position += 1
-            value = argv[position] if position < len(argv) else ""
-        config = value
-        position += 1
-    rest = list(argv[position + 1:])
-    if argv[position:position + 1] != ["pipe"] or rest in (["-h"], ["--help"]):
-        return None
-    return rest, config
 
 
 def _run_classify(args: argparse.Namespace) -> int:

@@ -37,106 +37,61 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import sys
 import time
 from datetime import datetime, timezone
-from typing import NamedTuple
 
-from bouncefilter.pipe import correlation
+from bouncefilter import logs
 from bouncefilter.core import verp
+from bouncefilter.pipe import correlation
 
 #: Imports cost milliseconds a process, and Postfix starts one process per bounce:
 #: what is needed only by the type checker, or only on some paths, is imported there.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import date
     from typing import BinaryIO, TextIO
 
     from bouncefilter import store
-    from bouncefilter.config import LoggingSettings, Settings
+    from bouncefilter.config import Settings
     from bouncefilter.core.record import BounceRecord, Classification
+    from bouncefilter.pipe.command import Arguments
     from bouncefilter.store import Bounce, SentMessage
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_TEMPFAIL = 75
-USAGE = "usage: bouncefilter pipe [--config PATH] [--queue-id ID] SENDER RECIPIENT"
 #: How long to wait for the milter to record a message whose bounce arrived first (it
 #: commits in batches; a hard bounce from a nearby MTA can beat it by milliseconds).
 MESSAGE_WAIT_SECONDS = 2.0
 MESSAGE_WAIT_STEP = 0.05
 #: Record kinds that are outcomes of their own once the token is valid.
 _KINDS = frozenset({"bounce", "delay", "delivered", "complaint", "autoreply", "challenge"})
-SYSLOG_SOCKET = "/dev/log"
 IDENT = "bouncefilter/pipe"
 
 
-class UsageError(Exception):
-    """The command line is not ``[options] SENDER RECIPIENT``."""
+def main(args: Arguments, stdin: BinaryIO | None = None, stdout: TextIO | None = None) -> int:
+    """Run the pipe transport for the command line ``args`` (:func:`command.parse`);
+    returns 0 or 75 and never raises.
 
-
-class Arguments(NamedTuple):
-    """The pipe's command line."""
-
-    sender: str
-    recipient: str
-    queue_id: str = ""
-    config: str | None = None
-
-
-def parse_arguments(argv: Sequence[str], config: str | None = None) -> Arguments:
-    """``[--config PATH] [--queue-id ID] SENDER RECIPIENT``; raises :class:`UsageError`.
-
-    The last two arguments are always SENDER and RECIPIENT, even when one starts with
-    ``-`` (an address may), so no address can be mistaken for an option.
-    """
-    if len(argv) < 2:
-        raise UsageError(USAGE)
-    *options, sender, recipient = argv
-    values = {"--queue-id": "", "--config": config}
-    position = 0
-    while position < len(options):
-        name, equals, value = options[position].partition("=")
-        if name not in values:
-            raise UsageError(f"unknown option {name!r}; {USAGE}")
-        if not equals:
-            position += 1
-            if position == len(options):
-                raise UsageError(f"{name} needs a value; {USAGE}")
-            value = options[position]
-        values[name] = value
-        position += 1
-    return Arguments(sender, recipient, values["--queue-id"] or "", values["--config"])
-
-
-def main(argv: Sequence[str], config: str | None = None, stdin: BinaryIO | None = None,
-         stdout: TextIO | None = None) -> int:
-    """Run the pipe transport; returns 0 or 75 and never raises.
-
-    ``config`` is a ``--config`` given before the subcommand. On 75, one line starting
-    ``4.3.0 `` is written to ``stdout``; nothing else ever is.
+    On 75, one line starting ``4.3.0 `` is written to ``stdout``; nothing else ever is.
     """
     stdout = stdout or sys.stdout
-    held = _HeldLog()
-    root = logging.getLogger()
-    root.handlers[:] = [held]
-    root.setLevel(logging.DEBUG)
+    held = logs.hold()
     settings: Settings | None = None
-    queue_id = "NOQUEUE"
+    queue_id = args.queue_id or "NOQUEUE"
     real_stdout, sys.stdout = sys.stdout, io.StringIO()  # a stray print must not reach Postfix
     try:
-        args = parse_arguments(argv, config)
-        queue_id = args.queue_id or queue_id
+        if args.problem:
+            raise Temporary(args.problem)
         settings = load_settings(args.config)
         raw, size, truncated = read_message(stdin or sys.stdin.buffer, settings.pipe.max_bytes)
         deliver(settings, args, raw, size, truncated)
         code, reply = EXIT_OK, ""
     except BaseException as exc:  # the one top-level handler: whatever happens, 75
         code, reply = EXIT_TEMPFAIL, _reply(exc)
-        if isinstance(exc, (UsageError, Temporary)):
+        if isinstance(exc, Temporary):
             log.error("%s: deferred: %s", queue_id, exc)
         else:
             log.error("%s: deferred after an unexpected failure", queue_id, exc_info=True)
@@ -148,7 +103,7 @@ def main(argv: Sequence[str], config: str | None = None, stdin: BinaryIO | None 
             stdout.flush()
         except (OSError, ValueError):
             pass  # Postfix went away; the exit status still says "try again"
-    _write_log(held, settings.logging if settings else None)
+    logs.release(held, settings.logging if settings else None, IDENT)
     return code
 
 
@@ -316,77 +271,9 @@ def log_line(queue_id: str, row: Bounce, row_id: int | None, truncated: bool = F
 
 def _reply(exc: BaseException) -> str:
     """The one ``4.3.0`` line for a failure: what went wrong, on one line."""
-    if isinstance(exc, (UsageError, Temporary)):
+    if isinstance(exc, Temporary):
         text = str(exc)
     else:
         text = f"internal error ({type(exc).__name__})"
     text = " ".join(text.split())[:300]
     return f"4.3.0 bouncefilter: {text}; try again later"
-
-
-# -- logging ----------------------------------------------------------------------------
-
-
-class _HeldLog(logging.Handler):
-    """Keeps log records until the end, so that the 4.3.0 line is the first output."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-class _Syslog(logging.Handler):
-    """Writes to syslog with the C library (lighter to import than logging.handlers)."""
-
-    def __init__(self, facility: str) -> None:
-        import syslog
-
-        super().__init__()
-        self._syslog = syslog
-        syslog.openlog(IDENT, syslog.LOG_PID, getattr(syslog, f"LOG_{facility.upper()}"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            priority = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4}.get(record.levelno, 3)
-            self._syslog.syslog(priority, self.format(record))
-        except Exception:  # logging must never fail the delivery
-            self.handleError(record)
-
-
-def _write_log(held: _HeldLog, settings: LoggingSettings | None) -> None:
-    """Write the held records where the logging settings say (syslog when they are
-    unknown), at their level; never raises."""
-    try:
-        level = logging.getLevelName(settings.level) if settings else logging.INFO
-        handler: logging.Handler
-        if (settings is None or settings.target == "syslog") and os.path.exists(SYSLOG_SOCKET):
-            handler = _Syslog(settings.facility if settings else "mail")
-            handler.setFormatter(_PostfixFormatter(""))
-        else:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(_PostfixFormatter(f"%(asctime)s {IDENT}[%(process)d]: "))
-        for record in held.records:
-            if record.levelno >= level:
-                handler.handle(record)
-        handler.flush()
-    except Exception:  # noqa: S110 - nowhere left to report it; the exit status stands
-        pass
-    finally:
-        logging.getLogger().handlers[:] = []
-
-
-class _PostfixFormatter(logging.Formatter):
-    """``HEAD`` then, as Postfix writes them, ``warning: `` or ``error: `` before the
-    message (info bare)."""
-
-    def __init__(self, head: str) -> None:
-        super().__init__(head + "%(message)s")
-        self._head = head
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        marker = "" if record.levelno < logging.WARNING else "warning: " if record.levelno == logging.WARNING else "error: "
-        text = self._head % record.__dict__ + marker + record.message
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")  # undecodable bytes stay visible
