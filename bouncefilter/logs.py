@@ -18,8 +18,8 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bouncefilter.config import LoggingSettings
 

@@ -7,8 +7,9 @@ import traceback
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
-from support import postfix_lab as lab_harness
 import pytest
+
+from support import postfix_lab as lab_harness
 
 #: The checkout's root folder.
 ROOT = Path(__file__).resolve().parent.parent

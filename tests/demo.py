@@ -30,8 +30,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from support.bouncefilter_lab import Loop, as_user, complaint, out_of_office
-from support.postfix_lab import (BOUNCE_DOMAIN, HARD_DOMAIN, SOFT_DOMAIN, PostfixLab, free_ports, listening, make_message,
-                         processes_in, unavailable)
+from support.postfix_lab import (
+    BOUNCE_DOMAIN,
+    HARD_DOMAIN,
+    SOFT_DOMAIN,
+    PostfixLab,
+    free_ports,
+    listening,
+    make_message,
+    processes_in,
+    unavailable,
+)
 
 ACCOUNTS = {"shop.example.test": True, "news.example.test": True}
 #: (account's sender, subject, recipients) of the batch.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bouncefilter.core import accounts
 from bouncefilter.config import Account
+from bouncefilter.core import accounts
 
 SHOP = Account(name="shop", sasl_users=("shop-mailer",), senders=("orders@shop.example.com",))
 CORP = Account(name="corp", domains=("example.com", "shop.example.com"))

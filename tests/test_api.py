@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_data import DAY0, ROWS, SENT, Served, fetch, seed, serving
 
 from bouncefilter import store
 from bouncefilter.api import app as api
 from bouncefilter.api import tokens
 from bouncefilter.core.record import BounceRecord
+
+from api_data import DAY0, ROWS, SENT, Served, fetch, seed, serving
 
 FIELDS = ["id", "time", "timestamp", "account", "recipient", "kind", "reason", "hard", "status", "replycode",
           "diagnostic", "reporting_mta", "remote_mta", "feedback_type", "message_id", "subject", "envelope",

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from api_data import Served, fetch, seed
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bouncefilter.cli import main
+from bouncefilter.cli import commands, main, parser
 from bouncefilter.pipe import command
 from bouncefilter.pipe.command import USAGE, Arguments
 
@@ -72,7 +72,7 @@ VALID = "verp: {domain: bounces.example.com, keys: [0123456789abcdef0123456789ab
 
 def subcommands() -> list[str]:
     """The name of every subcommand the parser knows."""
-    (action,) = [a for a in main.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    (action,) = [a for a in parser.build()._actions if isinstance(a, argparse._SubParsersAction)]
     return sorted(action.choices)
 
 
@@ -102,16 +102,16 @@ def test_every_subcommand_has_help(capsys):
 
 
 def test_the_exit_codes_are_documented():
-    for code in (main.EXIT_OK, main.EXIT_FAILED, main.EXIT_USAGE, main.EXIT_CONFIG):
+    for code in (commands.EXIT_OK, commands.EXIT_FAILED, commands.EXIT_USAGE, commands.EXIT_CONFIG):
         assert f"{code} " in main.__doc__
-    assert (main.EXIT_USAGE, main.EXIT_CONFIG) == (2, 78)
-    assert "78 bad configuration" in main.build_parser().format_help()
+    assert (commands.EXIT_USAGE, commands.EXIT_CONFIG) == (2, 78)
+    assert "78 bad configuration" in parser.build().format_help()
 
 
 def test_a_usage_error_exits_2(capsys):
     with pytest.raises(SystemExit) as caught:
         main.main(["no-such-command"])
-    assert caught.value.code == main.EXIT_USAGE
+    assert caught.value.code == commands.EXIT_USAGE
     assert "invalid choice" in capsys.readouterr().err
 
 
@@ -135,14 +135,14 @@ def test_classify_reads_standard_input():
 
 def test_classify_prints_one_json_line_per_record_and_none_for_a_non_bounce(messages, capsys):
     dsn, reply = messages
-    assert main.main(["classify", "--json", str(dsn), str(reply)]) == main.EXIT_OK
+    assert main.main(["classify", "--json", str(dsn), str(reply)]) == commands.EXIT_OK
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(line["file"], line["recipient"]) for line in lines] == [("dsn.eml", "nobody@example.net")]
 
 
 def test_classify_prints_a_table_by_default(messages, capsys):
     dsn, reply = messages
-    assert main.main(["classify", str(dsn), str(reply)]) == main.EXIT_OK
+    assert main.main(["classify", str(dsn), str(reply)]) == commands.EXIT_OK
     out = capsys.readouterr().out
     assert f"{dsn}: bounce" in out
     assert "nobody@example.net" in out and "userunknown" in out
@@ -151,7 +151,7 @@ def test_classify_prints_a_table_by_default(messages, capsys):
 
 def test_classify_of_an_unreadable_file_exits_1_after_the_others(messages, capsys, tmp_path):
     dsn, _ = messages
-    assert main.main(["classify", "--json", str(tmp_path / "missing.eml"), str(dsn)]) == main.EXIT_FAILED
+    assert main.main(["classify", "--json", str(tmp_path / "missing.eml"), str(dsn)]) == commands.EXIT_FAILED
     captured = capsys.readouterr()
     assert "missing.eml" in captured.err
     assert json.loads(captured.out)["recipient"] == "nobody@example.net"
@@ -159,12 +159,12 @@ def test_classify_of_an_unreadable_file_exits_1_after_the_others(messages, capsy
 
 def test_classify_needs_no_configuration(monkeypatch, messages, capsys):
     monkeypatch.setenv("BOUNCEFILTER_CONFIG", "/nonexistent/bouncefilter.yaml")
-    assert main.main(["--config", "/nonexistent/either.yaml", "classify", str(messages[0])]) == main.EXIT_OK
+    assert main.main(["--config", "/nonexistent/either.yaml", "classify", str(messages[0])]) == commands.EXIT_OK
 
 
 def test_check_config_accepts_a_valid_file(config_file, capsys):
     path = config_file(VALID)
-    assert main.main(["check-config", "--config", str(path)]) == main.EXIT_OK
+    assert main.main(["check-config", "--config", str(path)]) == commands.EXIT_OK
     out = capsys.readouterr().out
     assert out.startswith(f"# {path}: valid (1 VERP key, 0 accounts)")
     assert "domain: bounces.example.com" in out and "0123456789abcdef" not in out
@@ -172,16 +172,16 @@ def test_check_config_accepts_a_valid_file(config_file, capsys):
 
 def test_check_config_takes_the_path_before_the_subcommand_or_from_the_environment(config_file, monkeypatch, capsys):
     path = config_file(VALID)
-    assert main.main(["--config", str(path), "check-config"]) == main.EXIT_OK
+    assert main.main(["--config", str(path), "check-config"]) == commands.EXIT_OK
     monkeypatch.setenv("BOUNCEFILTER_CONFIG", str(path))
-    assert main.main(["check-config"]) == main.EXIT_OK
+    assert main.main(["check-config"]) == commands.EXIT_OK
     assert capsys.readouterr().out.count("valid") == 2
 
 
 def test_check_config_exits_78_on_a_bad_file_naming_the_key(config_file):
     path = config_file("verp: {prefx: c}\n")
     done = run(["check-config", "--config", str(path)])
-    assert done.returncode == main.EXIT_CONFIG == 78
+    assert done.returncode == commands.EXIT_CONFIG == 78
     assert done.stderr == f"bouncefilter: {path}: verp.prefx: unknown key (did you mean prefix?)\n"
     assert done.stdout == ""
 
@@ -192,7 +192,7 @@ def test_check_config_exits_78_when_a_file_is_missing(config_file, tmp_path, cap
         path, named = tmp_path / "nowhere.yaml", "nowhere.yaml"
     else:
         path, named = config_file("verp: {domain: bounces.example.com, keys_file: verp.keys}\n"), "verp.keys"
-    assert main.main(["check-config", "--config", str(path)]) == main.EXIT_CONFIG
+    assert main.main(["check-config", "--config", str(path)]) == commands.EXIT_CONFIG
     assert named in capsys.readouterr().err
 
 
@@ -212,26 +212,26 @@ def test_the_nested_subcommands_have_help(capsys):
 
 def test_verp_encode_then_decode(config_file, capsys):
     path = str(config_file(VALID))
-    assert main.main(["verp", "encode", "--config", path, "--date", "2030-01-02", "0123456789abcdef"]) == main.EXIT_OK
+    assert main.main(["verp", "encode", "--config", path, "--date", "2030-01-02", "0123456789abcdef"]) == commands.EXIT_OK
     address = capsys.readouterr().out.strip()
     assert address.startswith("b+") and address.endswith("@bounces.example.com")
     token = address[2:].partition("@")[0]
     # The same key and date always give the same address; the check prints what it holds.
-    assert main.main(["verp", "encode", "--config", path, "--date", "2030-01-02", "0123456789ABCDEF"]) == main.EXIT_OK
+    assert main.main(["verp", "encode", "--config", path, "--date", "2030-01-02", "0123456789ABCDEF"]) == commands.EXIT_OK
     assert capsys.readouterr().out.strip() == address
-    assert main.main(["--config", path, "verp", "decode", address.upper()]) == main.EXIT_OK
+    assert main.main(["--config", path, "verp", "decode", address.upper()]) == commands.EXIT_OK
     assert capsys.readouterr().out == f"valid message_key=0123456789abcdef issued=2030-01-02 token={token}\n"
-    assert main.main(["--config", path, "verp", "decode", token]) == main.EXIT_OK  # a bare token, as in the header
+    assert main.main(["--config", path, "verp", "decode", token]) == commands.EXIT_OK  # a bare token, as in the header
     assert capsys.readouterr().out.startswith("valid ")
 
 
 def test_verp_encode_picks_a_random_key_and_today(config_file, capsys):
     path = str(config_file(VALID))
-    assert main.main(["verp", "encode", "--config", path]) == main.EXIT_OK
-    assert main.main(["verp", "encode", "--config", path]) == main.EXIT_OK
+    assert main.main(["verp", "encode", "--config", path]) == commands.EXIT_OK
+    assert main.main(["verp", "encode", "--config", path]) == commands.EXIT_OK
     first, second = capsys.readouterr().out.split()
     assert first != second
-    assert main.main(["verp", "decode", "--config", path, first]) == main.EXIT_OK
+    assert main.main(["verp", "decode", "--config", path, first]) == commands.EXIT_OK
     from datetime import datetime, timezone
 
     assert f"issued={datetime.now(timezone.utc).date().isoformat()}" in capsys.readouterr().out
@@ -248,15 +248,15 @@ def test_verp_encode_picks_a_random_key_and_today(config_file, capsys):
     ],
 )
 def test_verp_decode_exits_1_unless_valid(config_file, capsys, address, line):
-    assert main.main(["verp", "decode", "--config", str(config_file(VALID)), address]) == main.EXIT_FAILED
+    assert main.main(["verp", "decode", "--config", str(config_file(VALID)), address]) == commands.EXIT_FAILED
     assert capsys.readouterr().out == line + "\n"
 
 
 def test_verp_decode_says_expired(config_file, capsys):
     path = str(config_file(VALID))
-    assert main.main(["verp", "encode", "--config", path, "--date", "2001-02-03", "00000000000000ff"]) == main.EXIT_OK
+    assert main.main(["verp", "encode", "--config", path, "--date", "2001-02-03", "00000000000000ff"]) == commands.EXIT_OK
     address = capsys.readouterr().out.strip()
-    assert main.main(["verp", "decode", "--config", path, address]) == main.EXIT_FAILED
+    assert main.main(["verp", "decode", "--config", path, address]) == commands.EXIT_FAILED
     assert capsys.readouterr().out.startswith("expired message_key=00000000000000ff issued=2001-02-03 token=")
 
 
@@ -264,13 +264,13 @@ def test_verp_decode_says_expired(config_file, capsys):
 def test_verp_encode_refuses_bad_arguments(config_file, capsys, argv):
     with pytest.raises(SystemExit) as caught:
         main.main(["verp", "encode", "--config", str(config_file(VALID)), *argv])
-    assert caught.value.code == main.EXIT_USAGE
+    assert caught.value.code == commands.EXIT_USAGE
 
 
 def test_verp_needs_a_domain_and_keys(config_file, capsys):
     path = str(config_file("database: x.db\n"))
-    assert main.main(["verp", "encode", "--config", path]) == main.EXIT_CONFIG
-    assert main.main(["verp", "decode", "--config", path, "b+x@bounces.example.com"]) == main.EXIT_CONFIG
+    assert main.main(["verp", "encode", "--config", path]) == commands.EXIT_CONFIG
+    assert main.main(["verp", "decode", "--config", path, "b+x@bounces.example.com"]) == commands.EXIT_CONFIG
     assert "verp.domain and verp.keys" in capsys.readouterr().err
 
 
@@ -279,30 +279,30 @@ def test_db_migrate_creates_the_schema(config_file, tmp_path, capsys):
 
     path = str(config_file("database: data/b.db\n"))
     (tmp_path / "data").mkdir()
-    assert main.main(["db", "migrate", "--config", path]) == main.EXIT_OK
+    assert main.main(["db", "migrate", "--config", path]) == commands.EXIT_OK
     assert capsys.readouterr().out == f"{tmp_path / 'data' / 'b.db'}: schema {store.SCHEMA_VERSION}\n"
-    assert main.main(["db", "migrate", "--config", path]) == main.EXIT_OK  # again: nothing to do
+    assert main.main(["db", "migrate", "--config", path]) == commands.EXIT_OK  # again: nothing to do
     assert main.main(["db", "migrate", "--config", str(config_file("database: nowhere/b.db\n", "other.yaml"))]) \
-        == main.EXIT_FAILED
+        == commands.EXIT_FAILED
     assert "nowhere/b.db" in capsys.readouterr().err
 
 
 def test_milter_refuses_a_bad_socket_argument():
     done = run(["milter", "--socket", "/run/milter.sock"])
-    assert done.returncode == main.EXIT_USAGE
+    assert done.returncode == commands.EXIT_USAGE
     assert "expected unix:/PATH or inet:PORT@HOST" in done.stderr
 
 
 def test_milter_exits_78_on_a_bad_configuration(config_file):
     done = run(["milter", "--config", str(config_file("milter: {on_error: bounce}\n"))])
-    assert done.returncode == main.EXIT_CONFIG
+    assert done.returncode == commands.EXIT_CONFIG
     assert "milter.on_error" in done.stderr
 
 
 def test_milter_exits_1_when_the_socket_folder_is_missing(config_file, tmp_path):
     path = config_file(f"database: {tmp_path}/b.db\nlogging: {{target: stderr}}\n")
     done = run(["milter", "--config", str(path), "--socket", f"unix:{tmp_path}/missing/milter.sock"])
-    assert done.returncode == main.EXIT_FAILED
+    assert done.returncode == commands.EXIT_FAILED
     assert f"cannot start: the folder of the socket {tmp_path}/missing/milter.sock does not exist" in done.stderr
 
 
@@ -347,11 +347,11 @@ def test_the_pipe_defers_with_one_line_on_a_bad_configuration(config_file, capsy
 
 def test_check_config_writes_the_parsed_copy_for_the_pipe(config_file, capsys):
     path = config_file(VALID)
-    assert main.main(["check-config", "--config", str(path)]) == main.EXIT_OK
+    assert main.main(["check-config", "--config", str(path)]) == commands.EXIT_OK
     assert f"# parsed copy for the pipe: {path}.cache\n" in capsys.readouterr().out
     Path(f"{path}.cache").unlink()
     Path(f"{path}.cache").mkdir()  # cannot be replaced: still valid, just slower
-    assert main.main(["check-config", "--config", str(path)]) == main.EXIT_OK
+    assert main.main(["check-config", "--config", str(path)]) == commands.EXIT_OK
     assert "# no parsed copy for the pipe (" in capsys.readouterr().out
 
 

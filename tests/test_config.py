@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from bouncefilter import config
-from bouncefilter.config import build, loader
-from bouncefilter.config import ConfigError, Settings
+from bouncefilter.config import ConfigError, Settings, build, loader
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "contrib" / "bouncefilter.yaml"
 KEY = "0123456789abcdef0123456789abcdef"

@@ -28,12 +28,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
-from bouncefilter.classify.pipeline import classify
-from bouncefilter.core.record import BounceRecord
 from factory import lab
 from factory.mtas import MTA, MTAS
 from factory.situations import SITUATIONS, Situation
+
+from bouncefilter.classify.pipeline import classify
+from bouncefilter.core.record import BounceRecord
 
 pytestmark = [pytest.mark.factory, pytest.mark.slow]
 

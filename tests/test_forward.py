@@ -16,16 +16,17 @@ import time
 from email import message_from_bytes
 from pathlib import Path
 
-import messages
 import pytest
 import trustme
-from api_data import Served, fetch, serving
-from support.forward_lab import KEY, OLD_SECRET, SECRET, Hooks, Mailbox, Site, free_port, hook, make_site, signature_ok
 
 from bouncefilter import config, store
-from bouncefilter.pipe import delivery
 from bouncefilter.api import tokens
 from bouncefilter.forward import webhook
+from bouncefilter.pipe import delivery
+
+import messages
+from api_data import Served, fetch, serving
+from support.forward_lab import KEY, OLD_SECRET, SECRET, Hooks, Mailbox, Site, free_port, hook, make_site, signature_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,10 +16,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from support.bouncefilter_lab import Loop, complaint, out_of_office
-from support.postfix_lab import BOUNCE_DOMAIN, PostfixLab, make_message
 
 from bouncefilter import store
+
+from support.bouncefilter_lab import Loop, complaint, out_of_office
+from support.postfix_lab import BOUNCE_DOMAIN, PostfixLab, make_message
 
 pytestmark = pytest.mark.postfix
 

@@ -29,16 +29,16 @@ from typing import Any
 import Milter
 import Milter.testctx
 import pytest
-from support.milter_client import PostfixClient, WireClient
 
 from bouncefilter import store
-from bouncefilter.core import accounts
-from bouncefilter.milter import engine as milterserver
-from bouncefilter.core import verp
-from bouncefilter.milter import service as bfmilter
 from bouncefilter.config import Account, MilterSettings, Settings, VerpSettings
-from bouncefilter.milter.service import AnsweringMilter, InFlight, OutboundMilter, Policy, QuietMilter, Recorder
+from bouncefilter.core import accounts, verp
 from bouncefilter.core.record import TRACKING_HEADER
+from bouncefilter.milter import engine as milterserver
+from bouncefilter.milter import service as bfmilter
+from bouncefilter.milter.service import AnsweringMilter, InFlight, OutboundMilter, Policy, QuietMilter, Recorder
+
+from support.milter_client import PostfixClient, WireClient
 
 KEY = "0123456789abcdef0123456789abcdef"
 OLD_KEY = "fedcba9876543210fedcba9876543210"

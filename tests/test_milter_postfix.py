@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.bouncefilter_lab import MilterProcess, write_config
-from support.postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, free_ports, make_message, unix_listening
 
 from bouncefilter.classify.pipeline import classify
 from bouncefilter.core.record import TRACKING_HEADER
+
+from support.bouncefilter_lab import MilterProcess, write_config
+from support.postfix_lab import BOUNCE_DOMAIN, PostfixLab, SinkMessage, free_ports, make_message, unix_listening
 
 pytestmark = pytest.mark.postfix
 

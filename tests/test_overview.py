@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from api_data import SENT, Served, fetch, seed, serving
 
 PERIOD = "start=2026-11-01&end=2026-11-04"

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import ROOT, ParserBugs, parser_bug_report
 
 from bouncefilter.classify import pipeline
+
+from conftest import ROOT, ParserBugs, parser_bug_report
 
 pytest_plugins = ["pytester"]
 

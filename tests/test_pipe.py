@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import messages
 import pytest
 
 from bouncefilter import store
 from bouncefilter.core import verp
+
+import messages
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCRIPT = Path(sys.executable).with_name("bouncefilter")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import smtplib
 
 import pytest
-from support.postfix_lab import BOUNCE_DOMAIN, CONTRIB_COMMAND, PostfixLab, contrib_main, contrib_master, make_message
 
 from bouncefilter.classify.pipeline import classify
+
+from support.postfix_lab import BOUNCE_DOMAIN, CONTRIB_COMMAND, PostfixLab, contrib_main, contrib_master, make_message
 
 pytestmark = pytest.mark.postfix
 

@@ -6,14 +6,12 @@ case says which rule it exercises.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
-import re
-
-from bouncefilter.classify import phrases
-from bouncefilter.classify import wording
+from bouncefilter.classify import phrases, wording
 from bouncefilter.classify.dsntext import Notice, command_in
 from bouncefilter.classify.reasons import HARD_REASONS, REASONS, decide, is_hard
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bouncefilter import store
-from bouncefilter.cli import main
+from bouncefilter.cli import commands, main, parser
 from bouncefilter.core.record import BounceRecord
 
 DAY = 86400.0
@@ -61,7 +61,7 @@ def config(tmp_path: Path) -> str:
 
 
 def report(config: str, capsys, *argv: str) -> str:
-    assert main.main(["report", "--config", config, *argv]) == main.EXIT_OK
+    assert main.main(["report", "--config", config, *argv]) == commands.EXIT_OK
     return capsys.readouterr().out
 
 
@@ -136,15 +136,15 @@ def test_an_inverted_window_is_refused_as_the_api_refuses_it(config, capsys, com
 def test_a_bad_moment_is_a_usage_error(config, value):
     with pytest.raises(SystemExit) as caught:
         main.main(["bounces", "--config", config, "--since", value])
-    assert caught.value.code == main.EXIT_USAGE
+    assert caught.value.code == commands.EXIT_USAGE
 
 
 def test_moments_are_dates_datetimes_or_ages():
-    assert main._moment("2024-05-16") == 1715817600.0
-    assert main._moment("2024-05-16T02:00:00+02:00") == 1715817600.0
-    assert main._moment("2024-05-16 00:00Z") == 1715817600.0
-    assert abs(main._moment("2d") - (time.time() - 2 * DAY)) < 5
-    assert abs(main._moment("90m") - (time.time() - 5400)) < 5
+    assert parser._moment("2024-05-16") == 1715817600.0
+    assert parser._moment("2024-05-16T02:00:00+02:00") == 1715817600.0
+    assert parser._moment("2024-05-16 00:00Z") == 1715817600.0
+    assert abs(parser._moment("2d") - (time.time() - 2 * DAY)) < 5
+    assert abs(parser._moment("90m") - (time.time() - 5400)) < 5
 
 
 def test_db_purge_applies_the_retention_settings(config, capsys):
@@ -161,10 +161,10 @@ def test_reading_commands_fail_with_1_on_a_database_they_cannot_use(tmp_path, ca
     path = tmp_path / "c.yaml"
     path.write_text("database: missing/bf.db\n", encoding="utf-8")
     for argv in (["report"], ["bounces"], ["db", "purge"]):
-        assert main.main([*argv, "--config", str(path)]) == main.EXIT_FAILED
+        assert main.main([*argv, "--config", str(path)]) == commands.EXIT_FAILED
         assert "missing/bf.db" in capsys.readouterr().err
     path.write_text("database_auto_migrate: false\ndatabase: bf.db\n", encoding="utf-8")
-    assert main.main(["bounces", "--config", str(path)]) == main.EXIT_FAILED
+    assert main.main(["bounces", "--config", str(path)]) == commands.EXIT_FAILED
     assert "bouncefilter db migrate" in capsys.readouterr().err
 
 

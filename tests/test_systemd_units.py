@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from api_data import fetch, seed
 from support.bouncefilter_lab import pipe_runtime, write_config
 from support.forward_lab import KEY, Hooks, Mailbox, free_port, hook, make_site

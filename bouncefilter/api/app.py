@@ -27,15 +27,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from bouncefilter import store
-from bouncefilter.api import page
-from bouncefilter.api import query
-from bouncefilter.api import stats
-from bouncefilter.api import tokens
-from bouncefilter.api import http
-from bouncefilter.core import window
-from bouncefilter.config import Settings
-from bouncefilter.core.window import iso
+from bouncefilter.api import http, page, query, stats, tokens
 from bouncefilter.api.http import HttpError, Request, Response
+from bouncefilter.config import Settings
+from bouncefilter.core import window
+from bouncefilter.core.window import iso
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from html import escape
 
 from bouncefilter.api import query
-from bouncefilter.core.window import iso
 from bouncefilter.api.stats import AccountStats
+from bouncefilter.core.window import iso
 
 #: The chart's outcomes, bottom up, with their colours; any other outcome is "other".
 CHART_OUTCOMES = (("bounce", "#c0392b"), ("delay", "#e67e22"), ("complaint", "#8e44ad"),

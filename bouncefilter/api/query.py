@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
-from bouncefilter.core import window as window_
-from bouncefilter.classify.reasons import REASONS
-from bouncefilter.core.record import KINDS
 from bouncefilter.api.http import HttpError
+from bouncefilter.classify.reasons import REASONS
+from bouncefilter.core import window as window_
+from bouncefilter.core.record import KINDS
 
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

@@ -13,11 +13,10 @@ record keeps an empty recipient: the original's tracking token still identifies 
 
 from __future__ import annotations
 
-from bouncefilter.classify import dsn
-from bouncefilter.classify import mime
+from bouncefilter.classify import dsn, mime
 from bouncefilter.classify.mime import Part
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 REPORT_TYPE = "message/feedback-report"
 #: The header Microsoft's junk-mail reports add to the returned original.

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import heuristic
-from bouncefilter.classify import mime
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import heuristic, mime
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Mail-Autoreply", "X-Vacation")
 #: Vendor headers whose value names a vacation reply (Apple's iCloud).

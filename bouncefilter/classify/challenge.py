@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import original
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, original
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 #: Only this much of the notification is read: a challenge says what it is first.
 OPENING = 3000

@@ -19,13 +19,11 @@ import binascii
 import re
 from collections.abc import Callable
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import status
-from bouncefilter.classify.mime import Part
+from bouncefilter.classify import lazy, mime, status
 from bouncefilter.classify.dsntext import Notice, command_in
-from bouncefilter.core.record import Finding
+from bouncefilter.classify.mime import Part
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
+
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.lazy import cached
 
 #: Longest run of notice text kept for one recipient.

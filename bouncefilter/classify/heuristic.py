@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import mime
-from bouncefilter.classify import phrases
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import mime, phrases, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 #: Only this much of the notification is read: the failure is always stated up front.
 MAX_TEXT = 32 * 1024

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 #: What a compiled pattern offers; copied onto the stand-in once compiled.
 _PATTERN_ATTRIBUTES = (
@@ -38,7 +39,6 @@ class _Pattern:
         return getattr(compiled, name)
 
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
 if TYPE_CHECKING:
     from functools import cached_property
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.mime import Part
-from bouncefilter.core.record import TRACKING_HEADER, Original
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import TRACKING_HEADER, Original
 
 #: A line that starts a pasted header block. Sought as a line end followed by the
 #: field (a literal first character lets the search skip from line end to line end).

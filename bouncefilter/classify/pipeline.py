@@ -12,19 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING
 
-from bouncefilter.classify import arf
-from bouncefilter.classify import challenge
-from bouncefilter.classify import dsn
-from bouncefilter.classify import mime
-from bouncefilter.classify import original
-from bouncefilter.classify import reasons
-from bouncefilter.classify import status
+from bouncefilter.classify import arf, challenge, dsn, mime, original, reasons, status
 from bouncefilter.classify.dsntext import Notice
-from bouncefilter.core.record import BounceRecord, Classification, Finding, Original
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import BounceRecord, Classification, Finding, Original
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
 if TYPE_CHECKING:
     import logging
 

@@ -24,9 +24,7 @@ Order of precedence, from what settles a reason best to what only suggests one:
 
 from __future__ import annotations
 
-
-from bouncefilter.classify import lazy
-from bouncefilter.classify import phrases
+from bouncefilter.classify import lazy, phrases
 from bouncefilter.classify.dsntext import command_in
 
 #: Every reason a record can carry.

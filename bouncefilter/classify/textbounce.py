@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import status
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, status
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the pipe's start-up)
 if TYPE_CHECKING:
     from typing import Any  # Finding's fields: strings, the expired flag, the extra map
 

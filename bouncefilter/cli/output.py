@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from bouncefilter.core.record import Classification
 
-#: ``typing`` costs a few milliseconds a process, and the pipe transport starts one per
-#: bounce: import it for the type checker only.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 

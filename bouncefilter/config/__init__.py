@@ -4,11 +4,33 @@
 what the rest of bouncefilter uses."""
 
 from bouncefilter.config.build import ConfigError
-from bouncefilter.config.loader import (CACHE_SUFFIX, DEFAULT_PATH, ENVIRONMENT_VARIABLE, describe, load, locate,
-                                      signing_keys, verp_keys, write_cache)
-from bouncefilter.config.schema import (RETURN_PATH, Account, ApiSettings, ForwardSettings, ForwardTarget,
-                                        LoggingSettings, MilterSettings, PipeSettings, RetentionSettings, Settings,
-                                        SmtpSettings, VerpSettings, listen_address, secret_key)
+from bouncefilter.config.loader import (
+                                      CACHE_SUFFIX,
+                                      DEFAULT_PATH,
+                                      ENVIRONMENT_VARIABLE,
+                                      describe,
+                                      load,
+                                      locate,
+                                      signing_keys,
+                                      verp_keys,
+                                      write_cache,
+)
+from bouncefilter.config.schema import (
+                                      RETURN_PATH,
+                                      Account,
+                                      ApiSettings,
+                                      ForwardSettings,
+                                      ForwardTarget,
+                                      LoggingSettings,
+                                      MilterSettings,
+                                      PipeSettings,
+                                      RetentionSettings,
+                                      Settings,
+                                      SmtpSettings,
+                                      VerpSettings,
+                                      listen_address,
+                                      secret_key,
+)
 
 __all__ = ["CACHE_SUFFIX", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE", "RETURN_PATH", "Account", "ApiSettings", "ConfigError",
            "ForwardSettings", "ForwardTarget", "LoggingSettings", "MilterSettings", "PipeSettings", "RetentionSettings",

@@ -35,9 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bouncefilter import store
-from bouncefilter.forward import message
-from bouncefilter.forward import webhook
 from bouncefilter.config import RETURN_PATH, ForwardTarget, Settings, secret_key
+from bouncefilter.forward import message, webhook
 from bouncefilter.forward.transports import Result, SmtpSender, WebhookSender
 
 log = logging.getLogger(__name__)

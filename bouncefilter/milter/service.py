@@ -48,13 +48,12 @@ import Milter  # type: ignore[import-untyped]
 import milter as libmilter  # type: ignore[import-not-found]
 
 from bouncefilter import store
-from bouncefilter.core import accounts
-from bouncefilter.milter import engine
 from bouncefilter.classify import mime
-from bouncefilter.core import verp
 from bouncefilter.config import Account, Settings, signing_keys
-from bouncefilter.milter.engine import MilterStartError
+from bouncefilter.core import accounts, verp
 from bouncefilter.core.record import TRACKING_HEADER
+from bouncefilter.milter import engine
+from bouncefilter.milter.engine import MilterStartError
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ first forged one. Time is an argument.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from bouncefilter.core import verp
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the pipe's start-up)
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import date

@@ -40,14 +40,12 @@ import logging
 import sys
 import time
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from bouncefilter import logs
 from bouncefilter.core import verp
 from bouncefilter.pipe import correlation
 
-#: Imports cost milliseconds a process, and Postfix starts one process per bounce:
-#: what is needed only by the type checker, or only on some paths, is imported there.
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import date
     from typing import BinaryIO, TextIO

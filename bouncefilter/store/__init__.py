@@ -11,15 +11,44 @@ the overview page and the API; :mod:`~bouncefilter.store.tokens` keeps the API's
 that callers write ``store.connect``, ``store.store_delivery``.
 """
 
-from bouncefilter.store.db import (BOUNCE_COLUMNS, BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION, Connection, DatabaseError,
-                                   DuplicateKey, StoreError, Unavailable, Writing, abandon, answers, connect, ensure_schema,
-                                   migrate, skip_fsync, version)
-from bouncefilter.store.deliveries import (TRACE_HEADERS, Bounce, Delivery, dedup_key, message_digest, raw_message,
-                                           store_delivery)
+from bouncefilter.store.db import (
+                                   BOUNCE_COLUMNS,
+                                   BUSY_TIMEOUT_MS,
+                                   MIGRATIONS,
+                                   SCHEMA_VERSION,
+                                   Connection,
+                                   DatabaseError,
+                                   DuplicateKey,
+                                   StoreError,
+                                   Unavailable,
+                                   Writing,
+                                   abandon,
+                                   answers,
+                                   connect,
+                                   ensure_schema,
+                                   migrate,
+                                   skip_fsync,
+                                   version,
+)
+from bouncefilter.store.deliveries import TRACE_HEADERS, Bounce, Delivery, dedup_key, message_digest, raw_message, store_delivery
 from bouncefilter.store.export import EXPORT_FIELDS, BounceQuery, bounce_source, bounces, export_json, export_record, export_rows, position
 from bouncefilter.store.messages import MESSAGE_ROWS, SentMessage, record_messages, sent_message
-from bouncefilter.store.outbox import (DEAD, DONE, PENDING, SENDING, OutboxItem, claim_due, dead_letters, extend_claim,
-                                       mark_dead, mark_done, mark_retry, next_due, outbox_rows, retry_dead)
+from bouncefilter.store.outbox import (
+                                   DEAD,
+                                   DONE,
+                                   PENDING,
+                                   SENDING,
+                                   OutboxItem,
+                                   claim_due,
+                                   dead_letters,
+                                   extend_claim,
+                                   mark_dead,
+                                   mark_done,
+                                   mark_retry,
+                                   next_due,
+                                   outbox_rows,
+                                   retry_dead,
+)
 from bouncefilter.store.reports import daily_counts, latest, latest_hard_bounces, outcome_totals, sent_totals, top_values
 from bouncefilter.store.retention import PURGE_BATCH, Purged, purge
 from bouncefilter.store.tokens import ApiToken, add_token, api_token, api_tokens, revoke_token

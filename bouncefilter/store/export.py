@@ -10,7 +10,6 @@ from typing import NamedTuple
 
 from bouncefilter.store.db import BOUNCE_COLUMNS
 
-
 #: The domain of a row's recipient, in SQL: what the API's ``domain`` filter and the report's top domains compare.
 RECIPIENT_DOMAIN = "lower(substr(recipient, instr(recipient, '@') + 1))"
 

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from support.postfix_lab import DAEMONS
 from factory.situations import SITUATIONS, Expectation, Situation
+
+from support.postfix_lab import DAEMONS
 
 #: Where ``install.sh`` unpacks the MTAs (its FACTORY_ROOT, plus ``/root``).
 PRIVATE_ROOT = Path(os.environ.get("FACTORY_ROOT", "/opt/bouncefilter-factory")) / "root"

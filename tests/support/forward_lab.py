@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import messages
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from bouncefilter import config, store
-from bouncefilter.pipe import delivery
 from bouncefilter.core import verp
 from bouncefilter.forward.forwarder import Forwarder
+from bouncefilter.pipe import delivery
+
+import messages
 
 
 @dataclass

@@ -44,8 +44,8 @@ from bouncefilter.classify.mta import (
     yahoo,
     zoho,
 )
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 PARSERS: tuple[tuple[str, Callable[[View], "list[Finding] | None"]], ...] = (
     # Hosted services and commercial MTAs, told apart by their own headers or senders;

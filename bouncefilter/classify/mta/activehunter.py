@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.textbounce import finding, unfold
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _ERRORS_RE = lazy.regex(r"^ *-{3,} The following addresses had (?:permanent fatal errors|transient non-fatal errors) -{3,}", re.M)
 _TRANSCRIPT_RE = lazy.regex(r"^ *-{3,} Transcript of session follows -{3,}", re.M)

@@ -9,15 +9,13 @@ may have split the long JSON line with ``!`` + newline + space; that is undone f
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import status
+from bouncefilter.classify import lazy, mime, status
 from bouncefilter.classify.textbounce import finding
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
 if TYPE_CHECKING:
     from typing import Any
 

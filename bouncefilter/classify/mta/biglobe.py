@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _ADDRESSES = "----- The following addresses had delivery problems -----"
 _INFORMATION = "----- Non-delivered information -----"

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from bouncefilter.classify import mime
 from bouncefilter.classify.textbounce import finding, unfold
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SUBJECTS = ("delivery failure:", "delivery_failure:", "delivery report")
 _TO = "was not delivered to:"

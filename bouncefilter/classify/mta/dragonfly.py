@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SIGNATURE = "This is the DragonFly Mail Agent"
 _ENDS = ("Message headers follow.", "Original message follows.")

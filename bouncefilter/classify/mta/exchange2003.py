@@ -24,8 +24,8 @@ import re
 
 from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import finding, unfold
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _MAILERS = ("internet mail service", "internet mail connector", "produced by microsoft exchange")
 _LIST_RE = lazy.regex(r"^(?:did not reach the following recipient\(s\)|The following recipient\(s\) could not be reached):[ \t]*$", re.M)

@@ -13,12 +13,9 @@ delivered is/are:"): each address indented two spaces, its error below it indent
 
 from __future__ import annotations
 
-
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SUBJECTS = ("mail delivery failed", "warning: message", "mail failure")
 #: (start markers, kind, code words) per kind of notice. Exim itself says that a

@@ -10,11 +10,9 @@ rejected the sender, which the notice states in words no status code carries.
 
 from __future__ import annotations
 
-
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SUBJECT_RE = lazy.regex(r"^you .{1,320} are not member \(.{1,200} ml\)$")
 _LIST_RE = lazy.regex(r"You are not a member of this mailing list <([^>\s]{3,320})>")

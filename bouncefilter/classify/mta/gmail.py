@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.textbounce import failed_recipients, finding, unfold
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SENDERS = ("mailer-daemon@googlemail.com", "mailer-daemon@google.com", "mailer-daemon@gmail.com")
 _END_MARKERS = ("----- Original message -----", "----- Message header follows -----")

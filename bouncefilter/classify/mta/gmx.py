@@ -16,11 +16,9 @@ The address stands alone on its line, bare, quoted or in <>, with a colon or not
 
 from __future__ import annotations
 
-
-from bouncefilter.classify import lazy
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _MARKER = "--- The header of the original message is following. ---"
 _START_RE = lazy.regex(r"address(?:\(es\))?\s+failed:")

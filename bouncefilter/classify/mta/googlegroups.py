@@ -9,8 +9,8 @@ the wording table reads as ``rejected``.
 from __future__ import annotations
 
 from bouncefilter.classify.textbounce import failed_recipients, finding, unfold
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _MARKERS = ("groups.google.com", "Google Groups", "Google Group")
 _END_MARKER = "----- Original message -----"

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.textbounce import finding, unfold
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _DOMAINS = ("dion.ne.jp", "auone-net.jp")
 _DELIVERED_TO_RE = lazy.regex(r"^[ \t]*Could not be delivered to: *<?([^<>\s]{3,320})>?[ \t]*$", re.M)

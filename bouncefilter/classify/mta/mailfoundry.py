@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _RECIPIENT_RE = lazy.regex(rf"^Unable to deliver message to: <?({textbounce.ADDRESS})>?", re.M)
 _REASON = "Delivery failed for the following reason:"

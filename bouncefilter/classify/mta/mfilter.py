@@ -14,11 +14,9 @@ server's answer and the SMTP command in labelled sections::
 
 from __future__ import annotations
 
-
-from bouncefilter.classify import lazy
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SERVER = "-------server message"
 _COMMAND = "-------SMTP command"

@@ -15,10 +15,9 @@ from __future__ import annotations
 import re
 
 from bouncefilter.classify import lazy
-from bouncefilter.classify.textbounce import dedupe, finding
-from bouncefilter.core.record import Finding
-from bouncefilter.classify.textbounce import address_blocks
+from bouncefilter.classify.textbounce import address_blocks, dedupe, finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _START_RE = lazy.regex(r"The following address(?:es)? failed:[ \t]*$", re.M)
 _END = "Included is a copy of the message header:"

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.textbounce import finding, unfold
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _START_RE = lazy.regex(r"^-{3,} Failure Reasons +-{3,}[ \t]*$", re.M)
 _END_RE = lazy.regex(r"^-{3,} Returned Message +-{3,}", re.M)

@@ -13,11 +13,9 @@ recipients:" instead.
 
 from __future__ import annotations
 
-
-from bouncefilter.classify import lazy
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SUBJECT = "delivery status notification:"
 _START = "following list of recipients:"

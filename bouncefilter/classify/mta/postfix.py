@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _INTROS = ("This is the Postfix program at host ", "This is the mail system at host ")
 _WARNING = "THIS IS A WARNING ONLY"

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SUBJECTS = ("failure notice", "delivery failure", "failed delivery", "failure delivery")
 #: The openings of qmail-send's notice and of the reworded forks.

@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import status
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, status, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _FATAL = "----- The following addresses had permanent fatal errors -----"
 _TRANSCRIPT = "----- Transcript of session follows -----"

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.textbounce import finding
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _FAILED_RE = lazy.regex(r"^\|-{5,} Failed addresses follow: -{5,}\|[ \t]*$", re.M)
 _NEXT_RE = lazy.regex(r"^\|-{5,} ", re.M)

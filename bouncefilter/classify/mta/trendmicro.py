@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
+from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.textbounce import dedupe, finding
-from bouncefilter.core.record import Finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SENT_RE = lazy.regex(
     r"^[^<>\n]{0,30}<<< RCPT TO: ?<?([^<>\s]{3,320})>?[ \t]*\n(?:[^<>\n]{0,30}>>> (.{0,1000}))?", re.M | re.I

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _ORIGINAL = "Original Message:"
 _ERROR_RE = lazy.regex(r"^Error: (.{1,500})$", re.M)

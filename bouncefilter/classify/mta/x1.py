@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _START = "---The following addresses had delivery errors---"
 _LINE_RE = lazy.regex(rf"^[ \t]*<?({textbounce.ADDRESS})>?[ \t]+\[(.{{1,500}})\][ \t]*$", re.M)

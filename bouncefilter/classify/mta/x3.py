@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _START_RE = lazy.regex(r"(?:Delevery|Delivery) to the following recipients? failed permanently:")
 _BULLET_RE = lazy.regex(rf"^[ \t]*\*[ \t]*<?({textbounce.ADDRESS})>?[ \t]*$", re.M)

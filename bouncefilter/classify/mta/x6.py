@@ -8,12 +8,9 @@
 
 from __future__ import annotations
 
-
-from bouncefilter.classify import lazy
-from bouncefilter.classify import mime
-from bouncefilter.classify import textbounce
-from bouncefilter.core.record import Finding
+from bouncefilter.classify import lazy, mime, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _SIGNATURE = "We had trouble delivering your message. Full details follow:"
 _REJECT_RE = lazy.regex(

@@ -19,10 +19,9 @@ from __future__ import annotations
 import re
 
 from bouncefilter.classify import lazy
-from bouncefilter.classify.textbounce import finding
-from bouncefilter.core.record import Finding
-from bouncefilter.classify.textbounce import address_blocks
+from bouncefilter.classify.textbounce import address_blocks, finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _START = "Sorry, we were unable to deliver your message to the following address"
 _END = "--- Below this line is a copy of the message."

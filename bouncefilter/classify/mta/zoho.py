@@ -19,10 +19,9 @@ from __future__ import annotations
 import re
 
 from bouncefilter.classify import lazy
-from bouncefilter.classify.textbounce import dedupe, finding
-from bouncefilter.core.record import Finding
-from bouncefilter.classify.textbounce import address_blocks
+from bouncefilter.classify.textbounce import address_blocks, dedupe, finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.record import Finding
 
 _HEADERS_RE = lazy.regex(r"^Received: ?from ", re.M)
 _CODE_RE = lazy.regex(r"ERROR_CODE ?: ?([245]\d\d)\b")
