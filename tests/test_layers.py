@@ -27,6 +27,7 @@ PURE = {
     "core": {"core"},
     "classify": {"core", "classify"},
     "pipe.correlation": {"core"},
+    "milter.decision": {"core", "classify"},
 }
 FLOWS = ("milter", "pipe", "forward", "api")
 

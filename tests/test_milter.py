@@ -34,9 +34,12 @@ from bouncefilter import store
 from bouncefilter.config import Account, MilterSettings, Settings, VerpSettings
 from bouncefilter.core import accounts, verp
 from bouncefilter.core.record import TRACKING_HEADER
+from bouncefilter.milter import decision, handler
 from bouncefilter.milter import engine as milterserver
 from bouncefilter.milter import service as bfmilter
-from bouncefilter.milter.service import AnsweringMilter, InFlight, OutboundMilter, Policy, QuietMilter, Recorder
+from bouncefilter.milter.decision import Policy
+from bouncefilter.milter.handler import AnsweringMilter, InFlight, OutboundMilter, QuietMilter
+from bouncefilter.milter.recorder import Recorder
 
 from support.milter_client import PostfixClient, WireClient
 
@@ -341,7 +344,7 @@ def test_an_exception_at_end_of_message_follows_on_error(harness, monkeypatch, c
     monkeypatch.setattr(verp, "make_token", break_token)
     assert send(ctx, "<orders@shop.example.com>") == expected
     assert ctx.actions == [] and harness.rows() == []
-    assert ctx._reply == (("451", "4.3.0", bfmilter.TEMPFAIL_REPLY[2]) if on_error == "tempfail" else None)
+    assert ctx._reply == (("451", "4.3.0", handler.TEMPFAIL_REPLY[2]) if on_error == "tempfail" else None)
     assert "broken on purpose" in caplog.text and f"{QUEUE_ID}: failed" in caplog.text
     assert harness.flight.wait(0) == 0
     # The connection goes on: the next message is tracked as usual.
@@ -356,7 +359,7 @@ def test_an_exception_at_end_of_message_follows_on_error(harness, monkeypatch, c
 def test_an_exception_in_a_header_step_is_applied_at_end_of_message(harness, monkeypatch, caplog, cls, on_error,
                                                                    expected):
     ctx = harness.ctx(cls, on_error=on_error)
-    monkeypatch.setattr(bfmilter, "_read_header", break_token)
+    monkeypatch.setattr(decision.Message, "read_header", break_token)
     assert send(ctx, "<orders@shop.example.com>", headers=(("Return-Path", "<x@example.org>"),)) == expected
     assert ctx.actions == [] and harness.rows() == []
     assert "header Return-Path failed" in caplog.text
@@ -376,7 +379,7 @@ def test_an_exception_at_mail_from_follows_on_error(harness, monkeypatch, caplog
 
 def test_the_milter_asks_only_for_the_actions_and_macros_it_uses(harness):
     ctx = harness.ctx()
-    assert ctx._opts[0] == Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS | Milter.SETSYMLIST == bfmilter.ACTIONS
+    assert ctx._opts[0] == Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS | Milter.SETSYMLIST == handler.ACTIONS
     assert ctx._symlist[Milter.M_ENVFROM] == {b"{auth_authen}", b"i"} and ctx._symlist[Milter.M_EOM] == {b"i"}
 
 
@@ -398,11 +401,11 @@ def test_which_steps_the_milter_takes_and_which_it_answers(harness, cls, steps, 
 
 
 def test_only_libmilter_on_tcp_answers_every_step():
-    assert bfmilter.milter_class("unix:/run/bouncefilter/milter.sock") is QuietMilter
-    assert bfmilter.milter_class("inet:8891@127.0.0.1") is QuietMilter
-    assert bfmilter.milter_class("local:/run/m.sock", "libmilter") is QuietMilter
-    assert bfmilter.milter_class("inet:8891@127.0.0.1", "libmilter") is AnsweringMilter
-    assert bfmilter.milter_class("inet6:8891@[::1]", "libmilter") is AnsweringMilter
+    assert handler.milter_class("unix:/run/bouncefilter/milter.sock") is QuietMilter
+    assert handler.milter_class("inet:8891@127.0.0.1") is QuietMilter
+    assert handler.milter_class("local:/run/m.sock", "libmilter") is QuietMilter
+    assert handler.milter_class("inet:8891@127.0.0.1", "libmilter") is AnsweringMilter
+    assert handler.milter_class("inet6:8891@[::1]", "libmilter") is AnsweringMilter
 
 
 def test_an_aborted_message_is_no_longer_in_flight_and_the_next_one_starts_clean(harness):
@@ -468,13 +471,13 @@ def test_prepare_database_migrates_only_when_allowed(tmp_path, caplog):
     assert not bfmilter.prepare_database(str(tmp_path / "missing" / "x.db"), auto_migrate=True)
 
 
-def test_policy_from_settings_signs_with_the_first_key():
+def test_the_policy_for_the_settings_signs_with_the_first_key():
     settings = Settings(verp=VerpSettings(domain=VERP_DOMAIN, prefix="bf", keys=(KEY, OLD_KEY)),
                         milter=MilterSettings(on_error="tempfail", envid=False), accounts=ACCOUNTS)
-    policy = Policy.from_settings(settings)
+    policy = bfmilter.policy_for(settings)
     assert (policy.verp_domain, policy.prefix, policy.signing_key) == (VERP_DOMAIN, "bf", KEY.encode())
     assert (policy.on_error, policy.envid, policy.accounts) == ("tempfail", False, ACCOUNTS)
-    assert Policy.from_settings(Settings()).verp_domain == ""
+    assert bfmilter.policy_for(Settings()).verp_domain == ""
 
 
 # -- the daemon on a socket ---------------------------------------------------------------
@@ -548,7 +551,7 @@ def test_the_daemon_on_a_unix_socket(unix_daemon):
         pass  # no postfix group here: the socket keeps the umask's mode
     client = WireClient(unix_daemon.spec)
     actions, protocol = client.negotiate()
-    assert actions == bfmilter.ACTIONS
+    assert actions == handler.ACTIONS
     assert protocol & Milter.P_NR_MAIL and protocol & Milter.P_NR_RCPT and protocol & Milter.P_NR_HDR
     assert protocol & Milter.P_NODATA
     # Only the macros it reads: the login and queue id at MAIL FROM, the queue id at the end.
@@ -615,7 +618,7 @@ def test_sigterm_lets_a_message_in_flight_finish_over_tcp(tmp_path, engine):
     daemon = Daemon(tmp_path, f"inet:{free_port()}@127.0.0.1", engine)
     client = WireClient(daemon.spec)
     actions, protocol = client.negotiate()
-    assert actions == bfmilter.ACTIONS
+    assert actions == handler.ACTIONS
     quiet = Milter.P_NR_MAIL | Milter.P_NR_RCPT | Milter.P_NR_HDR | Milter.P_NODATA
     # Only libmilter answers every step on TCP (it cannot hurry the ACK Postfix's Nagle waits for).
     assert protocol & quiet == (quiet if engine == "asyncio" else 0)

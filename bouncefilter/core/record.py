@@ -122,3 +122,18 @@ class Classification(NamedTuple):
     records: tuple[BounceRecord, ...]
     original: Original
     parser: str = ""
+
+
+class SentMessage(NamedTuple):
+    """One outbound message as the milter records it."""
+
+    message_key: str
+    token: str
+    account: str
+    sent_at: float
+    queue_id: str = ""
+    message_id: str = ""
+    subject: str = ""
+    sender: str = ""
+    bounce_address: str = ""
+    recipients: tuple[str, ...] = ()

@@ -6,23 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from typing import NamedTuple
 
-
-class SentMessage(NamedTuple):
-    """One outbound message as the milter records it."""
-
-    message_key: str
-    token: str
-    account: str
-    sent_at: float
-    queue_id: str = ""
-    message_id: str = ""
-    subject: str = ""
-    sender: str = ""
-    bounce_address: str = ""
-    recipients: tuple[str, ...] = ()
-
+from bouncefilter.core.record import SentMessage
 
 #: Rows in one INSERT of sent messages (10 values each: within SQLite's oldest limit of
 #: 999 variables). One statement for many rows lets the milter's writer thread take
