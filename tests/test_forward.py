@@ -22,7 +22,7 @@ import trustme
 from bouncefilter import config, store
 from bouncefilter.api import tokens
 from bouncefilter.forward import webhook
-from bouncefilter.pipe import delivery
+from bouncefilter.pipe import command, delivery
 
 import messages
 from api_data import Served, fetch, serving
@@ -69,9 +69,9 @@ def test_forged_and_tokenless_mail_is_never_forwarded(tmp_path):
     site = make_site(tmp_path, "{type: smtp, to: a@example.com, kinds: [bounce, reply, unknown]}")
     forged = messages.token(key=messages.OTHER_KEY)
     raw = messages.postfix_dsn(forged)
-    delivery.deliver(site.settings, delivery.Arguments("", messages.address(forged), ""), raw, len(raw), False)
+    delivery.deliver(site.settings, command.Arguments("", messages.address(forged), ""), raw, len(raw), False)
     raw = messages.postfix_dsn("")
-    delivery.deliver(site.settings, delivery.Arguments("", f"postmaster@{messages.DOMAIN}", ""), raw, len(raw), False)
+    delivery.deliver(site.settings, command.Arguments("", f"postmaster@{messages.DOMAIN}", ""), raw, len(raw), False)
     conn = site.conn()
     assert {row["outcome"] for row in store.bounces(conn)} == {"forged", "notoken"}
     assert site.outbox() == []

@@ -32,7 +32,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from bouncefilter import config, store
 from bouncefilter.core import verp
 from bouncefilter.forward.forwarder import Forwarder
-from bouncefilter.pipe import delivery
+from bouncefilter.pipe import command, delivery
 
 import messages
 
@@ -250,7 +250,7 @@ class Site:
         raw = raw or messages.postfix_dsn(token, recipient, status=status, queue_id=f"Q{key.hex()[:10]}",
                                           diagnostic="550 5.1.1 <{r}>: User unknown" if status[0] == "5"
                                           else "452 4.2.2 <{r}>: Mailbox full")
-        delivery.deliver(self.settings, delivery.Arguments("", messages.address(token), "4IN1"), raw, len(raw), False, now)
+        delivery.deliver(self.settings, command.Arguments("", messages.address(token), "4IN1"), raw, len(raw), False, now)
         return raw
 
     def outbox(self) -> list[dict[str, object]]:
