@@ -46,18 +46,3 @@ def test_the_first_account_wins_within_each_kind_of_evidence():
 
 def test_no_accounts_match_nothing():
     assert accounts.match((), "shop-mailer", "orders@shop.example.com") is None
-
-
-@pytest.mark.parametrize(
-    ("sender", "bare", "domain"),
-    [
-        ("<User@Example.COM>", "User@Example.COM", "example.com"),
-        (" <a@example.org.> ", "a@example.org.", "example.org"),
-        ("<>", "", ""),
-        ("postmaster", "postmaster", ""),
-        ("a@b@example.net", "a@b@example.net", "example.net"),
-    ],
-)
-def test_bare_address_and_domain(sender, bare, domain):
-    assert accounts.bare_address(sender) == bare
-    assert accounts.domain_of(bare) == domain

@@ -33,6 +33,7 @@ import pytest
 from bouncefilter import store
 from bouncefilter.config import Account, MilterSettings, Settings, VerpSettings
 from bouncefilter.core import accounts, verp
+from bouncefilter.core.address import bare_address
 from bouncefilter.core.record import TRACKING_HEADER
 from bouncefilter.milter import decision, handler
 from bouncefilter.milter import engine as milterserver
@@ -328,7 +329,7 @@ def test_mail_flows_with_its_verp_sender_when_the_database_is_unavailable(harnes
     assert send(ctx, "<orders@shop.example.com>") == Milter.CONTINUE
     harness.flush()
     address, _ = verp_of(ctx)
-    token = accounts.bare_address(address).partition("+")[2].partition("@")[0]
+    token = bare_address(address).partition("+")[2].partition("@")[0]
     assert ctx.actions[1] == ("addheader", TRACKING_HEADER, token)
     (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert error.getMessage().startswith(f"{QUEUE_ID}: not recorded (token {token}): database {database}: ")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from bouncefilter.classify import dsn, mime
 from bouncefilter.classify.mime import Part
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address, find_addresses
 from bouncefilter.core.record import Finding
 
 REPORT_TYPE = "message/feedback-report"
@@ -32,7 +33,7 @@ def parse(view: View) -> list[Finding] | None:
     if part is not None:
         return _findings(_fields(part), view)
     if view.msg.children is not None and view.returned is not None:
-        jmrp = mime.clean_address(mime.header(view.returned, JMRP_HEADER))
+        jmrp = clean_address(mime.header(view.returned, JMRP_HEADER))
         if jmrp:
             return [Finding(recipient=jmrp, kind="complaint", feedback_type="abuse")]
     return None
@@ -61,7 +62,7 @@ def _findings(fields: Fields, view: View) -> list[Finding]:
             source_ip=_first(fields, "source-ip"),
             reporting_mta=mime.mtaname(_first(fields, "reporting-mta")),
             diagnostic=_first(fields, "user-agent"),
-            extra={"sender": mime.clean_address(_first(fields, "original-mail-from"))},
+            extra={"sender": clean_address(_first(fields, "original-mail-from"))},
         )
         for recipient in recipients or [""]
     ]
@@ -89,7 +90,7 @@ def _recipients(fields: Fields) -> list[str]:
     for name in _RECIPIENT_FIELDS:
         found: dict[str, str] = {}
         for value in fields.get(name, []):
-            address = mime.clean_address(value)
+            address = clean_address(value)
             if address:
                 found.setdefault(address.lower(), address)
         if found:
@@ -103,7 +104,7 @@ def _recipients_of_original(view: View) -> list[str]:
     if original is None:
         return []
     for name in (JMRP_HEADER, "To"):
-        found = mime.addresses(mime.header(original, name))
+        found = find_addresses(mime.header(original, name))
         if found:
             return found[:1]
     return []

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import heuristic, mime
+from bouncefilter.classify import heuristic
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import find_addresses
 from bouncefilter.core.record import Finding
 
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Mail-Autoreply", "X-Vacation")
@@ -38,7 +39,7 @@ def parse(view: View) -> list[Finding] | None:
     """A ``vacation`` finding for the replying address; ``None`` if not an auto-reply."""
     if not _is_autoreply(view) or heuristic.is_delivery_report(view):
         return None
-    sender = mime.addresses(view.sender)
+    sender = find_addresses(view.sender)
     if not sender:
         return None
     return [Finding(recipient=sender[0], kind="autoreply", diagnostic=view.subject)]

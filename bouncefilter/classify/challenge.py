@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, original
+from bouncefilter.classify import lazy, original
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import find_addresses
 from bouncefilter.core.record import Finding
 
 #: Only this much of the notification is read: a challenge says what it is first.
@@ -84,7 +85,7 @@ def _findings(view: View, diagnostic: str) -> list[Finding]:
     found = dsn.parse(view) if view.parts_of("message/delivery-status") else None
     recipients = [finding.recipient for finding in found or () if finding.recipient]
     if not recipients:
-        sender = mime.addresses(view.sender)
+        sender = find_addresses(view.sender)
         recipients = sender[:1] or [""]
     return [Finding(recipient=address, kind="challenge", diagnostic=diagnostic) for address in recipients]
 

@@ -23,6 +23,7 @@ from bouncefilter.classify import lazy, mime, status
 from bouncefilter.classify.dsntext import Notice, command_in
 from bouncefilter.classify.mime import Part
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import ANY_ADDRESS, clean_address, find_addresses
 from bouncefilter.core.record import Finding
 
 REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status")
@@ -42,7 +43,7 @@ _DIAGNOSTIC_TYPES = ("smtp", "x-unix", "x-local", "x-postfix", "x-exim", "x-ses"
 _WORD_RE = lazy.regex(r"[A-Za-z]{3,}")
 _EXPANDED_RE = lazy.regex(r"\(expanded from:[^()]{0,300}\)", re.I)
 _XTEXT_RE = lazy.regex(r"\\x\{([0-9A-Fa-f]{1,6})\}|\+([0-9A-Fa-f]{2})")
-_UTF8_ADDR_RE = lazy.regex(r"[^\s<>()\[\]\"',;:@]{1,64}@[^\s<>()\[\]\"',;:@]{1,255}")
+_UTF8_ADDR_RE = lazy.regex(ANY_ADDRESS)
 
 #: Longest diagnostic taken from a notice that names no recipient block.
 MAX_SUMMARY = 600
@@ -275,7 +276,7 @@ def _finding(fields: dict[str, str], per_message: dict[str, str], notice: Notice
         arrival_date=per_message.get("arrival-date", ""),
         expired=expired,
         extra={
-            "sender": mime.clean_address(per_message.get("x-postfix-sender", "")),
+            "sender": clean_address(per_message.get("x-postfix-sender", "")),
             "command": command_in(diagnostic) or notice.command(recipient),
         },
     )
@@ -323,7 +324,7 @@ def recipient_address(value: str) -> str:
     """A ``Final-Recipient``/``Original-Recipient`` value's address: ``rfc822;
     <a@b>`` and RFC 6533 ``utf-8; a@b`` (``\\x{HH}`` and xtext ``+HH`` decoded)."""
     if value.isascii() and "\\x{" not in value:
-        return mime.clean_address(value)
+        return clean_address(value)
     return _utf8_address(_address_value(value))
 
 
@@ -374,7 +375,7 @@ def _recipientless(view: View, notice: Notice) -> list[Finding]:
     """Findings for a DSN whose report names no recipient: the ``X-Failed-Recipients``
     header, else the addresses the notice lists, else one finding with no address
     (the classifier then takes the returned original's ``To:``)."""
-    listed = mime.addresses(view.header("X-Failed-Recipients")) or notice.recipients()
+    listed = find_addresses(view.header("X-Failed-Recipients")) or notice.recipients()
     text = notice.text.strip()
     if not listed:
         return [Finding(recipient="", status="5.0.0", diagnostic=_summary(text))]

@@ -26,6 +26,7 @@ import re
 
 from bouncefilter.classify import mime, phrases, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import ADDRESS, ANY_ADDRESS, clean_address, find_addresses
 from bouncefilter.core.record import Finding
 
 #: Only this much of the notification is read: the failure is always stated up front.
@@ -87,11 +88,11 @@ _ERROR_RE = re.compile(
 )
 _SENDER_RE = re.compile(
     r"\b(?:sent by|from|sender|generated from|expanded from)[\s:<\"'(]{1,8}"
-    r"([^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9_.-]{1,255})",
+    rf"({ADDRESS})",
     re.I,
 )
 #: A line holding nothing but an address, as plain-text bounces start a recipient's block.
-_ADDRESS_LED_RE = re.compile(r"[ \t]{0,20}<?[^\s<>@]{1,64}@[^\s<>@]{1,255}>?:?[ \t]*(?:\n|$)")
+_ADDRESS_LED_RE = re.compile(rf"[ \t]{{0,20}}<?{ANY_ADDRESS}>?:?[ \t]*(?:\n|$)")
 #: Addresses that are not recipients, and local parts of role addresses (tried
 #: without them when no other address is found: a bounce for postmaster@ exists).
 Excluded = tuple[set[str], frozenset[str]]
@@ -133,13 +134,13 @@ def _correspondents(view: View) -> set[str]:
     values = [view.header(name) for name in ("From", "To", "Cc", "Reply-To", "Sender")]
     if view.returned is not None:
         values += [mime.header(view.returned, name) for name in ("From", "Return-Path", "Sender")]
-    return {addr.lower() for value in values for addr in mime.addresses(value)}
+    return {addr.lower() for value in values for addr in find_addresses(value)}
 
 
 def _senders(text: str) -> set[str]:
     """Addresses the text introduces as a sender or an alias (``A message sent by <a@b>``,
     ``(ultimately generated from a@b)``, ``(expanded from <a@b>)``): not recipients."""
-    return {mime.clean_address(match.group(1)).lower() for match in _SENDER_RE.finditer(text)}
+    return {clean_address(match.group(1)).lower() for match in _SENDER_RE.finditer(text)}
 
 
 def _candidate(address: str, excluded: Excluded) -> bool:
@@ -179,7 +180,7 @@ def _segments(paragraph: str, excluded: Excluded) -> list[tuple[list[str], str]]
     ``(addresses, text)`` pairs, the text starting with the address line."""
     segments: list[tuple[list[str], list[str]]] = []
     for line in paragraph.splitlines():
-        addresses = [a for a in mime.addresses(line) if _candidate(a, excluded)] if "@" in line else []
+        addresses = [a for a in find_addresses(line) if _candidate(a, excluded)] if "@" in line else []
         new = [a for a in addresses if not segments or a not in segments[-1][0]]
         if new:
             segments.append((new, [line]))
@@ -205,7 +206,7 @@ def _context(paragraphs: list[str], index: int, addresses: list[str], excluded: 
     first_error = base if _ERROR_RE.search(paragraphs[index]) else 0
     for paragraph in paragraphs[index + 1 : index + 1 + _CONTEXT_PARAGRAPHS]:
         if "@" in paragraph and any(
-            _candidate(a, excluded) and a not in addresses for a in mime.addresses(paragraph)
+            _candidate(a, excluded) and a not in addresses for a in find_addresses(paragraph)
         ):
             break
         picked.append(paragraph)

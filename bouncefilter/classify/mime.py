@@ -33,7 +33,6 @@ MAX_NESTING = 32
 #: Longest body text decoded from one part.
 MAX_TEXT = 256 * 1024
 
-_ADDR_RE = re.compile(r"[^\s<>()\[\]\"',;:]{1,64}@[A-Za-z0-9\[\]_.:-]{1,255}")
 _ENCODED_WORD = "=?"
 #: The stand-ins for undecodable 8-bit bytes in text read as ASCII.
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")
@@ -616,38 +615,6 @@ def returned_headers(parts: Sequence[Part]) -> Part | None:
         if ctype in _RETURNED_HEADERS:
             return parse_headers(text(part))
     return None
-
-
-def addresses(text_: str) -> list[str]:
-    """Every mail address in ``text_``, in order of appearance, without duplicates."""
-    seen: dict[str, None] = {}
-    for match in _ADDR_RE.finditer(text_):
-        addr = clean_address(match.group(0))
-        if addr and addr.lower() not in seen:
-            seen[addr.lower()] = None
-    return list(seen)
-
-
-def clean_address(value: str) -> str:
-    """``rfc822; <User@Example.COM>.`` -> ``User@example.com``; ``""`` if no address."""
-    value = value.strip()
-    if ";" in value:
-        addr_type, _, rest = value.partition(";")
-        if "@" not in addr_type:
-            value = rest.strip()
-    at = value.find("@")
-    # A match holds an "@" at most 64 characters after its start: skip what is before.
-    match = _ADDR_RE.search(value, max(0, at - 64)) if at >= 0 else None
-    if not match:
-        return ""
-    addr = match.group(0).strip(".:;,'\"`")
-    if addr.lower().startswith("mailto:"):
-        addr = addr[7:]
-    local, _, domain = addr.rpartition("@")
-    domain = domain.strip(".").rstrip("]").lstrip("[") if not domain.startswith("[") else domain
-    if not local or not domain or "." not in domain and not domain.startswith("["):
-        return ""
-    return f"{local}@{domain.lower()}"
 
 
 def mtaname(value: str) -> str:

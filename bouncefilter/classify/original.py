@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.mime import Part
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import TRACKING_HEADER, Original
 
 #: A line that starts a pasted header block. Sought as a line end followed by the
@@ -66,7 +67,7 @@ def find(view: View) -> Original:
         message_id=fields.get("message-id", "").strip() or _replied_to(view),
         subject=fields.get("subject", ""),
         token=fields.get(TRACKING_HEADER.lower(), "").strip(),
-        return_path=mime.clean_address(fields.get("return-path", "")),
+        return_path=clean_address(fields.get("return-path", "")),
         to=fields.get("to", ""),
     )
 

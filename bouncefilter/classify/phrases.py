@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from bouncefilter.classify.wording import MACROS, TABLE
+from bouncefilter.core.address import FOUND
 
 #: What a space between two words of a wording also admits: one inserted item.
 GAP = " (?:~ )?"
@@ -28,7 +29,7 @@ _INSERT_RE = re.compile(
     r"|\"[^\"\s]{1,80}\""  # "info"
     r"|(?<![\w'])'[^'\s]{1,80}'(?![\w'])"  # 'info' (not the apostrophe of doesn't)
     r"|\[[^\[\]\s]{0,80}[.@:][^\[\]\s]{0,80}\]"  # [192.0.2.1], [mx.example.com]; not [CS01]
-    r"|(?<![^\s(,;:])[^\s<>()\[\]\"',;:]{1,64}@[a-z0-9.\[\]:-]{1,255}"  # a bare address
+    rf"|(?<![^\s(,;:]){FOUND}"  # a bare address
 )
 _TRAILING_RE = re.compile(r"~ ?[:,;.]")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "})

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from bouncefilter.classify import arf, challenge, dsn, mime, original, reasons, status
 from bouncefilter.classify.dsntext import Notice
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import BounceRecord, Classification, Finding, Original
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def complete(finding: Finding, identity: Original, parser: str) -> BounceRecord:
         code = replycode = ""
     command = finding.extra.get("command", "")
     reason = reasons.decide(finding.kind, code, finding.diagnostic, finding.code, command, finding.expired)
-    recipient = finding.recipient or (identity.to and mime.clean_address(identity.to)) or ""
+    recipient = finding.recipient or (identity.to and clean_address(identity.to)) or ""
     return BounceRecord(
         recipient=recipient,
         kind=finding.kind,

@@ -15,8 +15,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from bouncefilter.classify import lazy, mime, status
+from bouncefilter.classify import lazy, status
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 if TYPE_CHECKING:
@@ -27,12 +28,11 @@ if TYPE_CHECKING:
 MAX_ERROR = 4096
 
 #: A mail address as MTAs print it in notices: for embedding in a format's patterns.
-ADDRESS = r"[^\s<>()\[\]\"',;:@]{1,64}@[A-Za-z0-9_.-]{1,255}\.[A-Za-z]{2,63}"
 
 #: The default line that starts a recipient block: an address, optionally in <> or
 #: quotes, optionally followed by a colon and the start of the error text.
 ADDRESS_LINE_RE = lazy.regex(
-    rf"^[ \t]*[<\"]?(?P<addr>{ADDRESS})[>\"]?:?(?:[ \t]+(?P<rest>.*))?$"
+    rf"^[ \t]*[<\"]?(?P<addr>{DOTTED_ADDRESS})[>\"]?:?(?:[ \t]+(?P<rest>.*))?$"
 )
 
 _DAEMON_RE = lazy.regex(r"mailer[-_ ]?daemon|postmaster|post_master|mail ?delivery|mail administrator", re.I)
@@ -77,7 +77,7 @@ def section(text: str, starts: Iterable[str], ends: Iterable[str]) -> str:
 def address_blocks(
     text: str,
     line_re: re.Pattern[str] = ADDRESS_LINE_RE,
-    resolve: Callable[[str], str] = mime.clean_address,
+    resolve: Callable[[str], str] = clean_address,
 ) -> list[tuple[str, str]]:
     """``(address, error text)`` per block that starts with a line matching ``line_re``.
 
@@ -205,4 +205,4 @@ def finding(recipient: str, diagnostic: str, kind: str = "bounce", **fields: Any
 
 def failed_recipients(value: str) -> list[str]:
     """The addresses of an ``X-Failed-Recipients:`` header value, in order."""
-    return [addr for addr in (mime.clean_address(item) for item in value.split(",")) if addr]
+    return [addr for addr in (clean_address(item) for item in value.split(",")) if addr]

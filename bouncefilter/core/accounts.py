@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
+from bouncefilter.core.address import bare_address, domain_of
+
 
 class Matchable(Protocol):
     """What :func:`match` reads of an account (``config.Account`` has it)."""
@@ -51,14 +53,3 @@ def match(accounts: Sequence[AccountT], sasl_user: str, sender: str) -> AccountT
         if domain and domain in account.domains:
             return account
     return None
-
-
-def bare_address(sender: str) -> str:
-    """``<User@Example.COM>`` -> ``User@Example.COM``; ``<>`` -> ``""``."""
-    return sender.strip().removeprefix("<").removesuffix(">").strip()
-
-
-def domain_of(address: str) -> str:
-    """The lower-case domain of ``address`` without a trailing dot; ``""`` if it has none."""
-    local, at, domain = address.rpartition("@")
-    return domain.rstrip(".").lower() if at and local else ""

@@ -23,6 +23,7 @@ from typing import NamedTuple, Protocol
 
 from bouncefilter.classify import mime
 from bouncefilter.core import accounts, verp
+from bouncefilter.core.address import clean_address, domain_of
 from bouncefilter.core.record import TRACKING_HEADER, SentMessage
 
 #: Longest Subject or Message-ID recorded, in characters.
@@ -95,7 +96,7 @@ def account_for(policy: Policy, sender: str, login: str) -> Account | None:
     account claims."""
     if not sender:
         return None
-    if policy.verp_domain and accounts.domain_of(sender) == policy.verp_domain:
+    if policy.verp_domain and domain_of(sender) == policy.verp_domain:
         return None
     return accounts.match(policy.accounts, login, sender)
 
@@ -122,7 +123,7 @@ def changes(policy: Policy, message: Message, key: bytes, now: float) -> Changes
 def bounce_address_of(return_paths: Sequence[str]) -> str:
     """The first address found in the submitted Return-Path headers, or ``""``."""
     for value in return_paths:
-        address = mime.clean_address(clean(value))
+        address = clean_address(clean(value))
         if address:
             return address
     return ""

@@ -29,7 +29,8 @@ from collections.abc import Callable, Sequence
 
 import Milter  # type: ignore[import-untyped]
 
-from bouncefilter.core import accounts, verp
+from bouncefilter.core import verp
+from bouncefilter.core.address import bare_address
 from bouncefilter.milter import decision
 from bouncefilter.milter.decision import Message, Policy, clean
 from bouncefilter.milter.recorder import Recorder
@@ -158,7 +159,7 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         message = self._message
         if message is not None:
             try:
-                message.recipients.append(clean(accounts.bare_address(to)))
+                message.recipients.append(clean(bare_address(to)))
             except Exception:
                 self._fail(message, "RCPT TO")
         return CONTINUE
@@ -206,7 +207,7 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
     def _start(self, sender: str, params: Sequence[str]) -> int:
         """Begin tracking a message of an account (``CONTINUE``), leave it alone
         (``ACCEPT``) or refuse it while stopping (``_FAILED``)."""
-        address = clean(accounts.bare_address(sender))
+        address = clean(bare_address(sender))
         login = self._macro("{auth_authen}")
         account = decision.account_for(self._policy, address, login)
         if account is None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import finding, unfold
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import Finding
 
 _ERRORS_RE = lazy.regex(r"^ *-{3,} The following addresses had (?:permanent fatal errors|transient non-fatal errors) -{3,}", re.M)
@@ -41,7 +42,7 @@ def parse(view: View) -> list[Finding] | None:
     kind = "delay" if "transient" in errors.group(0) else "bounce"
     out = []
     for match in _RCPT_RE.finditer(listing):
-        address = mime.clean_address(match.group(1))
+        address = clean_address(match.group(1))
         if address:
             own = [line for line in session if address.lower() in line.lower()]
             out.append(finding(address, unfold(own or session), kind=kind))

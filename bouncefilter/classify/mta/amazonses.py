@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from bouncefilter.classify import lazy, mime, status
 from bouncefilter.classify.textbounce import finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import Finding
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _bounce(note: dict[str, Any]) -> list[Finding]:
     mta = mime.mtaname(str(bounce.get("reportingMTA") or ""))
     out = []
     for rcpt in map(_dict, _list(bounce.get("bouncedRecipients"))):
-        address = mime.clean_address(str(rcpt.get("emailAddress") or ""))
+        address = clean_address(str(rcpt.get("emailAddress") or ""))
         if not address:
             continue
         diagnostic = _strip_type(str(rcpt.get("diagnosticCode") or ""))
@@ -101,7 +102,7 @@ def _delay(note: dict[str, Any]) -> list[Finding]:
     mta = mime.mtaname(str(delay.get("reportingMTA") or ""))
     out = []
     for rcpt in map(_dict, _list(delay.get("delayedRecipients"))):
-        address = mime.clean_address(str(rcpt.get("emailAddress") or ""))
+        address = clean_address(str(rcpt.get("emailAddress") or ""))
         if address:
             diagnostic = _strip_type(str(rcpt.get("diagnosticCode") or ""))
             out.append(finding(
@@ -118,7 +119,7 @@ def _complaint(note: dict[str, Any]) -> list[Finding]:
     arrival = str(complaint.get("arrivalDate") or complaint.get("timestamp") or "")
     out = []
     for rcpt in map(_dict, _list(complaint.get("complainedRecipients"))):
-        address = mime.clean_address(str(rcpt.get("emailAddress") or ""))
+        address = clean_address(str(rcpt.get("emailAddress") or ""))
         if address:
             out.append(Finding(
                 recipient=address, kind="complaint", feedback_type=feedback, arrival_date=arrival,
@@ -133,7 +134,7 @@ def _delivery(note: dict[str, Any]) -> list[Finding]:
     mta = mime.mtaname(str(delivery.get("reportingMTA") or ""))
     out = []
     for rcpt in _list(delivery.get("recipients")):
-        address = mime.clean_address(str(rcpt))
+        address = clean_address(str(rcpt))
         if address:
             out.append(Finding(
                 recipient=address, kind="delivered", action="delivered",

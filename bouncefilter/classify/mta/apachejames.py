@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import find_addresses
 from bouncefilter.core.record import Finding
 
 _DETAILS = "\nMessage details:"
@@ -39,4 +40,4 @@ def parse(view: View) -> list[Finding] | None:
     message = _MESSAGE_RE.search(text)
     parts = [summary.group(1) if summary else "", message.group(1) if message else ""]
     error = textbounce.unfold(parts)
-    return textbounce.dedupe(textbounce.failure(address, error) for address in mime.addresses(rcpt.group(1))) or None
+    return textbounce.dedupe(textbounce.failure(address, error) for address in find_addresses(rcpt.group(1))) or None

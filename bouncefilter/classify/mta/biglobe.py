@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
-from bouncefilter.classify import mime, textbounce
+from bouncefilter.classify import textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import find_addresses
 from bouncefilter.core.record import Finding
 
 _ADDRESSES = "----- The following addresses had delivery problems -----"
@@ -26,4 +27,4 @@ def parse(view: View) -> list[Finding] | None:
     error = textbounce.unfold(textbounce.section(text, (_INFORMATION,), ("\n\n\n", "----- ")).splitlines())
     if not listing:
         return None
-    return textbounce.dedupe(textbounce.failure(address, error) for address in mime.addresses(listing)) or None
+    return textbounce.dedupe(textbounce.failure(address, error) for address in find_addresses(listing)) or None

@@ -17,9 +17,9 @@ Layout::
 
 from __future__ import annotations
 
-from bouncefilter.classify import mime
 from bouncefilter.classify.textbounce import finding, unfold
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import find_addresses
 from bouncefilter.core.record import Finding
 
 _SUBJECTS = ("delivery failure:", "delivery_failure:", "delivery report")
@@ -40,7 +40,7 @@ def parse(view: View) -> list[Finding] | None:
     because = text.find(_BECAUSE, start)
     listing = text[start + len(_TO): because if because >= 0 else len(text)][:_MAX_LISTING]
     diagnostic = _first_paragraph(text[because + len(_BECAUSE):]) if because >= 0 else ""
-    return [finding(addr, diagnostic) for addr in mime.addresses(listing)] or None
+    return [finding(addr, diagnostic) for addr in find_addresses(listing)] or None
 
 
 def _first_paragraph(text: str) -> str:

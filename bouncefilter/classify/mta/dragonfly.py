@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 _SIGNATURE = "This is the DragonFly Mail Agent"
 _ENDS = ("Message headers follow.", "Original message follows.")
 _INTRO_RE = lazy.regex(r"^This is the DragonFly Mail Agent \S+ at ([^\s]+?)\.?$", re.M)
-_RECIPIENT_RE = lazy.regex(rf"There was an error delivering your mail to <?({textbounce.ADDRESS})>?")
+_RECIPIENT_RE = lazy.regex(rf"There was an error delivering your mail to <?({DOTTED_ADDRESS})>?")
 _REMOTE_RE = lazy.regex(r"^(\S+) \[[^\]\n]{1,64}\] did not like our [^:\n]{1,40}:", re.M)
 #: "Could not deliver for the last 432000 seconds. Giving up.": the queue lifetime ran out.
 _EXPIRED_RE = lazy.regex(r"Could not deliver for the last \d{1,12} seconds")
@@ -39,7 +40,7 @@ def parse(view: View) -> list[Finding] | None:
         return None
     notice = textbounce.before_marker(text[start:], _ENDS)
     match = _RECIPIENT_RE.search(notice)
-    recipient = mime.clean_address(match.group(1)) if match else mime.clean_address(view.header("X-Original-To"))
+    recipient = clean_address(match.group(1)) if match else clean_address(view.header("X-Original-To"))
     if not recipient:
         return None
     error_text = notice[match.end():] if match else notice

@@ -25,12 +25,13 @@ import re
 from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import finding, unfold
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import ADDRESS
 from bouncefilter.core.record import Finding
 
 _MAILERS = ("internet mail service", "internet mail connector", "produced by microsoft exchange")
 _LIST_RE = lazy.regex(r"^(?:did not reach the following recipient\(s\)|The following recipient\(s\) could not be reached):[ \t]*$", re.M)
 _RECIPIENT_RE = lazy.regex(
-    r"^[ \t]*(?:[^\n]{0,200}?SMTP=)?([^\s<>()@;]{1,64}@[A-Za-z0-9_.-]{1,255});? on \S.{0,60}$", re.I
+    rf"^[ \t]*(?:[^\n]{{0,200}}?SMTP=)?({ADDRESS});? on \S.{{0,60}}$", re.I
 )
 _MSEXCH_CODE_RE = lazy.regex(r"MSEXCH:.{0,200}?\(([0-9A-F]{8})\)")
 #: The MTS-ID line (and its folded tail) identifies the message, not the failure.

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import finding, unfold
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 _SUBJECT = "mail system error - returned mail"
@@ -23,7 +24,7 @@ _SENDERS = ("@ezweb.ne.jp", "@au.com")
 _END_RE = lazy.regex(r"^(?:-{20,}[ \t]*|Content-Type: message/rfc822.*)$", re.M | re.I)
 _RECIPIENT_RE = lazy.regex(r"^[ \t]*Recipient: *<([^<>\s]{3,320})>", re.M)
 #: ``<addr>`` at the start of a line, and what follows it on that line.
-_ANGLE_LINE_RE = lazy.regex(r"^[ \t]*<([^<>\s@]{1,64}@[A-Za-z0-9_.-]{1,255})>:?[ \t]*(.*)$")
+_ANGLE_LINE_RE = lazy.regex(rf"^[ \t]*<({ADDRESS})>:?[ \t]*(.*)$")
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -50,7 +51,7 @@ def _recipient_blocks(text: str) -> list[Finding]:
         lines = [line.strip() for line in text[match.end(): end].splitlines() if line.strip()]
         replies = [line[3:].strip() for line in lines if line.startswith("<<<")]
         sent = next((line[3:].split() for line in lines if line.startswith(">>>")), [])
-        address = mime.clean_address(match.group(1))
+        address = clean_address(match.group(1))
         if address:
             out.append(finding(address, unfold(replies or lines)))
             if sent:
@@ -64,7 +65,7 @@ def _sentence(text: str) -> list[Finding]:
     sentence: list[str] = []
     for line in text.splitlines():
         match = _ANGLE_LINE_RE.match(line)
-        address = mime.clean_address(match.group(1)) if match else ""
+        address = clean_address(match.group(1)) if match else ""
         if match and address:
             own.setdefault(address, match.group(2).strip())
         elif line.strip():

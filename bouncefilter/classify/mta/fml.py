@@ -10,8 +10,9 @@ rejected the sender, which the notice states in words no status code carries.
 
 from __future__ import annotations
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import Finding
 
 _SUBJECT_RE = lazy.regex(r"^you .{1,320} are not member \(.{1,200} ml\)$")
@@ -23,7 +24,7 @@ def parse(view: View) -> list[Finding] | None:
     if not view.subject_lower.startswith("you ") or not _SUBJECT_RE.match(view.subject_lower):
         return None
     match = _LIST_RE.search(view.text)
-    address = mime.clean_address(match.group(1)) if match else ""
+    address = clean_address(match.group(1)) if match else ""
     if not match or not address:
         return None
     return [Finding(

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import failed_recipients, finding, unfold
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import find_addresses
 from bouncefilter.core.record import Finding
 
 _SENDERS = ("mailer-daemon@googlemail.com", "mailer-daemon@google.com", "mailer-daemon@gmail.com")
@@ -51,7 +52,7 @@ def parse(view: View) -> list[Finding] | None:
     delayed = start.group(1) == "has been delayed"
     kind = "delay" if delayed else "bounce"
     diagnostic, remote = _diagnostic(text[details.end():] if details else "", listing)
-    recipients = mime.addresses(_RETRY_RE.sub("", listing)) or failed_recipients(view.header("X-Failed-Recipients"))
+    recipients = find_addresses(_RETRY_RE.sub("", listing)) or failed_recipients(view.header("X-Failed-Recipients"))
     return [finding(addr, diagnostic, kind=kind, remote_mta=remote) for addr in recipients] or None
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS
 from bouncefilter.core.record import Finding
 
 _MARKER = "--- The header of the original message is following. ---"
 _START_RE = lazy.regex(r"address(?:\(es\))?\s+failed:")
-_LINE_RE = lazy.regex(rf"^[<\"]?(?P<addr>{textbounce.ADDRESS})[>\"]?:?[ \t]*$")
+_LINE_RE = lazy.regex(rf"^[<\"]?(?P<addr>{DOTTED_ADDRESS})[>\"]?:?[ \t]*$")
 _HOST_RE = lazy.regex(r"\bhost:?[ \t]+([A-Za-z0-9][A-Za-z0-9_.-]{0,252})")
 _EXPIRED = "retry timeout exceeded"
 #: The notice says the error is permanent; a timeout then means the lifetime ran out.

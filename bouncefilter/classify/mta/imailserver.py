@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 _END = "Original message follows."
-_LINE_RE = lazy.regex(rf"^(?P<rest>[A-Za-z][^:\n]{{2,80}}):[ \t]+<?(?P<addr>{textbounce.ADDRESS})>?[ \t]*$", re.M)
+_LINE_RE = lazy.regex(rf"^(?P<rest>[A-Za-z][^:\n]{{2,80}}):[ \t]+<?(?P<addr>{DOTTED_ADDRESS})>?[ \t]*$", re.M)
 _EXPIRED_RE = lazy.regex(r"^Delivery failed \d{1,5} attempts")
 
 
@@ -37,4 +38,4 @@ def parse(view: View) -> list[Finding] | None:
 
 
 def _finding(address: str, error: str) -> Finding:
-    return textbounce.failure(mime.clean_address(address), error, "5.0.0", expired=bool(_EXPIRED_RE.match(error)))
+    return textbounce.failure(clean_address(address), error, "5.0.0", expired=bool(_EXPIRED_RE.match(error)))

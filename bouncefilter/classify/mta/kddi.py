@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import finding, unfold
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import Finding
 
 _DOMAINS = ("dion.ne.jp", "auone-net.jp")
@@ -36,7 +37,7 @@ def parse(view: View) -> list[Finding] | None:
             if not line.strip():
                 break
             reason_lines.append(line)
-        address = mime.clean_address(match.group(1))
+        address = clean_address(match.group(1))
         if address:
             out.append(finding(address, unfold(reason_lines)))
     if view.header("X-SPASIGN").strip().upper() == "NG":

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
-_RECIPIENT_RE = lazy.regex(rf"^Unable to deliver message to: <?({textbounce.ADDRESS})>?", re.M)
+_RECIPIENT_RE = lazy.regex(rf"^Unable to deliver message to: <?({DOTTED_ADDRESS})>?", re.M)
 _REASON = "Delivery failed for the following reason:"
 _ENDS = ("This has been a permanent failure", "\n\n")
 _ANSWER_RE = lazy.regex(r"failed with: (.{1,1000})$")
@@ -26,7 +27,7 @@ def parse(view: View) -> list[Finding] | None:
     if view.subject_lower != "message delivery has failed" or not textbounce.is_daemon(view):
         return None
     text = view.text
-    recipients = [mime.clean_address(match.group(1)) for match in _RECIPIENT_RE.finditer(text)]
+    recipients = [clean_address(match.group(1)) for match in _RECIPIENT_RE.finditer(text)]
     reason = textbounce.section(text, (_REASON,), _ENDS)
     if not recipients or not reason:
         return None

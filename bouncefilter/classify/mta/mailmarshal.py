@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import find_addresses
 from bouncefilter.core.record import Finding
 
 _BECAUSE = "Could not be delivered because of"
@@ -44,5 +45,5 @@ def parse(view: View) -> list[Finding] | None:
             remote_mta=fields.get("remote-mta", ""),
             reporting_mta=fields.get("reporting-mta", ""),
         )
-        for address in mime.addresses(listing)
+        for address in find_addresses(listing)
     ) or None

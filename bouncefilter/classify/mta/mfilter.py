@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS
 from bouncefilter.core.record import Finding
 
 _SERVER = "-------server message"
 _COMMAND = "-------SMTP command"
 _ENDS = ("-------original message", "-------original mail info", _COMMAND)
-_LINE_RE = lazy.regex(rf"^(?P<addr>{textbounce.ADDRESS})[ \t]*$")
+_LINE_RE = lazy.regex(rf"^(?P<addr>{DOTTED_ADDRESS})[ \t]*$")
 
 
 def parse(view: View) -> list[Finding] | None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import finding, unfold
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import Finding
 
 _START_RE = lazy.regex(r"^-{3,} Failure Reasons +-{3,}[ \t]*$", re.M)
@@ -37,7 +38,7 @@ def parse(view: View) -> list[Finding] | None:
     reasons: list[str] = []
     out = []
     for line in text[start.end(): end.start() if end else len(text)].splitlines():
-        address = mime.clean_address(line) if "@" in line and len(line.split()) == 1 else ""
+        address = clean_address(line) if "@" in line and len(line.split()) == 1 else ""
         if address:
             out.append(finding(address, unfold(reasons)))
             reasons = []
@@ -45,7 +46,7 @@ def parse(view: View) -> list[Finding] | None:
             reasons.append(line)
     if not out and end:
         returned_to = _TO_RE.search(text, end.end())
-        address = mime.clean_address(returned_to.group(1)) if returned_to else ""
+        address = clean_address(returned_to.group(1)) if returned_to else ""
         if address:
             out.append(finding(address, unfold(reasons)))
     return out or None

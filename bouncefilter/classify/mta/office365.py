@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import finding, unfold
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 _ADMIN_MARKERS = (
@@ -61,7 +62,7 @@ _GENERATING_RE = lazy.regex(
 )
 _DETAILS_RECIPIENT_RE = lazy.regex(r"^ *Recipient Address: *(\S{3,320})", re.M)
 _RCPT_LINE_RE = lazy.regex(
-    r"^[ \t]*(?:[^@<>()\n]{0,80}[(<])?([^\s<>()@]{1,64}@[A-Za-z0-9_.-]{1,255})[)>]?"
+    rf"^[ \t]*(?:[^@<>()\n]{{0,80}}[(<])?({ADDRESS})[)>]?"
     r"(?:<mailto:[^>\s]{1,300}>)?[ \t]*$"
 )
 _HASHES_RE = lazy.regex(r"^#|##$")
@@ -87,7 +88,7 @@ def parse(view: View) -> list[Finding] | None:
     recipients = list(admins) + [addr for addr in people if addr not in admins]
     if not recipients:
         details = _DETAILS_RECIPIENT_RE.search(text)
-        address = mime.clean_address(details.group(1)) if details else ""
+        address = clean_address(details.group(1)) if details else ""
         recipients = [address] if address else []
     out = [
         finding(addr, admins.get(addr) or people.get(addr, ""), kind=kind, reporting_mta=reporting)
@@ -120,7 +121,7 @@ def _blocks(text: str) -> dict[str, str]:
     for line in text.splitlines():
         match = _RCPT_LINE_RE.match(line)
         if match:
-            address = mime.clean_address(match.group(1))
+            address = clean_address(match.group(1))
             current = blocks.setdefault(address, []) if address else None
         elif not line.strip():
             if current:

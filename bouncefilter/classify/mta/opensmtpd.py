@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS
 from bouncefilter.core.record import Finding
 
 _SUBJECT = "delivery status notification:"
 _START = "following list of recipients:"
 _ENDS = ("Below is a copy of the original message", "Below is a copy of the message headers")
-_LINE_RE = lazy.regex(rf"^(?P<addr>{textbounce.ADDRESS}):[ \t]+(?P<rest>.*)$")
+_LINE_RE = lazy.regex(rf"^(?P<addr>{DOTTED_ADDRESS}):[ \t]+(?P<rest>.*)$")
 #: The queue lifetime ran out; OpenSMTPD gives up for good.
 
 

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 _INTROS = ("This is the Postfix program at host ", "This is the mail system at host ")
 _WARNING = "THIS IS A WARNING ONLY"
 _ENDS = ("--- Delivery report unavailable ---", "Undelivered Message", "-- Original message")
 _LINE_RE = lazy.regex(
-    rf"^<(?P<addr>{textbounce.ADDRESS})>(?: \(expanded from <(?P<orig>[^>\s]{{1,320}})>\))?:[ \t]*(?P<rest>.*)$"
+    rf"^<(?P<addr>{DOTTED_ADDRESS})>(?: \(expanded from <(?P<orig>[^>\s]{{1,320}})>\))?:[ \t]*(?P<rest>.*)$"
 )
 _REPORTER_RE = lazy.regex(r"at host ([A-Za-z0-9][A-Za-z0-9_.-]{0,252})")
 _SERVER_SUBJECT = "postfix smtp server: errors from"
-_RCPT_RE = lazy.regex(rf"^ In:  RCPT TO:<({textbounce.ADDRESS})>", re.M | re.I)
+_RCPT_RE = lazy.regex(rf"^ In:  RCPT TO:<({DOTTED_ADDRESS})>", re.M | re.I)
 _ERROR_REPLY_RE = lazy.regex(r"^ Out: ([45]\d\d .{0,500})$", re.M)
 
 
@@ -46,11 +47,11 @@ def parse(view: View) -> list[Finding] | None:
     found = []
     for line_match, error in _blocks(notice):
         found.append(textbounce.failure(
-            mime.clean_address(line_match.group("addr")), error, "4.0.0" if delay else "5.0.0",
+            clean_address(line_match.group("addr")), error, "4.0.0" if delay else "5.0.0",
             kind="delay" if delay else "bounce",
             reporting_mta=reporter.group(1).rstrip(".").lower() if reporter else "",
             remote_mta=textbounce.remote_host(error),
-            original_recipient=mime.clean_address(line_match.group("orig") or ""),
+            original_recipient=clean_address(line_match.group("orig") or ""),
         ))
     return found or None
 
@@ -78,4 +79,4 @@ def _server_errors(text: str) -> list[Finding] | None:
     if recipient is None or not replies:
         return None
     error = " ".join(replies[-1].split())
-    return [textbounce.failure(mime.clean_address(recipient.group(1)), error, f"{error[0]}.0.0")]
+    return [textbounce.failure(clean_address(recipient.group(1)), error, f"{error[0]}.0.0")]

@@ -22,6 +22,7 @@ import re
 
 from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS
 from bouncefilter.core.record import Finding
 
 _SUBJECTS = ("failure notice", "delivery failure", "failed delivery", "failure delivery")
@@ -39,7 +40,7 @@ _ENDS = (
     "--- Original message follows",
     "--- Undelivered message follows",
 )
-_LINE_RE = lazy.regex(rf"^<(?P<addr>{textbounce.ADDRESS})>:?[ \t]*(?P<rest>.*)$")
+_LINE_RE = lazy.regex(rf"^<(?P<addr>{DOTTED_ADDRESS})>:?[ \t]*(?P<rest>.*)$")
 _REPORTER_RE = lazy.regex(r"(?:qmail-send program at|^Message from) +([A-Za-z0-9][A-Za-z0-9_.-]{0,252})", re.M)
 _REMOTE_RE = lazy.regex(r"(?:Remote host said|remote host [^\s]{1,64} said):[ \t]*(.*)$", re.I)
 _EXPIRED = "this message has been in the queue too long"

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, status, textbounce
+from bouncefilter.classify import lazy, status, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import ANY_ADDRESS, DOTTED_ADDRESS, clean_address, find_addresses
 from bouncefilter.core.record import Finding
 
 _FATAL = "----- The following addresses had permanent fatal errors -----"
@@ -37,13 +38,13 @@ _ENDS = (
     "----- Returned message header follows -----",
 )
 _RCPT_LINE_RE = lazy.regex(
-    rf"^(?P<code>[245]\d\d)[ -](?:[245]\.\d{{1,3}}\.\d{{1,3}} )?<?(?P<addr>{textbounce.ADDRESS})>?\.\.\.[ \t]*(?P<rest>.*)$"
+    rf"^(?P<code>[245]\d\d)[ -](?:[245]\.\d{{1,3}}\.\d{{1,3}} )?<?(?P<addr>{DOTTED_ADDRESS})>?\.\.\.[ \t]*(?P<rest>.*)$"
 )
 _HOST_LINE_RE = lazy.regex(r"^(?P<code>[245]\d\d) (?P<host>[^\s<>]{1,255}) \(\w{1,20}\)\.\.\.[ \t]*(?P<rest>.*)$")
 _SESSION_RE = lazy.regex(r"^(?:\.\.\. )?while talking to ([^\s:]{1,255})\.?:", re.I)
-_FATAL_LINE_RE = lazy.regex(rf"^[ \t]*<(?P<addr>{textbounce.ADDRESS})>[ \t]*(?P<rest>.*)$")
+_FATAL_LINE_RE = lazy.regex(rf"^[ \t]*<(?P<addr>{DOTTED_ADDRESS})>[ \t]*(?P<rest>.*)$")
 _REASON_RE = lazy.regex(r"^\(?reason: ?(.*?)\)?$", re.I)
-_EXPANDED_RE = lazy.regex(r"^\(expanded from: ?<?([^\s<>()]{1,320}@[^\s<>()]{1,255})>?\)$", re.I)
+_EXPANDED_RE = lazy.regex(rf"^\(expanded from: ?<?({ANY_ADDRESS})>?\)$", re.I)
 _TO_RE = lazy.regex(r"^To:[ \t]*(.{1,1000})$", re.M | re.I)
 _QUOTE_RE = lazy.regex(r"^> ?", re.M)
 _EXPIRED_RE = lazy.regex(r"cannot send message for \d{1,4} (?:days?|hours?)", re.I)
@@ -78,13 +79,13 @@ def _fatal(notice: str) -> list[Finding]:
         stripped = line.strip()
         match = _FATAL_LINE_RE.match(line)
         if match:
-            found.append(Finding(recipient=mime.clean_address(match.group("addr")), diagnostic=match.group("rest")))
+            found.append(Finding(recipient=clean_address(match.group("addr")), diagnostic=match.group("rest")))
             continue
         expanded = _EXPANDED_RE.match(stripped)
         reason = _REASON_RE.match(stripped)
         if expanded:
             if found and not found[-1].recipient:
-                found[-1].recipient = mime.clean_address(expanded.group(1))
+                found[-1].recipient = clean_address(expanded.group(1))
         elif found and reason and stripped:
             found[-1].diagnostic = " ".join(f"{found[-1].diagnostic} {reason.group(1)}".split())
         elif stripped[:1] in ('"', "|", "/"):
@@ -108,7 +109,7 @@ def _transcript(notice: str) -> list[Finding]:
             error = match.group("rest")
             diagnostic = textbounce.unfold(session + [error] if error not in " ".join(session) else session)
             found.append(Finding(
-                recipient=mime.clean_address(match.group("addr")),
+                recipient=clean_address(match.group("addr")),
                 replycode=status.find_replycode(diagnostic) or match.group("code"),
                 diagnostic=diagnostic,
                 remote_mta=remote,
@@ -147,7 +148,7 @@ def _unnamed(notice: str, returned: str) -> list[Finding]:
         if (match := _HOST_LINE_RE.match(line.strip())) is not None
     ]
     to = _TO_RE.search(returned)
-    recipients = mime.addresses(to.group(1)) if to else []
+    recipients = find_addresses(to.group(1)) if to else []
     if not lines or len(recipients) != 1:
         return []
     first = lines[0]

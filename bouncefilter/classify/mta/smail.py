@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import Finding
 
 _FAILED_RE = lazy.regex(r"^\|-{5,} Failed addresses follow: -{5,}\|[ \t]*$", re.M)
@@ -35,7 +36,7 @@ def parse(view: View) -> list[Finding] | None:
     out = []
     for line in text[failed.end(): following.start() if following else len(text)].splitlines():
         match = _LINE_RE.match(line)
-        address = mime.clean_address(match.group(1)) if match else ""
+        address = clean_address(match.group(1)) if match else ""
         if match and address:
             out.append(finding(address, match.group(2).strip()))
     return out or None

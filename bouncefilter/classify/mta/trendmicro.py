@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime
+from bouncefilter.classify import lazy
 from bouncefilter.classify.textbounce import dedupe, finding
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import clean_address, find_addresses
 from bouncefilter.core.record import Finding
 
 _SENT_RE = lazy.regex(
@@ -27,10 +28,10 @@ def parse(view: View) -> list[Finding] | None:
     if "interscan" not in view.sender_lower and "InterScan" not in text:
         if "<<<" not in text or "interscan" not in view.header("Content-Type").lower():
             return None
-    out = [finding(mime.clean_address(m.group(1)), (m.group(2) or "").strip()) for m in _SENT_RE.finditer(text)]
+    out = [finding(clean_address(m.group(1)), (m.group(2) or "").strip()) for m in _SENT_RE.finditer(text)]
     for item in out:
         item.extra["command"] = "RCPT"
     for match in _REASON_RE.finditer(text):
         reason = match.group(1).strip()
-        out.extend(finding(addr, reason) for addr in mime.addresses(reason))
+        out.extend(finding(addr, reason) for addr in find_addresses(reason))
     return dedupe([item for item in out if item.recipient]) or None

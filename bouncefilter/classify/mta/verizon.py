@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import find_addresses
 from bouncefilter.core.record import Finding
 
 _ORIGINAL = "Original Message:"
@@ -33,5 +34,5 @@ def parse(view: View) -> list[Finding] | None:
     notice = text[:split]
     error_line = _ERROR_RE.search(notice)
     error = textbounce.unfold([notice.strip().splitlines()[0] if notice.strip() else "", error_line.group(1) if error_line else ""])
-    recipients = mime.addresses(to.group(1)) if to else []
+    recipients = find_addresses(to.group(1)) if to else []
     return textbounce.dedupe(textbounce.failure(address, error) for address in recipients) or None

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 _START = "---The following addresses had delivery errors---"
-_LINE_RE = lazy.regex(rf"^[ \t]*<?({textbounce.ADDRESS})>?[ \t]+\[(.{{1,500}})\][ \t]*$", re.M)
+_LINE_RE = lazy.regex(rf"^[ \t]*<?({DOTTED_ADDRESS})>?[ \t]+\[(.{{1,500}})\][ \t]*$", re.M)
 
 
 def parse(view: View) -> list[Finding] | None:
@@ -26,6 +27,6 @@ def parse(view: View) -> list[Finding] | None:
     if not body:
         return None
     return textbounce.dedupe(
-        textbounce.failure(mime.clean_address(match.group(1)), " ".join(match.group(2).split()))
+        textbounce.failure(clean_address(match.group(1)), " ".join(match.group(2).split()))
         for match in _LINE_RE.finditer(body)
     ) or None

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 _START_RE = lazy.regex(r"(?:Delevery|Delivery) to the following recipients? failed permanently:")
-_BULLET_RE = lazy.regex(rf"^[ \t]*\*[ \t]*<?({textbounce.ADDRESS})>?[ \t]*$", re.M)
+_BULLET_RE = lazy.regex(rf"^[ \t]*\*[ \t]*<?({DOTTED_ADDRESS})>?[ \t]*$", re.M)
 _DETAILS = "Technical details:"
 _SMTP_RE = lazy.regex(r"^SMTP:(\w{1,10}) host ([^\s:]{1,255}): (.{1,1000})$", re.M)
 
@@ -38,7 +39,7 @@ def parse(view: View) -> list[Finding] | None:
     replies = list(_SMTP_RE.finditer(text, details)) if details > 0 else []
     found: list[Finding] = []
     for match in _BULLET_RE.finditer(listing):
-        address = mime.clean_address(match.group(1))
+        address = clean_address(match.group(1))
         reply = _reply_for(address, replies)
         error = " ".join(reply.group(3).split()) if reply else ""
         found.append(textbounce.failure(address, error, remote_mta=reply.group(2).lower() if reply else ""))

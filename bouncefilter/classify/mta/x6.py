@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
-from bouncefilter.classify import lazy, mime, textbounce
+from bouncefilter.classify import lazy, textbounce
 from bouncefilter.classify.view import View
+from bouncefilter.core.address import DOTTED_ADDRESS, clean_address
 from bouncefilter.core.record import Finding
 
 _SIGNATURE = "We had trouble delivering your message. Full details follow:"
 _REJECT_RE = lazy.regex(
-    rf"SMTP Server <([^>\s]{{1,255}})> rejected recipient <({textbounce.ADDRESS})>"
+    rf"SMTP Server <([^>\s]{{1,255}})> rejected recipient <({DOTTED_ADDRESS})>"
     r"[^\[\n]{0,200}?responded as follows: \[([^\]]{1,1000})\]"
 )
 
@@ -29,7 +30,7 @@ def parse(view: View) -> list[Finding] | None:
     found = []
     for match in _REJECT_RE.finditer(" ".join(text.split())):
         found.append(textbounce.failure(
-            mime.clean_address(match.group(2)), match.group(0), answer=match.group(3).strip(),
+            clean_address(match.group(2)), match.group(0), answer=match.group(3).strip(),
             remote_mta=match.group(1).lower(),
         ))
     return found or None
