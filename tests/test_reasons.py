@@ -13,7 +13,8 @@ import pytest
 
 from bouncefilter.classify import phrases, wording
 from bouncefilter.classify.dsntext import Notice, command_in
-from bouncefilter.classify.reasons import HARD_REASONS, REASONS, decide, is_hard
+from bouncefilter.classify.reasons import decide, is_hard
+from bouncefilter.core.record import HARD_REASONS, Reason
 
 # (status, diagnostic, reason): the text decides, read in context.
 WORDINGS = [
@@ -188,8 +189,8 @@ def test_hard_means_the_address_is_bad_for_good(reason: str, status: str, hard: 
 
 
 def test_every_table_row_names_a_known_reason_and_its_sources() -> None:
-    assert {row.reason for row in wording.TABLE} <= REASONS
-    assert HARD_REASONS <= REASONS
+    assert {row.reason for row in wording.TABLE} <= set(Reason)
+    assert HARD_REASONS <= set(Reason)
     for row in wording.TABLE:
         assert row.sources, f"{row.reason}: a row without a source"
         assert set(row.sources) <= set(wording.SOURCES), f"{row.reason}: unknown sources {row.sources}"

@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bouncefilter.classify.pipeline import classify
-from bouncefilter.classify.reasons import REASONS
-from bouncefilter.core.record import KINDS, Classification
+from bouncefilter.core.record import Classification, Kind, Reason
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE_PATHS = [path for path in sorted(FIXTURES.glob("*/*.eml")) if path.stat().st_size]
@@ -41,8 +40,8 @@ def well_formed(result: Classification) -> None:
     assert result.outcome in OUTCOMES
     assert (result.outcome == "unknown") == (not result.records)
     for record in result.records:
-        assert record.kind in KINDS
-        assert record.reason in REASONS
+        assert record.kind in set(Kind)
+        assert record.reason in set(Reason)
         assert isinstance(record.hard, bool)
         assert isinstance(record.recipient, str)
 

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 from bouncefilter.api.http import HttpError
-from bouncefilter.classify.reasons import REASONS
 from bouncefilter.core import window as window_
-from bouncefilter.core.record import KINDS
+from bouncefilter.core.record import Kind, Reason
 
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -72,9 +71,9 @@ def filters(params: Mapping[str, str]) -> dict[str, object]:
             raise HttpError(400, f"domain: not a domain name: {domain!r}")
         found["domain"] = domain
     if "reason" in params:
-        found["reason"] = _choice(params, "reason", sorted(REASONS))
+        found["reason"] = _choice(params, "reason", sorted(Reason))
     if "kind" in params:
-        found["kind"] = _choice(params, "kind", list(KINDS))
+        found["kind"] = _choice(params, "kind", list(Kind))
     if "hard" in params:
         found["hard"] = _BOOLEANS[_choice(params, "hard", list(_BOOLEANS))]
     return found

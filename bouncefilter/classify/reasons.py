@@ -26,18 +26,7 @@ from __future__ import annotations
 
 from bouncefilter.classify import lazy, phrases
 from bouncefilter.classify.dsntext import command_in
-
-#: Every reason a record can carry.
-REASONS = frozenset(
-    """userunknown hostunknown hasmoved notaccept mailboxfull suspend exceedlimit
-    mesgtoobig expired systemerror networkerror mailererror filtered rejected blocked
-    policyviolation norelaying authfailure requireptr badreputation spamdetected
-    virusdetected contenterror notcompliantrfc syntaxerror securityerror toomanyconn
-    speeding systemfull failedstarttls onhold undefined feedback vacation delivered challenge""".split()
-)
-
-#: Reasons that mean the address itself is permanently bad.
-HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
+from bouncefilter.core.record import HARD_REASONS
 
 #: Status details (``subject.detail``) whose meaning outranks any wording.
 _DECISIVE_STATUS = {

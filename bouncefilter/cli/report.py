@@ -13,10 +13,9 @@ from typing import TextIO
 
 from bouncefilter import store
 from bouncefilter.config import Settings
+from bouncefilter.core.record import UNTRUSTED
 from bouncefilter.core.window import iso
 
-#: Outcomes no recipient is ever judged by.
-UNTRUSTED = ("forged", "expired", "notoken", "unknown")
 _TABLE_COLUMNS = ("received_at", "account", "outcome", "recipient", "reason", "hard", "status")
 _NO_ACCOUNT = "(no account)"
 

@@ -1,6 +1,7 @@
 """The generic builder: YAML data into the settings' named tuples, checked field by field.
 
-A settings class is a named tuple whose fields carry their type (``Annotated[TYPE,
+A settings class is a named tuple whose fields carry their type (a ``Literal`` or an
+``Enum`` lists the values a key takes; ``Annotated[TYPE,
 METADATA]`` for the metadata :mod:`bouncefilter.config.schema` defines) and whose
 optional ``problems()`` method yields what cannot work. :func:`build` checks every value
 against its field's type and refuses an unknown key with the closest known one, so that
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import types
 from collections.abc import Mapping
+from enum import Enum
 from functools import cache
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -93,12 +95,12 @@ def _convert(value: Any, hint: Any, key: str, meta: Mapping[str, Any], base: str
             raise ConfigError(key, f"expected a list, got {_kind(value)}")
         item = get_args(hint)[0]
         return tuple(_convert(v, item, f"{key}[{i}]", meta, base) for i, v in enumerate(value))
-    if origin is Literal:
-        choices = get_args(hint)
+    if origin is Literal or isinstance(hint, type) and issubclass(hint, Enum):
+        choices = get_args(hint) if origin is Literal else tuple(member.value for member in hint)
         value = _string(value, key, meta, base)
         if value not in choices:
             raise ConfigError(key, f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
+        return value if origin is Literal else hint(value)
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(key, f"expected true or false, got {_kind(value)}")
@@ -171,5 +173,7 @@ def plain(value: Any, secret: bool = False) -> Any:
                 for name, (_, meta) in settings_fields(type(value)).items()}
     if isinstance(value, tuple):
         return [plain(item, secret) for item in value]
+    if isinstance(value, Enum):
+        return value.value
     return "<hidden>" if secret and isinstance(value, str) else value
 

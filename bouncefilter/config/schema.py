@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
 
 from bouncefilter.core import verp
+from bouncefilter.core.record import Outcome
 
 #: Shortest VERP signing key accepted, in characters.
 MIN_KEY_LENGTH = 16
@@ -124,11 +126,12 @@ class LoggingSettings(NamedTuple):
     ], _LOWER] = "mail"
 
 
-#: The kinds of row a forwarding target can ask for: a row's outcome for a valid token
+#: The outcomes a forwarding target can ask for: a row's outcome for a valid token
 #: (``unknown`` there: the classifier failed on it); forged, expired and notoken rows
 #: belong to no account and are never forwarded.
-FORWARD_KINDS = ("bounce", "complaint", "autoreply", "challenge", "delay", "delivered", "reply", "unknown")
-ForwardKind = Literal["bounce", "complaint", "autoreply", "challenge", "delay", "delivered", "reply", "unknown"]
+NEVER_FORWARDED = frozenset({Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN})
+ForwardKind = StrEnum("ForwardKind", [(outcome.name, outcome.value) for outcome in Outcome  # type: ignore[misc]
+                                      if outcome not in NEVER_FORWARDED])
 #: ``to: return_path``: the bounce address recorded for the very message that bounced.
 RETURN_PATH = "return_path"
 _LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]", re.I)
@@ -149,7 +152,8 @@ class ForwardTarget(NamedTuple):
     to: str | None = None
     url: str | None = None
     secrets: Annotated[tuple[str, ...], _SECRET] = ()
-    kinds: Annotated[tuple[ForwardKind, ...], _LOWER] = ("bounce", "complaint", "autoreply", "challenge", "reply", "unknown")
+    kinds: Annotated[tuple[ForwardKind, ...], _LOWER] = tuple(
+        map(ForwardKind, ("bounce", "complaint", "autoreply", "challenge", "reply", "unknown")))
 
     def name(self, account: str) -> str:
         """The stable name outbox rows give this target: ``ACCOUNT:TYPE:DESTINATION``
@@ -163,7 +167,7 @@ class ForwardTarget(NamedTuple):
         else:
             yield from self._webhook_problems()
         if not self.kinds:
-            yield "kinds", f"give at least one of {', '.join(FORWARD_KINDS)}"
+            yield "kinds", f"give at least one of {', '.join(ForwardKind)}"
 
     def _smtp_problems(self) -> Iterator[Problem]:
         if self.to is None:

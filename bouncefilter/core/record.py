@@ -11,17 +11,91 @@ start).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import NamedTuple
 
 #: The header the milter adds to outbound mail; complaints and bounces that return the
 #: original headers carry it back.
 TRACKING_HEADER = "X-Bouncefilter-Token"
 
-#: What a record is about. ``bounce``: delivery failed for good; ``delay``: still trying;
-#: ``delivered``: a success DSN (delivered, relayed, expanded); ``complaint``: an ARF
-#: report; ``autoreply``: an out-of-office or other RFC 3834 reply; ``challenge``: a
-#: challenge/response request (the mail waits for the sender to prove a person sent it).
-KINDS = ("bounce", "delay", "delivered", "complaint", "autoreply", "challenge")
+
+
+class Kind(StrEnum):
+    """What a record is about (its members are the strings the store and the API carry)."""
+
+    BOUNCE = "bounce"  # delivery failed for good
+    DELAY = "delay"  # the MTA is still trying
+    DELIVERED = "delivered"  # a success DSN: delivered, relayed, expanded
+    COMPLAINT = "complaint"  # an ARF report (RFC 5965)
+    AUTOREPLY = "autoreply"  # an out-of-office or other RFC 3834 reply
+    CHALLENGE = "challenge"  # a challenge/response request: prove a person sent it
+
+
+class Outcome(StrEnum):
+    """What a stored row is, once the pipe has weighed its token: its record's kind when a
+    valid token ties it to a sent message, or one of the outcomes below. Only the kinds
+    and ``reply`` (with a valid token) belong to an account; the rest never count."""
+
+    BOUNCE = Kind.BOUNCE.value
+    DELAY = Kind.DELAY.value
+    DELIVERED = Kind.DELIVERED.value
+    COMPLAINT = Kind.COMPLAINT.value
+    AUTOREPLY = Kind.AUTOREPLY.value
+    CHALLENGE = Kind.CHALLENGE.value
+    REPLY = "reply"  # a valid token, but no parser claims the message: a person answering
+    FORGED = "forged"  # the token's MAC is wrong, or it is no token of ours at all
+    EXPIRED = "expired"  # a valid MAC, older than verp.max_age_days
+    NOTOKEN = "notoken"  # a bounce, complaint or auto-reply that names no token anywhere
+    UNKNOWN = "unknown"  # neither a token nor anything a parser claims, or a classifier failure
+
+#: Outcomes no account owns and no recipient is ever judged by, in the order reports list them.
+UNTRUSTED = (Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN, Outcome.UNKNOWN)
+
+
+class Reason(StrEnum):
+    """Why delivery failed (or what the record is, for the kinds that are no failure):
+    sisimai's reason names, which most bounce tools share."""
+
+    USERUNKNOWN = "userunknown"
+    HOSTUNKNOWN = "hostunknown"
+    HASMOVED = "hasmoved"
+    NOTACCEPT = "notaccept"
+    MAILBOXFULL = "mailboxfull"
+    SUSPEND = "suspend"
+    EXCEEDLIMIT = "exceedlimit"
+    MESGTOOBIG = "mesgtoobig"
+    EXPIRED = "expired"
+    SYSTEMERROR = "systemerror"
+    NETWORKERROR = "networkerror"
+    MAILERERROR = "mailererror"
+    FILTERED = "filtered"
+    REJECTED = "rejected"
+    BLOCKED = "blocked"
+    POLICYVIOLATION = "policyviolation"
+    NORELAYING = "norelaying"
+    AUTHFAILURE = "authfailure"
+    REQUIREPTR = "requireptr"
+    BADREPUTATION = "badreputation"
+    SPAMDETECTED = "spamdetected"
+    VIRUSDETECTED = "virusdetected"
+    CONTENTERROR = "contenterror"
+    NOTCOMPLIANTRFC = "notcompliantrfc"
+    SYNTAXERROR = "syntaxerror"
+    SECURITYERROR = "securityerror"
+    TOOMANYCONN = "toomanyconn"
+    SPEEDING = "speeding"
+    SYSTEMFULL = "systemfull"
+    FAILEDSTARTTLS = "failedstarttls"
+    ONHOLD = "onhold"
+    UNDEFINED = "undefined"
+    FEEDBACK = "feedback"  # a complaint
+    VACATION = "vacation"  # an auto-reply
+    DELIVERED = "delivered"  # a success DSN
+    CHALLENGE = "challenge"  # a challenge/response request
+
+
+#: Reasons that mean the address itself is permanently bad (a 4.x status never is).
+HARD_REASONS = frozenset({Reason.USERUNKNOWN, Reason.HOSTUNKNOWN, Reason.HASMOVED, Reason.NOTACCEPT})
 
 
 class Original(NamedTuple):

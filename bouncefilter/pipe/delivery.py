@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 from bouncefilter import logs
 from bouncefilter.core import verp
+from bouncefilter.core.record import BounceRecord, Classification, Kind, Original, Outcome
 from bouncefilter.pipe import correlation
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
     from bouncefilter import store
     from bouncefilter.config import Settings
-    from bouncefilter.core.record import BounceRecord, Classification
     from bouncefilter.pipe.command import Arguments
     from bouncefilter.store import Bounce, SentMessage
 
@@ -64,9 +64,9 @@ EXIT_TEMPFAIL = 75
 #: commits in batches; a hard bounce from a nearby MTA can beat it by milliseconds).
 MESSAGE_WAIT_SECONDS = 2.0
 MESSAGE_WAIT_STEP = 0.05
-#: Record kinds that are outcomes of their own once the token is valid.
-_KINDS = frozenset({"bounce", "delay", "delivered", "complaint", "autoreply", "challenge"})
 IDENT = "bouncefilter/pipe"
+#: Record kinds that are outcomes of their own once the token is valid.
+_KINDS = frozenset(Kind)
 
 
 def main(args: Arguments, stdin: BinaryIO | None = None, stdout: TextIO | None = None) -> int:
@@ -174,13 +174,11 @@ def _classified(raw: bytes, queue_id: str) -> Classification:
     not), the message is stored unclassified with parser ``error`` rather than deferred
     day after day until Postfix gives up on it."""
     from bouncefilter.classify.pipeline import classify
-    from bouncefilter.core.record import Classification, Original
-
     try:
         return classify(raw)
     except Exception:
         log.exception("%s: the classifier failed; storing the message unclassified", queue_id or "NOQUEUE")
-        return Classification("unknown", (), Original(), parser="error")
+        return Classification(Outcome.UNKNOWN, (), Original(), parser="error")
 
 
 def _sent_message(conn: store.Connection, verdict: verp.Verdict, today: date) -> SentMessage | None:
@@ -201,8 +199,6 @@ def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
                 message: SentMessage | None, settings: Settings | None = None) -> list[Bounce]:
     """The rows to store for a classified message: one per record, or one for the whole
     message when it has none; with ``settings``, each with its forwarding targets."""
-    from bouncefilter.core.record import BounceRecord
-
     records = classification.records or (
         BounceRecord(recipient="", kind="", reason="", hard=False, parser=classification.parser,
                      original_message_id=classification.original.message_id,
@@ -217,11 +213,11 @@ def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessag
 
     status = verdict.status if verdict else ""
     if status == verp.VALID:
-        outcome = record.kind if record.kind in _KINDS else "unknown" if record.parser == "error" else "reply"
+        outcome = record.kind if record.kind in _KINDS else Outcome.UNKNOWN if record.parser == "error" else Outcome.REPLY
     elif status:
         outcome = status
     else:
-        outcome = "notoken" if record.kind else "unknown"
+        outcome = Outcome.NOTOKEN if record.kind else Outcome.UNKNOWN
     recipient = record.recipient
     if not recipient and message is not None and len(message.recipients) == 1 and outcome in _KINDS:
         recipient = message.recipients[0]  # a redacted complaint about a one-recipient message
@@ -243,7 +239,7 @@ def forward_targets(settings: Settings | None, account: str, outcome: str) -> tu
     """The outbox targets for a new row: those of its account that want its kind. A
     row's kind is its outcome (``bounce``, ``reply``, ``unknown`` ...); forged, expired
     and notoken rows never reach a target, as no verified token ties them to an account."""
-    if settings is None or outcome in (verp.FORGED, verp.EXPIRED, "notoken"):
+    if settings is None or outcome in (Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN):
         return ()
     return settings.forward_targets(account, outcome)
 
