@@ -134,4 +134,4 @@ class PostfixFormatter(logging.Formatter):
         if second != self._second:
             self._stamp = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
-        return self.default_msec_format % (self._stamp, record.msecs)
+        return "%s,%03d" % (self._stamp, record.msecs)  # logging's default_msec_format

@@ -170,7 +170,7 @@ class Api:
         form = request.query.get("format", "json")
         if form not in _FORMATS:
             raise HttpError(400, f"format: expected one of {', '.join(_FORMATS)}, got {form!r}")
-        selected = store.BounceQuery(since, until, _scope(token, request, self.settings), **query.filters(request.query))
+        selected = store.BounceQuery(since, until, _scope(token, request, self.settings))._replace(**query.filters(request.query))
         if "cursor" in request.query:
             selected = selected._replace(start_at=query.position(request.query["cursor"]))
         limit = query.limit(request.query)

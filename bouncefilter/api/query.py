@@ -13,6 +13,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from bouncefilter.api.http import HttpError
 from bouncefilter.core import window as window_
@@ -58,7 +59,7 @@ def days(since: float, until: float) -> list[str]:
     return [(first + timedelta(n)).isoformat() for n in range((last - first).days + 1)]
 
 
-def filters(params: Mapping[str, str]) -> dict[str, object]:
+def filters(params: Mapping[str, str]) -> dict[str, Any]:
     """The :class:`~bouncefilter.store.BounceQuery` filters among ``params``
     (``recipient``, ``domain``, ``reason``, ``kind``, ``hard``), checked; 400 for a value
     that no record can have."""

@@ -37,7 +37,7 @@ def make_server(host: str, port: int, app: Callable[[dict[str, Any], Callable[..
     """A server bound to ``host:port`` (port 0: any free one; see ``server_address``)
     serving ``app``; ``OSError`` if the address cannot be had."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server = type("Server", (Server,), {"address_family": family})((host, port), _Handler)
+    server: Server = type("Server", (Server,), {"address_family": family})((host, port), _Handler)
     server.set_app(app)
     return server
 

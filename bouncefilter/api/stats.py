@@ -74,17 +74,20 @@ def gather(conn: store.Connection, since: float, until: float, account: str | No
             daily.setdefault(name, {}).setdefault(day, {})[outcome] = count
     reasons = store.top_values(conn, "reason", "bounce", since, until, TOP_REASONS, account)
     domains = store.top_values(conn, "domain", "bounce", since, until, TOP_DOMAINS, account)
-    hard = store.latest(conn, "hard", since, until, LATEST, account)
+    latest_hard = store.latest(conn, "hard", since, until, LATEST, account)
     complaints = store.latest(conn, "complaint", since, until, LATEST, account)
     if account is not None:
         accounts = [account]
     else:
         accounts = list(names) + sorted((set(sent) | set(outcomes)) - set(names))
-    return [
-        AccountStats(
-            name, *sent.get(name, (0, 0)), outcomes.get(name, {}), *hardness.get(name, (0, 0)),
-            daily.get(name, {}), reasons.get(name, []), domains.get(name, []), hard.get(name, []),
-            complaints.get(name, []),
-        )
-        for name in accounts
-    ]
+    return [_stats(name, sent.get(name, (0, 0)), outcomes.get(name, {}), hardness.get(name, [0, 0]),
+                   daily.get(name, {}), reasons.get(name, []), domains.get(name, []), latest_hard.get(name, []),
+                   complaints.get(name, [])) for name in accounts]
+
+
+def _stats(name: str, sent: tuple[int, int], outcomes: dict[str, int], hardness: Sequence[int],
+           days: dict[str, dict[str, int]], reasons: list[tuple[str, int]], domains: list[tuple[str, int]],
+           hard: list[dict[str, object]], complaints: list[dict[str, object]]) -> AccountStats:
+    return AccountStats(account=name, messages=sent[0], recipients=sent[1], outcomes=outcomes, hard=hardness[0],
+                        soft=hardness[1], days=days, reasons=reasons, domains=domains, latest_hard=hard,
+                        latest_complaints=complaints)

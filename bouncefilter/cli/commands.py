@@ -294,7 +294,11 @@ def run_api(args: argparse.Namespace) -> int:
     if _with_database(args, lambda settings, conn: None) != EXIT_OK:
         return EXIT_FAILED
     logs.configure(settings.logging, "bouncefilter/api")
-    host, port = args.listen or config.listen_address(settings.api.listen)
+    address = args.listen or config.listen_address(settings.api.listen)
+    if address is None:  # check-config refuses such a file; said here too
+        print(f"bouncefilter: api.listen: not HOST:PORT: {settings.api.listen!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    host, port = address
     try:
         serving = server.make_server(host, port, app.make_app(settings))
     except OSError as exc:

@@ -14,7 +14,6 @@ import os
 import types
 from collections.abc import Mapping
 from enum import Enum
-from functools import cache
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 _T = TypeVar("_T")
@@ -47,15 +46,21 @@ def is_settings(hint: Any) -> bool:
     return isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields")
 
 
-@cache
+#: :func:`settings_fields` of each class asked about.
+_FIELDS: dict[type, dict[str, tuple[Any, Mapping[str, Any]]]] = {}
+
+
 def settings_fields(cls: type) -> dict[str, tuple[Any, Mapping[str, Any]]]:
     """The fields of the settings class ``cls``: name -> (type, metadata from ``Annotated``)."""
+    if cls in _FIELDS:
+        return _FIELDS[cls]
     found: dict[str, tuple[Any, Mapping[str, Any]]] = {}
     for name, hint in get_type_hints(cls, include_extras=True).items():
         if get_origin(hint) is Annotated:
             found[name] = (get_args(hint)[0], hint.__metadata__[0])
         else:
             found[name] = (hint, {})
+    _FIELDS[cls] = found
     return found
 
 

@@ -124,7 +124,7 @@ class Forwarder:
     def backoff(self, attempts: int) -> float:
         """Seconds until the next try after ``attempts`` failed ones, with jitter."""
         base = min(self._settings.retry_base * 2 ** min(attempts - 1, 40), self._settings.retry_max)
-        return base * self._rng.uniform(*JITTER)
+        return float(base * self._rng.uniform(*JITTER))
 
     def _work(self, items: list[store.OutboxItem], claimed_at: float, stop: threading.Event | None) -> Counts:
         counts = Counts()

@@ -32,7 +32,7 @@ class Arguments(NamedTuple):
 def parse(argv: Sequence[str]) -> Arguments | None:
     """The pipe's arguments if ``argv`` (the command line after the program's name) runs
     ``pipe``; ``None`` if it runs another command or asks for the pipe's help."""
-    options = {"--config": None}
+    options: dict[str, str | None] = {"--config": None}
     position = _options(argv, 0, options)
     if position is None or argv[position:position + 1] != ["pipe"]:
         return None
@@ -42,12 +42,12 @@ def parse(argv: Sequence[str]) -> Arguments | None:
     if len(rest) < 2:
         return Arguments(config=options["--config"], problem=USAGE)
     *given, sender, recipient = rest
-    values = {"--config": options["--config"], "--queue-id": None}
+    values: dict[str, str | None] = {"--config": options["--config"], "--queue-id": None}
     try:
         end = _options(given, 0, values, strict=True)
     except ValueError as problem:
         return Arguments(sender, recipient, config=values["--config"], problem=f"{problem}; {USAGE}")
-    if end != len(given):
+    if end is not None and end != len(given):
         return Arguments(sender, recipient, config=values["--config"], problem=f"unexpected {given[end]!r}; {USAGE}")
     return Arguments(sender, recipient, values["--queue-id"] or "", values["--config"])
 

@@ -11,6 +11,7 @@ the overview page and the API; :mod:`~bouncefilter.store.tokens` keeps the API's
 that callers write ``store.connect``, ``store.store_delivery``.
 """
 
+from bouncefilter.core.record import SentMessage
 from bouncefilter.store.db import (
                                    BOUNCE_COLUMNS,
                                    BUSY_TIMEOUT_MS,
@@ -32,7 +33,7 @@ from bouncefilter.store.db import (
 )
 from bouncefilter.store.deliveries import TRACE_HEADERS, Bounce, Delivery, dedup_key, message_digest, raw_message, store_delivery
 from bouncefilter.store.export import EXPORT_FIELDS, BounceQuery, bounce_source, bounces, export_json, export_record, export_rows, position
-from bouncefilter.store.messages import MESSAGE_ROWS, SentMessage, record_messages, sent_message
+from bouncefilter.store.messages import MESSAGE_ROWS, record_messages, sent_message
 from bouncefilter.store.outbox import (
                                    DEAD,
                                    DONE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bouncefilter.store.db import BOUNCE_COLUMNS
 
@@ -95,7 +95,7 @@ def position(conn: sqlite3.Connection, query: BounceQuery, offset: int) -> tuple
 
 
 def _select(conn: sqlite3.Connection, query: BounceQuery, columns: Sequence[str], limit: int | None = None,
-            offset: int = 0) -> Iterator[tuple[object, ...]]:
+            offset: int = 0) -> Iterator[tuple[Any, ...]]:
     """A cursor over ``columns`` of the rows ``query`` selects, oldest first."""
     since = query.since
     start = None

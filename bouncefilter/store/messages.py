@@ -58,5 +58,6 @@ def sent_message(conn: sqlite3.Connection, message_key: str) -> SentMessage | No
     ).fetchone()
     if row is None:
         return None
-    *fields, recipients = row
-    return SentMessage(*fields, recipients=tuple(json.loads(recipients)))
+    key, token, account, sent_at, queue_id, message_id, subject, sender, bounce_address, recipients = row
+    return SentMessage(key, token, account, sent_at, queue_id, message_id, subject, sender, bounce_address,
+                       tuple(json.loads(recipients)))

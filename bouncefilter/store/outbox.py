@@ -105,7 +105,7 @@ def next_due(conn: sqlite3.Connection) -> float | None:
     """When the next row falls due (pending, or a claim lapses), or ``None`` for an
     empty outbox. Cheap: one look into the ``(state, due_at)`` index."""
     row = conn.execute(f"SELECT min(due_at) FROM outbox WHERE state IN ('{PENDING}', '{SENDING}')").fetchone()
-    return row[0]
+    return None if row[0] is None else float(row[0])
 
 
 def dead_letters(conn: sqlite3.Connection) -> list[dict[str, object]]:

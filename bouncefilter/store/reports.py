@@ -63,8 +63,9 @@ def latest_hard_bounces(conn: sqlite3.Connection, since: float | None, until: fl
     """Per account, the ``limit`` latest hard bounces in ``[since, until)``, newest
     first: (received_at, recipient, reason, status)."""
     found = latest(conn, "hard", since, until, limit)
-    return {account: [(row["received_at"], row["recipient"], row["reason"], row["status"]) for row in rows]
-            for account, rows in found.items()}  # type: ignore[misc]
+    return {account: [(float(str(row["received_at"])), str(row["recipient"]), str(row["reason"]), str(row["status"]))
+                      for row in rows]
+            for account, rows in found.items()}
 
 
 #: What :func:`latest` can list.
