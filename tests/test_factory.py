@@ -121,7 +121,7 @@ def test_delay_notice(factory_results: Results, mta: type[MTA], situation: Situa
 def test_every_mta_runs_every_situation() -> None:
     """The factory's breadth, as the issue asks: at least five MTAs, fifteen situations each,
     every reason name one of the taxonomy's."""
-    from bouncefilter.core.record import Reason
+    from bouncefilter.core.reason import Reason
 
     assert len(MTAS) >= 5 and all(len(mta.situations()) >= 15 for mta in MTAS)
     assert {situation.reason for situation in SITUATIONS} <= set(Reason)

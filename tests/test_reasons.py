@@ -13,8 +13,8 @@ import pytest
 
 from bouncefilter.classify import phrases, wording
 from bouncefilter.classify.dsntext import Notice, command_in
-from bouncefilter.classify.reasons import decide, is_hard
-from bouncefilter.core.record import HARD_REASONS, Reason
+from bouncefilter.classify.reasons import HARD_REASONS, decide, is_hard
+from bouncefilter.core.reason import Reason
 
 # (status, diagnostic, reason): the text decides, read in context.
 WORDINGS = [

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bouncefilter.classify.pipeline import classify
-from bouncefilter.core.record import Classification, Kind, Reason
+from bouncefilter.core.reason import Reason
+from bouncefilter.core.record import Classification, Kind
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE_PATHS = [path for path in sorted(FIXTURES.glob("*/*.eml")) if path.stat().st_size]

@@ -17,7 +17,8 @@ from typing import Any
 
 from bouncefilter.api.http import HttpError
 from bouncefilter.core import window as window_
-from bouncefilter.core.record import Kind, Reason
+from bouncefilter.core.reason import Reason
+from bouncefilter.core.record import Kind
 
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 from bouncefilter.classify import lazy, phrases
 from bouncefilter.classify.dsntext import command_in
-from bouncefilter.core.record import HARD_REASONS
+
+#: Reasons that mean the address itself is permanently bad (a 4.x status never is).
+HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
 
 #: Status details (``subject.detail``) whose meaning outranks any wording.
 _DECISIVE_STATUS = {

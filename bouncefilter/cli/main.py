@@ -16,6 +16,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from bouncefilter.pipe import command
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
@@ -24,8 +26,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     goes through the parser). Run as the program (``argv`` not given), the pipe's
     process then ends at once with ``os._exit``, skipping the interpreter's teardown.
     """
-    from bouncefilter.pipe import command
-
     arguments = sys.argv[1:] if argv is None else list(argv)
     pipe_call = command.parse(arguments)
     if pipe_call is not None:

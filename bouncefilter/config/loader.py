@@ -14,6 +14,8 @@ text; otherwise the YAML is parsed, so a stale or missing copy costs time, never
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -71,8 +73,6 @@ def write_cache(path: str) -> str:
     Raises :class:`ConfigError` if the file is invalid or holds values JSON cannot
     (a YAML date), ``OSError`` if the copy cannot be written.
     """
-    import json
-
     raw = _read(path)
     data = _parse(raw, path)
     _settings(data, path)  # only a valid file is worth keeping
@@ -99,8 +99,6 @@ def write_cache(path: str) -> str:
 
 def _cached(path: str, raw: bytes) -> dict[str, Any] | None:
     """The data of the parsed copy of ``path`` if it was made from ``raw``, else ``None``."""
-    import json
-
     try:
         with open(path + CACHE_SUFFIX, "rb") as handle:
             cache = json.loads(handle.read())
@@ -113,8 +111,6 @@ def _cached(path: str, raw: bytes) -> dict[str, Any] | None:
 
 
 def _digest(raw: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(raw).hexdigest()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from enum import StrEnum
 from typing import Annotated, Literal, NamedTuple
 
 from bouncefilter.core import verp
@@ -126,12 +125,9 @@ class LoggingSettings(NamedTuple):
     ], _LOWER] = "mail"
 
 
-#: The outcomes a forwarding target can ask for: a row's outcome for a valid token
-#: (``unknown`` there: the classifier failed on it); forged, expired and notoken rows
-#: belong to no account and are never forwarded.
+#: A forwarding target asks for rows by their outcome (``unknown`` for a valid token: the
+#: classifier failed on it); these belong to no account and are never forwarded.
 NEVER_FORWARDED = frozenset({Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN})
-ForwardKind = StrEnum("ForwardKind", [(outcome.name, outcome.value) for outcome in Outcome  # type: ignore[misc]
-                                      if outcome not in NEVER_FORWARDED])
 #: ``to: return_path``: the bounce address recorded for the very message that bounced.
 RETURN_PATH = "return_path"
 _LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]", re.I)
@@ -152,8 +148,8 @@ class ForwardTarget(NamedTuple):
     to: str | None = None
     url: str | None = None
     secrets: Annotated[tuple[str, ...], _SECRET] = ()
-    kinds: Annotated[tuple[ForwardKind, ...], _LOWER] = tuple(
-        map(ForwardKind, ("bounce", "complaint", "autoreply", "challenge", "reply", "unknown")))
+    kinds: Annotated[tuple[Outcome, ...], _LOWER] = (Outcome.BOUNCE, Outcome.COMPLAINT, Outcome.AUTOREPLY,
+                                                     Outcome.CHALLENGE, Outcome.REPLY, Outcome.UNKNOWN)
 
     def name(self, account: str) -> str:
         """The stable name outbox rows give this target: ``ACCOUNT:TYPE:DESTINATION``
@@ -167,7 +163,10 @@ class ForwardTarget(NamedTuple):
         else:
             yield from self._webhook_problems()
         if not self.kinds:
-            yield "kinds", f"give at least one of {', '.join(ForwardKind)}"
+            yield "kinds", f"give at least one of {', '.join(o for o in Outcome if o not in NEVER_FORWARDED)}"
+        for index, kind in enumerate(self.kinds):
+            if kind in NEVER_FORWARDED:
+                yield f"kinds[{index}]", f"{kind} rows belong to no account and are never forwarded"
 
     def _smtp_problems(self) -> Iterator[Problem]:
         if self.to is None:

@@ -52,52 +52,6 @@ class Outcome(StrEnum):
 UNTRUSTED = (Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN, Outcome.UNKNOWN)
 
 
-class Reason(StrEnum):
-    """Why delivery failed (or what the record is, for the kinds that are no failure):
-    sisimai's reason names, which most bounce tools share."""
-
-    USERUNKNOWN = "userunknown"
-    HOSTUNKNOWN = "hostunknown"
-    HASMOVED = "hasmoved"
-    NOTACCEPT = "notaccept"
-    MAILBOXFULL = "mailboxfull"
-    SUSPEND = "suspend"
-    EXCEEDLIMIT = "exceedlimit"
-    MESGTOOBIG = "mesgtoobig"
-    EXPIRED = "expired"
-    SYSTEMERROR = "systemerror"
-    NETWORKERROR = "networkerror"
-    MAILERERROR = "mailererror"
-    FILTERED = "filtered"
-    REJECTED = "rejected"
-    BLOCKED = "blocked"
-    POLICYVIOLATION = "policyviolation"
-    NORELAYING = "norelaying"
-    AUTHFAILURE = "authfailure"
-    REQUIREPTR = "requireptr"
-    BADREPUTATION = "badreputation"
-    SPAMDETECTED = "spamdetected"
-    VIRUSDETECTED = "virusdetected"
-    CONTENTERROR = "contenterror"
-    NOTCOMPLIANTRFC = "notcompliantrfc"
-    SYNTAXERROR = "syntaxerror"
-    SECURITYERROR = "securityerror"
-    TOOMANYCONN = "toomanyconn"
-    SPEEDING = "speeding"
-    SYSTEMFULL = "systemfull"
-    FAILEDSTARTTLS = "failedstarttls"
-    ONHOLD = "onhold"
-    UNDEFINED = "undefined"
-    FEEDBACK = "feedback"  # a complaint
-    VACATION = "vacation"  # an auto-reply
-    DELIVERED = "delivered"  # a success DSN
-    CHALLENGE = "challenge"  # a challenge/response request
-
-
-#: Reasons that mean the address itself is permanently bad (a 4.x status never is).
-HARD_REASONS = frozenset({Reason.USERUNKNOWN, Reason.HOSTUNKNOWN, Reason.HASMOVED, Reason.NOTACCEPT})
-
-
 class Original(NamedTuple):
     """The identity of the message that bounced, as far as the bounce returns it."""
 

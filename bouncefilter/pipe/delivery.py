@@ -42,19 +42,18 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from bouncefilter import logs
+from bouncefilter import config, logs, store
+from bouncefilter.classify import pipeline
 from bouncefilter.core import verp
-from bouncefilter.core.record import BounceRecord, Classification, Kind, Original, Outcome
+from bouncefilter.core.record import BounceRecord, Classification, Kind, Original, Outcome, SentMessage
 from bouncefilter.pipe import correlation
 
 if TYPE_CHECKING:
     from datetime import date
     from typing import BinaryIO, TextIO
 
-    from bouncefilter import store
     from bouncefilter.config import Settings
     from bouncefilter.pipe.command import Arguments
-    from bouncefilter.store import Bounce, SentMessage
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +110,6 @@ class Temporary(Exception):
 
 def load_settings(path: str | None) -> Settings:
     """The settings; a :class:`Temporary` naming the problem if they cannot be loaded."""
-    from bouncefilter import config
-
     try:
         return config.load(config.locate(path))
     except config.ConfigError as exc:
@@ -132,11 +129,9 @@ def read_message(stream: BinaryIO, max_bytes: int) -> tuple[bytes, int, bool]:
 
 
 def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncated: bool,
-            now: float | None = None) -> list[tuple[Bounce, int | None]]:
+            now: float | None = None) -> list[tuple[store.Bounce, int | None]]:
     """Classify and store one received message; each row with its new id (``None``:
     stored before). Raises :class:`Temporary` when the keys or the database fail."""
-    from bouncefilter import config, store
-
     try:
         keys = config.signing_keys(settings.verp)
     except config.ConfigError as exc:
@@ -173,9 +168,8 @@ def _classified(raw: bytes, queue_id: str) -> Classification:
     """The classifier's verdict; should the classifier ever fail on a message (it must
     not), the message is stored unclassified with parser ``error`` rather than deferred
     day after day until Postfix gives up on it."""
-    from bouncefilter.classify.pipeline import classify
     try:
-        return classify(raw)
+        return pipeline.classify(raw)
     except Exception:
         log.exception("%s: the classifier failed; storing the message unclassified", queue_id or "NOQUEUE")
         return Classification(Outcome.UNKNOWN, (), Original(), parser="error")
@@ -184,8 +178,6 @@ def _classified(raw: bytes, queue_id: str) -> Classification:
 def _sent_message(conn: store.Connection, verdict: verp.Verdict, today: date) -> SentMessage | None:
     """The sent message the token names. For a token issued today or yesterday, waits a
     moment for a row the milter has not committed yet."""
-    from bouncefilter import store
-
     recent = verdict.issued is not None and (today - verdict.issued).days <= 1
     deadline = time.monotonic() + (MESSAGE_WAIT_SECONDS if recent and verdict.valid else 0)
     while True:
@@ -196,7 +188,7 @@ def _sent_message(conn: store.Connection, verdict: verp.Verdict, today: date) ->
 
 
 def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
-                message: SentMessage | None, settings: Settings | None = None) -> list[Bounce]:
+                message: SentMessage | None, settings: Settings | None = None) -> list[store.Bounce]:
     """The rows to store for a classified message: one per record, or one for the whole
     message when it has none; with ``settings``, each with its forwarding targets."""
     records = classification.records or (
@@ -208,9 +200,7 @@ def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
 
 
 def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessage | None,
-         settings: Settings | None) -> Bounce:
-    from bouncefilter.store import Bounce
-
+         settings: Settings | None) -> store.Bounce:
     status = verdict.status if verdict else ""
     if status == verp.VALID:
         outcome = record.kind if record.kind in _KINDS else Outcome.UNKNOWN if record.parser == "error" else Outcome.REPLY
@@ -225,7 +215,7 @@ def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessag
     if message is not None:  # what the bounce did not return, the sent message's row knows
         record = record._replace(original_message_id=record.original_message_id or message.message_id,
                          subject=record.subject or message.subject)
-    return Bounce(
+    return store.Bounce(
         record=record._replace(recipient=recipient, token=token),
         outcome=outcome,
         account=message.account if message else "",
@@ -244,7 +234,7 @@ def forward_targets(settings: Settings | None, account: str, outcome: str) -> tu
     return settings.forward_targets(account, outcome)
 
 
-def log_line(queue_id: str, row: Bounce, row_id: int | None, truncated: bool = False) -> str:
+def log_line(queue_id: str, row: store.Bounce, row_id: int | None, truncated: bool = False) -> str:
     """``QUEUEID: recipient=<...>, outcome=..., reason=..., hard=..., status=..., ...``."""
     record = row.record
     parts = [
