@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bouncefilter import mime  # noqa: E402  (after the path is set)
+from bouncefilter.classify import mime  # noqa: E402  (after the path is set)
 from bouncefilter.classify.pipeline import classify  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "public"

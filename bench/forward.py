@@ -34,11 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import messages  # noqa: E402  (after the path is set)
-from support.forward_lab import Hooks, Mailbox  # noqa: E402
-
 from bouncefilter import config, store  # noqa: E402
 from bouncefilter.core.record import BounceRecord  # noqa: E402
+
+import messages  # noqa: E402  (after the path is set)
+from support.forward_lab import Hooks, Mailbox  # noqa: E402
 
 SCRIPT = Path(sys.executable).with_name("bouncefilter")
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT / "tests")
 
 from support.bouncefilter_lab import MilterProcess, MinimalMilter, checkout_python, cpu_seconds, write_config  # noqa: E402
-from support.postfix_lab import LabError  # noqa: E402
 from support.milter_client import PostfixClient  # noqa: E402
+from support.postfix_lab import LabError  # noqa: E402
 
 MILTERS = ("asyncio", "libmilter", "minimal")
 SENDER = "orders@shop.example.test"

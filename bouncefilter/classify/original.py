@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from bouncefilter.classify import lazy, mime
 from bouncefilter.classify.mime import Part
-from bouncefilter.classify.view import View
 from bouncefilter.core.address import clean_address
 from bouncefilter.core.record import TRACKING_HEADER, Original
+
+if TYPE_CHECKING:
+    from bouncefilter.classify.view import View  # the view reads this module; this one only names its type
 
 #: A line that starts a pasted header block. Sought as a line end followed by the
 #: field (a literal first character lets the search skip from line end to line end).

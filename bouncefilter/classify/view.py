@@ -6,7 +6,7 @@ Parsers are tried in turn on the same message; the view computes what they ask f
 
 from __future__ import annotations
 
-from bouncefilter.classify import mime
+from bouncefilter.classify import mime, original
 from bouncefilter.classify.lazy import cached
 from bouncefilter.classify.mime import Part
 
@@ -64,8 +64,6 @@ class View:
     def notification(self) -> str:
         """:attr:`text` up to where a returned copy of the original starts in it
         (:func:`bouncefilter.classify.original.notification_end`)."""
-        from bouncefilter.classify import original
-
         return original.notification(self.text)
 
     @cached

@@ -16,8 +16,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bouncefilter.pipe import command
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
@@ -27,14 +25,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     process then ends at once with ``os._exit``, skipping the interpreter's teardown.
     """
     arguments = sys.argv[1:] if argv is None else list(argv)
-    pipe_call = command.parse(arguments)
-    if pipe_call is not None:
-        from bouncefilter.pipe import delivery
+    # Without the word, no pipe: the other commands (a classify above all, which starts
+    # once per message when scripts score bounces) do not import the pipe's reader.
+    if "pipe" in arguments:
+        from bouncefilter.pipe import command
 
-        code = delivery.main(pipe_call)
-        if argv is None:
-            os._exit(code)
-        return code
+        pipe_call = command.parse(arguments)
+        if pipe_call is not None:
+            from bouncefilter.pipe import delivery
+
+            code = delivery.main(pipe_call)
+            if argv is None:
+                os._exit(code)
+            return code
     classify_call = _classify_call(arguments)
     if classify_call is not None:
         from bouncefilter.cli import commands
