@@ -231,14 +231,106 @@ def test_mail_with_no_token_at_all(site):
 def test_a_report_about_three_recipients_stores_three_rows(site):
     recipients = ["a@example.net", "b@example.net", "c@example.org"]
     token = site.record(recipients)
-    raw = messages.postfix_dsn(token, recipients[0])
-    block = raw[raw.index(b"Final-Recipient"):raw.index(b"\n\n", raw.index(b"Final-Recipient")) + 2]
-    more = b"".join(block.replace(recipients[0].encode(), r.encode()) for r in recipients[1:])
-    raw = raw.replace(block, block + more)
-    done = site.pipe(raw, messages.address(token))
+    done = site.pipe(dsn_about(token, recipients), messages.address(token))
     obeys_contract(done)
     assert sorted(str(row["recipient"]) for row in site.rows(outcome="bounce")) == recipients
     assert done.stderr.decode().count("4IN1: recipient=<") == 3
+
+
+def dsn_about(token: str, recipients: Sequence[str], queue_id: str = "4Vq4Zx6Pt8z") -> bytes:
+    """A Postfix DSN to ``token``'s VERP address with one per-recipient block per address."""
+    raw = messages.postfix_dsn(token, recipients[0], queue_id=queue_id)
+    start = raw.index(b"Final-Recipient")
+    block = raw[start:raw.index(b"\n\n", start) + 2]
+    more = b"".join(block.replace(recipients[0].encode(), r.encode()) for r in recipients[1:])
+    return raw.replace(block, block + more)
+
+
+# -- trust: a valid token proves the message, not the address ----------------------------
+
+
+def test_a_valid_token_counts_only_addresses_the_message_was_sent_to(site):
+    token = site.record(["Ann@Example.NET", "bob@example.net"])
+    strangers = [f"subscriber{n}@victim.example.org" for n in range(5)]
+    done = site.pipe(dsn_about(token, ["ann@example.net", *strangers]), messages.address(token))
+    obeys_contract(done)
+    assert [row["recipient"] for row in site.rows(outcome="bounce")] == ["ann@example.net"]
+    rows = site.rows(outcome="stranger")
+    assert sorted(str(row["recipient"]) for row in rows) == strangers
+    assert {(row["account"], row["kind"], row["reason"]) for row in rows} == {("shop", "bounce", "userunknown")}
+    assert site.count("SELECT count(*) FROM outbox") == 0
+    assert "outcome=stranger" in done.stderr.decode()
+    report = subprocess.run([*COMMAND, "--config", str(site.config), "report"], capture_output=True, text=True,
+                            check=True, env=_environment()).stdout
+    assert "  bounce rate   50.0 %\n" in report and "  not counted   stranger 5\n" in report
+
+
+def test_an_original_recipient_the_message_was_sent_to_is_enough(site):
+    token = site.record(["sales@example.net"])
+    raw = messages.postfix_dsn(token, "jo.smith@mail.example.net").replace(
+        b"Original-Recipient: rfc822;jo.smith@mail.example.net", b"Original-Recipient: rfc822;sales@example.net")
+    row = stored(site, site.pipe(raw, messages.address(token)))
+    assert (row["outcome"], row["recipient"], row["original_recipient"]) == (
+        "bounce", "jo.smith@mail.example.net", "sales@example.net")
+
+
+def test_one_counted_event_per_message_recipient_and_kind_however_the_bytes_differ(site):
+    token = site.record(["nobody@example.net"])
+    first = site.pipe(messages.postfix_dsn(token, queue_id="4FIRST"), messages.address(token))
+    second = site.pipe(messages.postfix_dsn(token, queue_id="4SECOND", diagnostic="550 5.1.1 <{r}>: no such user"),
+                       messages.address(token), queue_id="4IN2")
+    obeys_contract(first)
+    obeys_contract(second)
+    assert len(site.rows(outcome="bounce")) == 1
+    assert "duplicate" in second.stderr.decode()
+    delay = site.pipe(messages.postfix_dsn(token, status="4.2.2", queue_id="4THIRD",
+                                           diagnostic="452 4.2.2 <{r}>: Mailbox full"), messages.address(token))
+    obeys_contract(delay)
+    assert len(site.rows(outcome="delay")) == 1  # another kind: another event
+
+
+def test_one_sent_message_cannot_produce_rows_without_end(tmp_path):
+    site = make_site(tmp_path, extra="pipe: {max_records_per_message: 6}\n")
+    token = site.record(["nobody@example.net"])
+    done = site.pipe(dsn_about(token, [f"x{n}@victim.example.org" for n in range(10)]), messages.address(token))
+    obeys_contract(done)
+    assert done.returncode == 0
+    assert len(site.rows(outcome="stranger")) == 6
+    (capped,) = site.rows(parser="capped")
+    assert (capped["outcome"], capped["recipient"], capped["account"]) == ("unknown", "", "shop")
+    assert capped["raw_id"] is not None
+    assert "4 rows over the limit of 6 for one sent message" in done.stderr.decode()
+    again = site.pipe(dsn_about(token, ["y@victim.example.org"], queue_id="4AGAIN"), messages.address(token))
+    obeys_contract(again)
+    later = [row for row in site.rows(parser="capped") if row["id"] != capped["id"]]
+    assert len(later) == 1 and later[0]["raw_id"] is None  # no room left: kept as keep_unverified says
+
+
+def forged_dsn() -> tuple[bytes, str]:
+    forged = messages.token(key=messages.OTHER_KEY)
+    return messages.postfix_dsn(forged), messages.address(forged)
+
+
+@pytest.mark.parametrize(("keep", "rows", "raw"), [("record", 1, False), ("raw", 1, True), ("drop", 0, False)])
+def test_mail_no_token_of_ours_ties_to_a_message_is_kept_as_configured(tmp_path, keep, rows, raw):
+    site = make_site(tmp_path, extra=f"pipe: {{keep_unverified: {keep}}}\n")
+    message, address = forged_dsn()
+    done = site.pipe(message, address)
+    obeys_contract(done)
+    assert done.returncode == 0
+    assert len(site.rows()) == rows
+    assert site.count("SELECT count(*) FROM raw_messages") == int(raw)
+    if keep == "drop":
+        assert "dropped: forged (pipe.keep_unverified: drop)" in done.stderr.decode()
+
+
+def test_the_default_keeps_an_unverified_messages_rows_not_its_bytes(site):
+    message, address = forged_dsn()
+    row = stored(site, site.pipe(message, address))
+    assert (row["outcome"], row["reason"], row["raw_id"]) == ("forged", "userunknown", None)
+    token = site.record()
+    stored(site, site.pipe(messages.postfix_dsn(token), messages.address(token)), outcome="bounce")
+    assert site.count("SELECT count(*) FROM raw_messages") == 1  # the verified one only
 
 
 # -- once and only once -------------------------------------------------------------------

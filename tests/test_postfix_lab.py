@@ -8,6 +8,7 @@ null sender to the VERP address on the pipe transport, and the classifier reads 
 from __future__ import annotations
 
 import smtplib
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,23 @@ def test_an_unreachable_milter_follows_milter_default_action_on_submission_only(
         assert lab.wait_sink()[0].sender == ALICE
     lab.send(message, ALICE, ["good@dest.example.test"], port="mx")
     assert lab.wait_sink(count=2 if action == "accept" else 1)[-1].sender == ALICE
+
+
+@pytest.mark.parametrize(("address", "verdict"), [
+    ("b+{token}@bounces.example.com", "DUNNO"),
+    ("B+{TOKEN}@Bounces.Example.COM", "DUNNO"),  # Postfix's regexp tables ignore case
+    ("postmaster@bounces.example.com", "DUNNO"),
+    ("abuse@bounces.example.com", "DUNNO"),
+    ("info@bounces.example.com", "550 5.1.1"),
+    ("b+short@bounces.example.com", "550 5.1.1"),
+    ("b+{token}x@bounces.example.com", "550 5.1.1"),
+    ("alice@sender.example.test", ""),  # not the bounce domain: not this table's business
+])
+def test_contribs_recipient_table_takes_only_verp_addresses_and_role_accounts(lab: PostfixLab, address, verdict):
+    import messages
+
+    token = messages.token()
+    table = Path(__file__).resolve().parent.parent / "contrib" / "postfix" / "bouncefilter-recipients.regexp"
+    done = lab.run(["postmap", "-c", str(lab.etc), "-q", address.format(token=token, TOKEN=token.upper()),
+                    f"regexp:{table}"], check=False)
+    assert done.stdout.strip().startswith(verdict) and bool(done.stdout.strip()) == bool(verdict)

@@ -91,8 +91,9 @@ def _add_reading(subcommands: argparse._SubParsersAction[argparse.ArgumentParser
         description="List the rows the pipe stored, oldest first: a table, or with --json one "
         "JSON object per line (the classifier's fields plus id, received_at, account, token, "
         "outcome, ...). Only rows whose outcome is bounce, delay, delivered, complaint or "
-        "autoreply carry a verified token; forged, expired, notoken, reply and unknown rows "
-        "are kept for the record and never count against a recipient.",
+        "autoreply carry a verified token (and, but for an auto-reply, name a recipient of the "
+        "message); forged, expired, notoken, stranger, reply and unknown rows are kept for "
+        "the record and never count against a recipient.",
         epilog="Exit codes: 0 ok, 1 the database cannot be used, 78 bad configuration.",
     )
     _add_config_option(bounces)

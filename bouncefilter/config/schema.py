@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Annotated, Literal, NamedTuple
 
 from bouncefilter.core import verp
-from bouncefilter.core.record import Outcome
+from bouncefilter.core.record import NEVER_FORWARDED, Outcome
 
 #: Shortest VERP signing key accepted, in characters.
 MIN_KEY_LENGTH = 16
@@ -95,11 +95,21 @@ class PipeSettings(NamedTuple):
     """The pipe transport (``bouncefilter pipe``)."""
 
     max_bytes: int = 50 * 1024 * 1024
+    #: What is kept of mail that no token of ours ties to a sent message (forged, or with
+    #: no token at all): ``raw`` the rows and the message, ``record`` the rows only,
+    #: ``drop`` nothing (logged), so that strangers cannot fill the disk.
+    keep_unverified: Annotated[Literal["raw", "record", "drop"], _LOWER] = "record"
+    #: The most rows one sent message can have (at least four per recipient: a delay, a
+    #: bounce, a success, a complaint); what a message's bounces report beyond it is
+    #: stored as one unclassified row per delivery, kept as ``keep_unverified`` says.
+    max_records_per_message: int = 100
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work in these settings."""
         if self.max_bytes < 1024:
             yield "max_bytes", "must be at least 1024"
+        if self.max_records_per_message < 1:
+            yield "max_records_per_message", "must be at least 1"
 
 
 class RetentionSettings(NamedTuple):
@@ -125,9 +135,6 @@ class LoggingSettings(NamedTuple):
     ], _LOWER] = "mail"
 
 
-#: A forwarding target asks for rows by their outcome (``unknown`` for a valid token: the
-#: classifier failed on it); these belong to no account and are never forwarded.
-NEVER_FORWARDED = frozenset({Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN})
 #: ``to: return_path``: the bounce address recorded for the very message that bounced.
 RETURN_PATH = "return_path"
 _LOOPBACK_HOSTS = re.compile(r"localhost|127(\.\d{1,3}){3}|\[::1\]", re.I)
@@ -166,7 +173,7 @@ class ForwardTarget(NamedTuple):
             yield "kinds", f"give at least one of {', '.join(o for o in Outcome if o not in NEVER_FORWARDED)}"
         for index, kind in enumerate(self.kinds):
             if kind in NEVER_FORWARDED:
-                yield f"kinds[{index}]", f"{kind} rows belong to no account and are never forwarded"
+                yield f"kinds[{index}]", f"{kind} rows are never forwarded: no verified token ties them to a recipient"
 
     def _smtp_problems(self) -> Iterator[Problem]:
         if self.to is None:

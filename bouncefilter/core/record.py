@@ -31,10 +31,16 @@ class Kind(StrEnum):
     CHALLENGE = "challenge"  # a challenge/response request: prove a person sent it
 
 
+#: The kinds whose record is about one recipient of the sent message and counts against it
+#: (an auto-reply's or a challenge's address is whoever answered, and counts for nothing).
+NAMED = frozenset({Kind.BOUNCE, Kind.DELAY, Kind.DELIVERED, Kind.COMPLAINT})
+
+
 class Outcome(StrEnum):
     """What a stored row is, once the pipe has weighed its token: its record's kind when a
-    valid token ties it to a sent message, or one of the outcomes below. Only the kinds
-    and ``reply`` (with a valid token) belong to an account; the rest never count."""
+    valid token ties it to a sent message (and, for the kinds that name a recipient, the
+    message was sent to that address), or one of the outcomes below. Only the kinds and
+    ``reply`` (with a valid token) count; the rest are kept for the record."""
 
     BOUNCE = Kind.BOUNCE.value
     DELAY = Kind.DELAY.value
@@ -47,9 +53,13 @@ class Outcome(StrEnum):
     EXPIRED = "expired"  # a valid MAC, older than verp.max_age_days
     NOTOKEN = "notoken"  # a bounce, complaint or auto-reply that names no token anywhere
     UNKNOWN = "unknown"  # neither a token nor anything a parser claims, or a classifier failure
+    STRANGER = "stranger"  # a valid token, about an address the message was not sent to
 
-#: Outcomes no account owns and no recipient is ever judged by, in the order reports list them.
-UNTRUSTED = (Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN, Outcome.UNKNOWN)
+#: Outcomes no recipient is ever judged by, in the order reports list them.
+UNTRUSTED = (Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN, Outcome.STRANGER, Outcome.UNKNOWN)
+#: Outcomes never forwarded: no verified token ties them to an account, or the token's
+#: message was not sent to the address they name.
+NEVER_FORWARDED = frozenset({Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN, Outcome.STRANGER})
 
 
 class Original(NamedTuple):

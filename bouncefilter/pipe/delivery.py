@@ -12,7 +12,10 @@ message once, outbox rows for forwarding, all in one transaction. Every message 
 stored, whatever it is; the ``outcome`` column says what it was:
 
 - the record's kind (``bounce``, ``delay``, ``delivered``, ``complaint``, ``autoreply``,
-  ``challenge``) when a valid token ties it to a sent message;
+  ``challenge``) when a valid token ties it to a sent message (for the kinds that name a
+  recipient, one the message was sent to);
+- ``stranger``: a valid token, but about an address the message was not sent to
+  (:func:`~bouncefilter.pipe.correlation.outcome`);
 - ``reply``: a valid token, but no parser claims the message (a person answering);
 - ``forged`` / ``expired``: the token's MAC is wrong (or it is no token at all), or it
   is older than ``verp.max_age_days``; kept, never counted against a recipient;
@@ -45,7 +48,7 @@ from typing import TYPE_CHECKING
 from bouncefilter import config, logs, store
 from bouncefilter.classify import pipeline
 from bouncefilter.core import verp
-from bouncefilter.core.record import BounceRecord, Classification, Kind, Original, Outcome, SentMessage
+from bouncefilter.core.record import NEVER_FORWARDED, BounceRecord, Classification, Kind, Original, Outcome, SentMessage
 from bouncefilter.pipe import correlation
 
 if TYPE_CHECKING:
@@ -152,8 +155,16 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
             raise Temporary(f"database {settings.database}: {exc}") from None
         message = _sent_message(conn, verdict, today) if verdict and verdict.message_key else None
         rows = bounce_rows(classification, verdict, message, settings)
+        keep = settings.pipe.keep_unverified
+        verified = verdict is not None and verdict.status != verp.FORGED
+        if verified and message is not None:
+            rows, verified = _capped(conn, rows, message, settings.pipe.max_records_per_message, args.queue_id)
+        if not verified and keep == "drop":
+            log.info("%s: dropped: %s (pipe.keep_unverified: drop)", args.queue_id or "NOQUEUE",
+                     verdict.status if verdict else "no token")
+            return []
         delivery = store.Delivery(raw, now, size, truncated, args.queue_id, args.sender, args.recipient)
-        ids = store.store_delivery(conn, delivery, rows)
+        ids = store.store_delivery(conn, delivery, rows, keep_raw=verified or keep == "raw")
     except store.DatabaseError as exc:
         raise Temporary(f"database {settings.database}: {exc}") from None
     finally:
@@ -162,6 +173,25 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
     for row, row_id in results:
         log.info("%s", log_line(args.queue_id, row, row_id, truncated))
     return results
+
+
+def _capped(conn: store.Connection, rows: list[store.Bounce], message: SentMessage, cap: int,
+            queue_id: str) -> tuple[list[store.Bounce], bool]:
+    """``rows`` within the message's room (``cap`` rows, at least four per recipient,
+    less those stored before), the excess made one unclassified, unforwarded row; and
+    whether the delivery still counts as verified (not when it had no room left at all,
+    so that one token cannot fill the disk either)."""
+    limit = max(cap, 4 * len(message.recipients))
+    room = limit - store.message_rows(conn, message.message_key)
+    if len(rows) <= room:
+        return rows, True
+    kept = rows[:max(room, 0)]
+    first = rows[0]
+    log.warning("%s: token %s: %d rows over the limit of %d for one sent message, stored as one unclassified row",
+                queue_id or "NOQUEUE", first.record.token, len(rows) - len(kept), limit)
+    excess = BounceRecord(recipient="", kind="", reason="", hard=False, parser="capped", token=first.record.token,
+                          original_message_id=message.message_id, subject=message.subject)
+    return [*kept, first._replace(record=excess, outcome=Outcome.UNKNOWN, targets=())], room > 0
 
 
 def _classified(raw: bytes, queue_id: str) -> Classification:
@@ -201,16 +231,12 @@ def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
 
 def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessage | None,
          settings: Settings | None) -> store.Bounce:
-    status = verdict.status if verdict else ""
-    if status == verp.VALID:
-        outcome = record.kind if record.kind in _KINDS else Outcome.UNKNOWN if record.parser == "error" else Outcome.REPLY
-    elif status:
-        outcome = status
-    else:
-        outcome = Outcome.NOTOKEN if record.kind else Outcome.UNKNOWN
     recipient = record.recipient
-    if not recipient and message is not None and len(message.recipients) == 1 and outcome in _KINDS:
+    valid = verdict is not None and verdict.valid
+    if not recipient and message is not None and len(message.recipients) == 1 and valid and record.kind in _KINDS:
         recipient = message.recipients[0]  # a redacted complaint about a one-recipient message
+    outcome = correlation.outcome(record.kind, record.parser, verdict.status if verdict else "", recipient,
+                                  record.original_recipient, message.recipients if message else None)
     token = (verdict.token if verdict else "") or record.token
     if message is not None:  # what the bounce did not return, the sent message's row knows
         record = record._replace(original_message_id=record.original_message_id or message.message_id,
@@ -227,9 +253,9 @@ def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessag
 
 def forward_targets(settings: Settings | None, account: str, outcome: str) -> tuple[str, ...]:
     """The outbox targets for a new row: those of its account that want its kind. A
-    row's kind is its outcome (``bounce``, ``reply``, ``unknown`` ...); forged, expired
-    and notoken rows never reach a target, as no verified token ties them to an account."""
-    if settings is None or outcome in (Outcome.FORGED, Outcome.EXPIRED, Outcome.NOTOKEN):
+    row's kind is its outcome (``bounce``, ``reply``, ``unknown`` ...); forged, expired,
+    notoken and stranger rows never reach a target (:data:`NEVER_FORWARDED`)."""
+    if settings is None or outcome in NEVER_FORWARDED:
         return ()
     return settings.forward_targets(account, outcome)
 

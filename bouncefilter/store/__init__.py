@@ -31,7 +31,16 @@ from bouncefilter.store.db import (
                                    skip_fsync,
                                    version,
 )
-from bouncefilter.store.deliveries import TRACE_HEADERS, Bounce, Delivery, dedup_key, message_digest, raw_message, store_delivery
+from bouncefilter.store.deliveries import (
+                                   TRACE_HEADERS,
+                                   Bounce,
+                                   Delivery,
+                                   dedup_key,
+                                   message_digest,
+                                   message_rows,
+                                   raw_message,
+                                   store_delivery,
+)
 from bouncefilter.store.export import EXPORT_FIELDS, BounceQuery, bounce_source, bounces, export_json, export_record, export_rows, position
 from bouncefilter.store.messages import MESSAGE_ROWS, record_messages, sent_message
 from bouncefilter.store.outbox import (
@@ -60,7 +69,7 @@ __all__ = [
     "Delivery", "DuplicateKey", "OutboxItem", "Purged", "SentMessage", "StoreError", "Unavailable", "Writing", "abandon",
     "add_token", "answers", "api_token", "api_tokens", "bounce_source", "bounces", "claim_due", "connect", "daily_counts",
     "dead_letters", "dedup_key", "ensure_schema", "export_json", "export_record", "export_rows", "extend_claim",
-    "latest", "latest_hard_bounces", "mark_dead", "mark_done", "mark_retry", "message_digest", "migrate", "next_due",
+    "latest", "latest_hard_bounces", "mark_dead", "mark_done", "mark_retry", "message_digest", "message_rows", "migrate", "next_due",
     "outbox_rows", "outcome_totals", "position", "purge", "raw_message", "record_messages", "retry_dead", "revoke_token",
     "sent_message",
     "sent_totals", "skip_fsync", "store_delivery", "top_values", "version",

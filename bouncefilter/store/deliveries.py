@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from bouncefilter.core.record import BounceRecord
+from bouncefilter.core.record import NAMED, BounceRecord
 from bouncefilter.store.db import Writing
 from bouncefilter.store.outbox import PENDING
 
@@ -109,10 +109,25 @@ def dedup_key(digest: str, rcpt_to: str, recipient: str, kind: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def store_delivery(conn: sqlite3.Connection, delivery: Delivery, rows: Sequence[Bounce]) -> list[int | None]:
+def event_key(row: Bounce) -> str:
+    """The key of a counted event: one per sent message, recipient and kind, however many
+    bounces report it and however their bytes differ (a second DSN about the same
+    recipient, another MTA's copy, a replay); ``""`` for a row that counts for nothing
+    (its outcome is not its kind, or its kind names no recipient), which
+    :func:`dedup_key` keys by the delivery instead."""
+    record = row.record
+    if not (row.message_key and record.recipient and row.outcome == record.kind and record.kind in NAMED):
+        return ""
+    text = f"event\0{row.message_key}\0{record.recipient.lower()}\0{record.kind}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def store_delivery(conn: sqlite3.Connection, delivery: Delivery, rows: Sequence[Bounce],
+                   keep_raw: bool = True) -> list[int | None]:
     """Store a received message and its rows in one transaction; the new rows' ids.
 
-    The raw message is stored once per digest; each row whose :func:`dedup_key` is
+    The raw message is stored once per digest (not at all without ``keep_raw``: the rows
+    then name none); each row whose :func:`dedup_key` is
     already stored is skipped (its place in the returned list is ``None``), and a new
     row gets one ``pending`` outbox row per target, due at once. Either all of it is
     committed or none (a ``sqlite3.Error`` is raised after the rollback).
@@ -122,11 +137,11 @@ def store_delivery(conn: sqlite3.Connection, delivery: Delivery, rows: Sequence[
     envelope = tuple(_storable(text) for text in (delivery.queue_id, delivery.mail_from, delivery.rcpt_to))
     ids: list[int | None] = []
     with Writing(conn):
-        raw_id = _raw_id(conn, digest, delivery, size)
+        raw_id = _raw_id(conn, digest, delivery, size) if keep_raw else None
         for row in rows:
             values = (*(_storable(getattr(row.record, name)) for name in _RECORD_COLUMNS),
                       row.outcome, row.account, row.message_key, row.bounce_address)
-            key = dedup_key(digest, delivery.rcpt_to, row.record.recipient, row.record.kind)
+            key = event_key(row) or dedup_key(digest, delivery.rcpt_to, row.record.recipient, row.record.kind)
             stored = conn.execute(_INSERT_BOUNCE, (*values, key, delivery.received_at, *envelope, raw_id)).fetchone()
             ids.append(stored[0] if stored else None)
             for target in row.targets if stored else ():
@@ -159,6 +174,11 @@ def _raw_id(conn: sqlite3.Connection, digest: str, delivery: Delivery, size: int
     if row is None:
         row = conn.execute("SELECT id FROM raw_messages WHERE sha256 = ?", (digest,)).fetchone()
     return int(row[0])
+
+
+def message_rows(conn: sqlite3.Connection, message_key: str) -> int:
+    """How many rows are stored about the sent message ``message_key``."""
+    return int(conn.execute("SELECT count(*) FROM bounces WHERE message_key = ?", (message_key,)).fetchone()[0])
 
 
 def raw_message(conn: sqlite3.Connection, raw_id: int) -> bytes | None:
