@@ -455,6 +455,22 @@ def test_addresses_that_look_like_options_are_still_addresses(site):
     assert done.returncode == 0 and site.rows()[0]["mail_from"] == "-f"
 
 
+def test_an_empty_database_file_defers_until_the_administrator_says_it_is_new(site):
+    site.database.write_bytes(b"")  # truncated by accident: the data is gone, and nobody must miss that
+    message, address = messages.postfix_dsn(messages.token()), messages.address(messages.token())
+    done = site.pipe(message, address)
+    obeys_contract(done)
+    assert done.returncode == 75 and b"is an empty file, not a database" in done.stdout
+    assert site.database.stat().st_size == 0
+    listing = subprocess.run([*COMMAND, "--config", str(site.config), "bounces"], capture_output=True, text=True,
+                             check=False, env=_environment())
+    assert listing.returncode == 1 and "is an empty file" in listing.stderr
+    migrate = subprocess.run([*COMMAND, "--config", str(site.config), "db", "migrate"], capture_output=True,
+                             text=True, check=False, env=_environment())
+    assert migrate.returncode == 0, migrate.stderr
+    assert site.pipe(message, address).returncode == 0 and len(site.rows()) == 1
+
+
 def test_a_schema_that_is_older_defers_unless_auto_migrate_and_newer_always_defers(tmp_path):
     site = make_site(tmp_path, extra="database_auto_migrate: false\n")
     site.database.unlink()

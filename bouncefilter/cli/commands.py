@@ -175,7 +175,7 @@ def run_db_migrate(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG
     try:
-        conn = store.connect(settings.database)
+        conn = store.connect(settings.database, empty_ok=True)
         try:
             reached = store.migrate(conn)
         finally:

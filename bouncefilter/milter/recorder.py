@@ -104,7 +104,7 @@ class Recorder:
             conn = conn or store.connect(self._path, self._busy_timeout_ms, durable=False)
             with store.Writing(conn):
                 store.record_messages(conn, messages)
-        except (store.DatabaseError, OSError) as exc:
+        except (store.DatabaseError, store.StoreError, OSError) as exc:
             _lost(messages, self._path, str(exc))
             if conn is not None:
                 conn.close()

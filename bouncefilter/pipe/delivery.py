@@ -146,7 +146,7 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
                                   keys, today, settings.verp.max_age_days)
     try:
         conn = store.connect(settings.database, settings.database_busy_timeout_ms)
-    except (store.DatabaseError, OSError) as exc:
+    except (store.DatabaseError, store.StoreError, OSError) as exc:
         raise Temporary(f"database {settings.database}: {exc}") from None
     try:
         try:

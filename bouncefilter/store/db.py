@@ -23,6 +23,7 @@ same SQL. People who like it can still query the file with it (README).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 
@@ -184,8 +185,15 @@ def answers(conn: sqlite3.Connection) -> None:
     conn.execute("SELECT count(*) FROM api_tokens").fetchone()
 
 
-def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, durable: bool = True) -> sqlite3.Connection:
+def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, durable: bool = True,
+            empty_ok: bool = False) -> sqlite3.Connection:
     """Open the database with the settings every writer needs.
+
+    A file that exists but holds nothing (zero bytes: truncated, or wiped by a full disk
+    or a careless copy) is refused with :class:`StoreError` unless ``empty_ok`` (``bouncefilter
+    db migrate``): SQLite would take it for a new database, and every writer would then
+    carry on into a fresh, empty store as if nothing had been lost. A file that does not
+    exist yet is created.
 
     Autocommit mode (``isolation_level=None``): callers open transactions explicitly,
     so no statement holds a lock longer than it must. A writer that finds the database
@@ -195,12 +203,22 @@ def connect(path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, durable: bool = T
     be lost in a power cut or an OS crash, never in a crash of the process, and the
     database stays consistent.
     """
+    if not empty_ok and _empty_file(path):
+        raise StoreError(f"{path} is an empty file, not a database: restore it from a backup, or remove it "
+                         "(or run 'bouncefilter db migrate') to start a new one")
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     return conn
+
+
+def _empty_file(path: str) -> bool:
+    try:
+        return os.stat(path).st_size == 0 and os.path.isfile(path)
+    except OSError:
+        return False
 
 
 def skip_fsync(conn: sqlite3.Connection) -> None:
