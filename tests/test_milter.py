@@ -331,8 +331,12 @@ def test_mail_flows_with_its_verp_sender_when_the_database_is_unavailable(harnes
     address, _ = verp_of(ctx)
     token = bare_address(address).partition("+")[2].partition("@")[0]
     assert ctx.actions[1] == ("addheader", TRACKING_HEADER, token)
+    assert f"database {database}: 1 sent messages not recorded yet, trying again" in caplog.text
+    for recorder in harness.recorders:
+        recorder.close()  # kept for a retry until the milter stops: only then is it lost
     (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert error.getMessage().startswith(f"{QUEUE_ID}: not recorded (token {token}): database {database}: ")
+    assert error.getMessage() == (f"{QUEUE_ID}: not recorded (token {token}): database {database}: "
+                                  "still unwritten when the milter stopped")
 
 
 def break_token(*args: Any) -> str:
@@ -451,6 +455,32 @@ def test_the_recorder_takes_many_threads_at_once_and_writes_all_before_it_closes
         thread.join()
     recorder.close()
     assert len(harness.rows()) == 200
+
+
+def test_a_database_locked_past_the_busy_timeout_delays_the_records_and_loses_none(harness, caplog):
+    recorder = Recorder(harness.database, busy_timeout_ms=100, retry=0.2)
+    locker = sqlite3.connect(harness.database, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # another writer holds the database, far past the busy timeout
+    for number in range(50):
+        recorder.record(store.SentMessage(f"{number:016x}", f"t{number}", "shop", time.time(), queue_id=f"4Q{number}"))
+    time.sleep(1.2)
+    assert "50 sent messages not recorded yet, trying again in 0.2 s" in caplog.text
+    locker.execute("ROLLBACK")
+    locker.close()
+    recorder.close()
+    assert len(harness.rows()) == 50
+    assert "not recorded (token" not in caplog.text
+
+
+def test_what_is_still_unwritten_when_the_milter_stops_is_logged_message_by_message(harness, caplog):
+    recorder = Recorder(harness.database, busy_timeout_ms=50, retry=0.1)
+    locker = sqlite3.connect(harness.database, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    recorder.record(store.SentMessage("00000000000000aa", "tokA", "shop", time.time(), queue_id="4QSTOP"))
+    time.sleep(0.3)
+    recorder.close()
+    locker.execute("ROLLBACK")
+    assert "4QSTOP: not recorded (token tokA)" in caplog.text and "still unwritten when the milter stopped" in caplog.text
 
 
 def test_a_full_write_queue_loses_the_record_not_the_mail(tmp_path, caplog):
