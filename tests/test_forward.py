@@ -12,6 +12,7 @@ import re
 import signal
 import ssl
 import subprocess
+import threading
 import time
 from email import message_from_bytes
 from pathlib import Path
@@ -295,6 +296,86 @@ def test_a_stalled_receiver_times_out_is_retried_and_costs_one_timeout_per_batch
         clock.now += 5
         assert site.forwarder(clock).run_once().delivered == 5
     assert len({r.headers["webhook-id"] for r in hooks.delivered("/stall")}) == 5
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_timeout(tmp_path):
+    with Hooks([KEY], trickle=0.2) as hooks:  # its answer would take 9 s
+        site = make_site(tmp_path, hook(hooks.url("/trickle")))
+        site.bounce()
+        started = time.monotonic()
+        counts = site.forwarder(Clock()).run_once()
+        took = time.monotonic() - started
+    assert counts.retried == 1 and 0.9 < took < 2.5  # the whole attempt, not each read: 1 s
+    assert site.outbox()[0]["last_error"] == "timed out"
+
+
+def test_a_slow_target_never_delays_another(tmp_path):
+    with Hooks([KEY], delays={"/slow": 0.8}) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/slow")) + ", " + hook(hooks.url("/fast")), forward="timeout: 2, lease: 5")
+        for n in range(4):
+            site.bounce(f"user{n}@example.net")
+        started = time.monotonic()
+        counts = site.forwarder(Clock()).run_once()
+        fast = [r.at - started for r in hooks.delivered("/fast")]
+        slow = [r.at - started for r in hooks.delivered("/slow")]
+    assert counts.delivered == 8 and len(fast) == 4 and len(slow) == 4
+    assert max(fast) < 0.5 < 2.0 < max(slow)  # one at a time, the slow one takes 3.2 s; the fast one is done at once
+
+
+def test_a_second_forwarder_finds_the_rows_of_a_trickling_receiver_still_claimed(tmp_path):
+    with Hooks([KEY], trickle=0.2) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/trickle")), forward="timeout: 1, lease: 2")
+        for n in range(3):
+            site.bounce(f"user{n}@example.net")
+        first = threading.Thread(target=lambda: site.forwarder(Clock()).run_once())
+        first.start()
+        time.sleep(0.3)
+        second = site.forwarder(Clock()).run_once()  # finds the rows claimed, the lease alive
+        first.join()
+        ids = [r.headers["webhook-id"] for r in hooks.received]
+    assert (second.delivered, second.retried, second.dead) == (0, 0, 0)
+    assert len(ids) == len(set(ids)) == 1  # the first row, cut off at the timeout; the rest put back untried
+
+
+def test_the_claims_are_renewed_while_a_batch_takes_longer_than_the_lease(tmp_path):
+    with Hooks([KEY], delays={"/slow": 0.8}) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/slow")), forward="timeout: 1, lease: 2")
+        for n in range(5):
+            site.bounce(f"user{n}@example.net")  # 4 s of work for one forwarder, twice the lease
+        first = threading.Thread(target=lambda: site.forwarder().run_once())
+        first.start()
+        time.sleep(2.5)  # past the lease the batch was claimed with
+        second = site.forwarder().run_once()
+        first.join()
+        ids = [r.headers["webhook-id"] for r in hooks.received]
+    assert (second.delivered, second.retried, second.dead) == (0, 0, 0)
+    assert len(ids) == len(set(ids)) == 5
+
+
+def test_a_long_2xx_answer_never_leaves_the_next_request_a_broken_connection(tmp_path):
+    with Hooks([KEY], big=100_000) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/big")))
+        for n in range(3):
+            site.bounce(f"user{n}@example.net")
+        counts = site.forwarder(Clock()).run_once()
+        ids = [r.headers["webhook-id"] for r in hooks.received]
+    assert counts.delivered == 3 and len(ids) == len(set(ids)) == 3
+    assert {row["state"] for row in site.outbox()} == {"done"}
+
+
+def test_sigterm_ends_an_attempt_in_flight_at_once(tmp_path):
+    with Hooks([KEY], stall=30) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/stall")), forward="timeout: 20, lease: 60")
+        site.bounce()
+        service = subprocess.Popen(site.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.5)  # started, claimed the row, and waiting for the stalled receiver
+        asked = time.monotonic()
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=10)
+        took = time.monotonic() - asked
+    assert service.returncode == 0 and took < 2
+    (row,) = site.outbox()
+    assert (row["state"], row["last_error"]) == ("pending", "forwarder stopping")
 
 
 def test_a_refused_connection_is_retried_until_max_age_then_dead(tmp_path):

@@ -16,9 +16,14 @@ its own short commit:
 - a refusal (SMTP 5xx, HTTP 410 and other 4xx), a target no longer configured, a raw
   bounce no longer stored, no return path known: ``dead`` at once, with the error.
 
-When a target cannot be reached, its other rows in the batch are put back untried,
-due when the failed row is (or given up, once past ``max_age``): a receiver that is
-down costs one timeout per batch, not one per row. A forwarder killed at any moment leaves its claimed rows ``sending``; their
+Each target's rows of a batch are worked by a thread of their own, with connections of
+their own, so a slow or dead receiver never delays another target's rows; every
+attempt ends within ``forward.timeout`` (the whole exchange, not each read), and the
+claims are renewed while any attempt runs, so no lease lapses under a slow one. When a
+target cannot be reached, its other rows in the batch are put back untried, due when
+the failed row is (or given up, once past ``max_age``): a receiver that is down costs
+one timeout per batch, not one per row. SIGTERM ends the attempts in flight at once
+(put back, untried). A forwarder killed at any moment leaves its claimed rows ``sending``; their
 lease lapses and any forwarder takes them again, so nothing is lost and only the row in
 flight can be sent twice (delivery is at-least-once; web hook receivers deduplicate on
 the event id).
@@ -31,7 +36,9 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bouncefilter import store
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: Jitter: each retry delay is the backoff times a factor drawn from this range.
 JITTER = (0.75, 1.25)
+#: The most targets a forwarder works at once (one thread each).
+MAX_PARALLEL_TARGETS = 8
 
 
 @dataclass
@@ -82,8 +91,14 @@ class Forwarder:
             target.name(account.name): _Target(target, tuple(secret_key(s) for s in target.secrets))
             for account in settings.accounts for target in account.forward
         }
-        self._webhooks = WebhookSender(self._settings.timeout)
-        self._mail = SmtpSender(settings.smtp, self._settings.timeout)
+        self._smtp = settings.smtp
+        # Per target, so that each target's thread has connections of its own.
+        self._webhooks: dict[str, WebhookSender] = {}
+        self._mail: dict[str, SmtpSender] = {}
+        # One connection, several threads: the store is used under this lock, never
+        # while a target is waited on.
+        self._lock = threading.Lock()
+        self._claimed_at = 0.0
         store.skip_fsync(conn)
 
     def run_once(self, stop: threading.Event | None = None) -> Counts:
@@ -94,7 +109,8 @@ class Forwarder:
             items = store.claim_due(self._conn, self._claim, now, self._settings.lease, self._settings.batch)
             if not items:
                 break
-            total.add(self._work(items, now, stop))
+            self._claimed_at = now
+            total.add(self._work(items, stop))
         return total
 
     def serve(self, stop: threading.Event) -> Counts:
@@ -118,70 +134,115 @@ class Forwarder:
 
     def close(self) -> None:
         """Close the kept connections to the targets."""
-        self._webhooks.close()
-        self._mail.close()
+        for hooks in self._webhooks.values():
+            hooks.close()
+        for mail in self._mail.values():
+            mail.close()
 
     def backoff(self, attempts: int) -> float:
         """Seconds until the next try after ``attempts`` failed ones, with jitter."""
         base = min(self._settings.retry_base * 2 ** min(attempts - 1, 40), self._settings.retry_max)
         return float(base * self._rng.uniform(*JITTER))
 
-    def _work(self, items: list[store.OutboxItem], claimed_at: float, stop: threading.Event | None) -> Counts:
+    def _work(self, items: list[store.OutboxItem], stop: threading.Event | None) -> Counts:
+        """Work a claimed batch: each target's rows in a thread of their own, in order."""
+        by_target: dict[str, list[store.OutboxItem]] = {}
+        for item in items:
+            by_target.setdefault(item.target, []).append(item)
         counts = Counts()
-        unreachable: dict[str, tuple[float, str]] = {}  # target -> (due again, why)
+        with self._renewing(), ThreadPoolExecutor(min(len(by_target), MAX_PARALLEL_TARGETS)) as pool:
+            for done in pool.map(lambda rows: self._work_target(rows, stop), by_target.values()):
+                counts.add(done)
+        return counts
+
+    def _work_target(self, items: list[store.OutboxItem], stop: threading.Event | None) -> Counts:
+        """One target's rows of a batch, in order; once the target fails to answer, the
+        rest are put back untried."""
+        counts = Counts()
+        unreachable: tuple[float, str] | None = None  # (due again, why)
         for item in items:
             now = self._clock()
             if stop is not None and stop.is_set():
-                store.mark_retry(self._conn, item.id, self._claim, now, "not tried: forwarder stopped", False)
+                with self._lock:
+                    store.mark_retry(self._conn, item.id, self._claim, now, "not tried: forwarder stopped", False)
                 continue
-            if item.target in unreachable:
-                self._skip(item, *unreachable[item.target], now, counts)
+            if unreachable is not None:
+                self._skip(item, *unreachable, now, counts)
                 continue
-            if now - claimed_at > self._settings.lease / 2:
-                claimed_at = now
-                store.extend_claim(self._conn, self._claim, now + self._settings.lease)
-            result = self._deliver(item, now)
+            result = self._deliver(item, now, stop)
             due = self._settle(item, result, self._clock(), counts)
             if result.unreachable:
-                unreachable[item.target] = (due or now + self._settings.retry_base, result.error)
+                unreachable = (due or now + self._settings.retry_base, result.error)
         return counts
+
+    @contextmanager
+    def _renewing(self) -> Iterator[None]:
+        """Renew this forwarder's claims every half lease while the block runs, so that no
+        lease lapses while an attempt is still running (attempts end within the timeout,
+        at most half the lease)."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self._settings.lease / 4):
+                now = self._clock()
+                if now - self._claimed_at > self._settings.lease / 2:
+                    with self._lock:
+                        store.extend_claim(self._conn, self._claim, now + self._settings.lease)
+                    self._claimed_at = now
+
+        thread = threading.Thread(target=renew, name="lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def _skip(self, item: store.OutboxItem, due: float, error: str, now: float, counts: Counts) -> None:
         """Put back, untried, a row whose target failed on an earlier row of the batch
         (given up instead if it is past ``forward.max_age``)."""
-        if now > item.queued_at + self._settings.max_age:
-            why = f"gave up after {item.attempts - 1} attempts: {error}"
-            store.mark_dead(self._conn, item.id, self._claim, why, count_attempt=False)
-            counts.dead += 1
-        else:
-            store.mark_retry(self._conn, item.id, self._claim, due, f"not tried: {error}", False)
-            counts.retried += 1
+        with self._lock:
+            if now > item.queued_at + self._settings.max_age:
+                why = f"gave up after {item.attempts - 1} attempts: {error}"
+                store.mark_dead(self._conn, item.id, self._claim, why, count_attempt=False)
+                counts.dead += 1
+            else:
+                store.mark_retry(self._conn, item.id, self._claim, due, f"not tried: {error}", False)
+                counts.retried += 1
 
-    def _deliver(self, item: store.OutboxItem, now: float) -> Result:
+    def _deliver(self, item: store.OutboxItem, now: float, stop: threading.Event | None) -> Result:
         target = self._targets.get(item.target)
         if target is None:
             return Result(False, "target no longer in the configuration", permanent=True)
         if target.target.type == "webhook":
-            record = store.export_record(self._conn, int(item.bounce["id"]))  # type: ignore[call-overload]
+            with self._lock:
+                record = store.export_record(self._conn, int(item.bounce["id"]))  # type: ignore[call-overload]
             if record is None:
                 return Result(False, "the bounce is no longer stored", permanent=True)
             identifier = webhook.event_id(item.dedup_key, item.target)
             payload = webhook.body(webhook.event(record, identifier))
             headers = webhook.headers(target.keys, identifier, int(now), payload)
-            return self._webhooks.post(target.target.url or "", payload, headers, now)
+            sender = self._webhooks.setdefault(item.target, WebhookSender(self._settings.timeout))
+            return sender.post(target.target.url or "", payload, headers, now, stop)
         to = target.target.to or ""
         if to == RETURN_PATH:
             to = str(item.bounce["bounce_address"] or item.sender)
             if not to:
                 return Result(False, "no return path known for the bounced message", permanent=True)
         raw_id = item.bounce["raw_id"]
-        raw = store.raw_message(self._conn, int(raw_id)) if raw_id is not None else None  # type: ignore[call-overload]
+        with self._lock:
+            raw = store.raw_message(self._conn, int(raw_id)) if raw_id is not None else None  # type: ignore[call-overload]
         if raw is None:
             return Result(False, "the raw bounce is no longer stored", permanent=True)
-        return self._mail.send(to, message.forwarded(raw, item.bounce))
+        mail = self._mail.setdefault(item.target, SmtpSender(self._smtp, self._settings.timeout))
+        return mail.send(to, message.forwarded(raw, item.bounce), stop)
 
     def _settle(self, item: store.OutboxItem, result: Result, now: float, counts: Counts) -> float | None:
         """Record ``result`` for ``item``; when it is retried, when it is due again."""
+        with self._lock:
+            return self._settle_locked(item, result, now, counts)
+
+    def _settle_locked(self, item: store.OutboxItem, result: Result, now: float, counts: Counts) -> float | None:
         where = f"outbox id={item.id} bounce={item.bounce['id']} target={item.target} attempt={item.attempts}"
         if result.delivered:
             store.mark_done(self._conn, item.id, self._claim, now)

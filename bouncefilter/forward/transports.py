@@ -6,6 +6,13 @@ the SMTP relay) and never raises for what the other side does: it returns a
 up. Web hooks: 2xx delivered; 429 and 5xx retried (``Retry-After`` honoured); any other
 status (410 Gone, other 4xx, redirects) given up. SMTP: 2xx delivered, 4xx retried, 5xx
 given up. A connection that fails, or an exchange longer than the timeout, is retried.
+
+The timeout bounds each whole attempt, not each read: a receiver that answers one byte a
+second is cut off when the attempt's time is up (:class:`Deadline` shuts the socket
+down from a watching thread, which wakes the read), and so is one in flight when the
+forwarder is asked to stop. A web hook's answer is read whole up to :data:`MAX_ANSWER`
+bytes; a longer one closes the connection, so the next request never meets the rest of
+it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ import logging
 import smtplib
 import socket
 import ssl
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -40,6 +50,51 @@ class Result:
 
 
 DELIVERED = Result(True)
+#: The most of a web hook's answer read; a longer one closes the connection.
+MAX_ANSWER = 64 * 1024
+#: How often a watching thread looks whether the forwarder is asked to stop, in seconds.
+_STOP_POLL = 0.1
+
+
+class Deadline:
+    """``with Deadline(seconds, stop, cut):`` runs the block with a watching thread that
+    calls ``cut`` (which must shut the block's socket down, waking whatever read or write
+    it waits in) once ``seconds`` pass or ``stop`` is set; ``expired`` then says which
+    (``"timed out"`` or ``"forwarder stopping"``), else it is empty."""
+
+    def __init__(self, seconds: float, stop: threading.Event | None, cut: Callable[[], None]) -> None:
+        self._seconds = seconds
+        self._stop = stop
+        self._cut = cut
+        self._done = threading.Event()
+        self.expired = ""
+
+    def __enter__(self) -> Deadline:
+        self._thread = threading.Thread(target=self._watch, name="deadline", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        ends = time.monotonic() + self._seconds
+        while not self._done.is_set():
+            left = ends - time.monotonic()
+            if left <= 0 or (self._stop is not None and self._stop.is_set()):
+                self.expired = "timed out" if left <= 0 else "forwarder stopping"
+                try:
+                    self._cut()
+                except OSError:
+                    pass  # already closed: nothing left to wake
+                return
+            self._done.wait(min(left, _STOP_POLL) if self._stop is not None else left)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    if sock is not None:
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class WebhookSender:
@@ -49,25 +104,32 @@ class WebhookSender:
         self._timeout = timeout
         self._connections: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
 
-    def post(self, url: str, body: bytes, headers: dict[str, str], now: float) -> Result:
-        """POST ``body`` to ``url`` with ``headers``; ``now`` (epoch seconds) reads an
-        HTTP-date ``Retry-After``. A kept connection the server has closed is opened
-        again once before the send counts as failed."""
+    def post(self, url: str, body: bytes, headers: dict[str, str], now: float,
+             stop: threading.Event | None = None) -> Result:
+        """POST ``body`` to ``url`` with ``headers``, within the timeout (or until ``stop``
+        is set); ``now`` (epoch seconds) reads an HTTP-date ``Retry-After``. A kept
+        connection the server has closed is opened again once before the send counts as
+        failed."""
         parts = urlsplit(url)
         origin = (parts.scheme, parts.hostname or "", parts.port)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
         for reused in (origin in self._connections, False):
             connection = self._connection(origin)
+            deadline = Deadline(self._timeout, stop, lambda: _shut(connection.sock))
             try:
-                connection.request("POST", path, body, headers)
-                response = connection.getresponse()
-                text = response.read(2048)
-                if response.will_close:
-                    self._drop(origin)
+                with deadline:
+                    connection.request("POST", path, body, headers)
+                    response = connection.getresponse()
+                    text = response.read(MAX_ANSWER)
+                    whole = response.isclosed() or not response.read(1)
+                if response.will_close or not whole:
+                    self._drop(origin)  # the rest of a long answer must not meet the next request
                 return _http_result(response, text, now)
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(origin)
+                if deadline.expired:
+                    return Result(False, deadline.expired, unreachable=True)
                 if reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
                     continue  # the server closed an idle kept connection: one fresh try
                 return Result(False, _network_error(exc), unreachable=True)
@@ -130,12 +192,15 @@ class SmtpSender:
         self._timeout = timeout
         self._session: smtplib.SMTP | None = None
 
-    def send(self, to: str, message: bytes) -> Result:
-        """Send ``message`` to ``to`` with ``MAIL FROM:<>``. A kept session the relay
-        has closed is opened again once before the send counts as failed."""
+    def send(self, to: str, message: bytes, stop: threading.Event | None = None) -> Result:
+        """Send ``message`` to ``to`` with ``MAIL FROM:<>``, within the timeout (or until
+        ``stop`` is set). A kept session the relay has closed is opened again once before
+        the send counts as failed."""
         for reused in (self._session is not None, False):
+            deadline = Deadline(self._timeout, stop, lambda: _shut(getattr(self._session, "sock", None)))
             try:
-                self._open().sendmail("", [to], message)
+                with deadline:
+                    self._open().sendmail("", [to], message)
                 return DELIVERED
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()))
@@ -145,6 +210,8 @@ class SmtpSender:
                 return _smtp_result(exc.smtp_code, exc.smtp_error, "relay")
             except (OSError, smtplib.SMTPException) as exc:
                 self.close()
+                if deadline.expired:
+                    return Result(False, deadline.expired, unreachable=True)
                 if reused and isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError)):
                     continue
                 return Result(False, _network_error(exc), unreachable=True)

@@ -46,6 +46,7 @@ class Received:
     body: bytes
     verified: bool
     status: int
+    at: float = field(default_factory=time.monotonic)  # when the request was read
 
     @property
     def event(self) -> dict[str, object]:
@@ -72,13 +73,18 @@ def signature_ok(keys: list[bytes], headers: dict[str, str], body: bytes, now: f
 class Hooks:
     """A web hook receiver. ``scripts`` maps a path to the statuses it answers for one
     event id, in order (the last one repeats; default 200); ``/stall`` first sleeps
-    ``stall`` seconds; a 429 or 503 carries ``Retry-After: retry_after``."""
+    ``stall`` seconds, and a path in ``delays`` that many; ``/trickle`` sends its whole
+    answer one byte every ``trickle`` seconds; ``/big`` answers with ``big`` bytes of body; a
+    429 or 503 carries ``Retry-After: retry_after``."""
 
     keys: list[bytes]
     scripts: dict[str, list[int]] = field(default_factory=dict)
     stall: float = 0.0
     retry_after: str = "120"
     delay: float = 0.0
+    delays: dict[str, float] = field(default_factory=dict)
+    trickle: float = 0.0
+    big: int = 10_000
     tls: ssl.SSLContext | None = None  # serve https with this context
     received: list[Received] = field(default_factory=list)
 
@@ -96,13 +102,22 @@ class Hooks:
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status = hooks._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                answer = b"x" * hooks.big if self.path == "/big" else b"ok"
+                if self.path == "/trickle":  # the whole answer, its status line included, a byte at a time
+                    try:
+                        for byte in f"HTTP/1.1 {status} OK\r\nContent-Length: 2\r\n\r\nok".encode():
+                            self.wfile.write(bytes([byte]))
+                            time.sleep(hooks.trickle)
+                    except OSError:
+                        self.close_connection = True
+                    return
                 try:
                     self.send_response(status)
                     if status in (429, 503):
                         self.send_header("Retry-After", hooks.retry_after)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(answer)
                 except OSError:
                     self.close_connection = True  # the client gave up waiting (a stall)
 
@@ -120,6 +135,8 @@ class Hooks:
             time.sleep(self.stall)
         if self.delay:
             time.sleep(self.delay)
+        if path in self.delays:
+            time.sleep(self.delays[path])
         with self._lock:
             key = (path, headers.get("webhook-id", ""))
             script = self.scripts.get(path, [200])
