@@ -29,6 +29,7 @@ from bouncefilter.core import verp
 import messages
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MIB = 1 << 20
 SCRIPT = Path(sys.executable).with_name("bouncefilter")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "bouncefilter"]
 CONFIG = f"""\
@@ -331,6 +332,39 @@ def test_the_default_keeps_an_unverified_messages_rows_not_its_bytes(site):
     token = site.record()
     stored(site, site.pipe(messages.postfix_dsn(token), messages.address(token)), outcome="bounce")
     assert site.count("SELECT count(*) FROM raw_messages") == 1  # the verified one only
+
+
+# -- big bounces ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_report_about_twenty_thousand_recipients_stores_every_one(site):
+    recipients = [f"user{n}@example.net" for n in range(20_000)]
+    token = site.record(recipients)
+    raw = dsn_about(token, recipients)
+    listing = b"".join(b"<" + r.encode() + b">: host mx.example.net[192.0.2.1] said: 550 5.1.1 User unknown\n"
+                       for r in recipients)
+    raw = raw.replace(b"be delivered to one or more recipients.\n", b"be delivered to one or more recipients.\n" + listing)
+    assert len(raw) > 6_000_000  # the notification alone is three times what used to be read
+    done = site.pipe(raw, messages.address(token), timeout=120)
+    obeys_contract(done)
+    assert site.count("SELECT count(*) FROM bounces WHERE outcome = 'bounce'") == 20_000
+
+
+@pytest.mark.parametrize("where", ["after a large notification", "below large headers"])
+def test_a_report_beyond_the_first_mebibyte_is_still_read(site, where):
+    token = site.record()
+    raw = messages.postfix_dsn(token)
+    if where == "below large headers":
+        trace = b"".join(b"Received: from relay%d.example.net by mx.example.test; Thu, 16 May 2024 06:02:31 +0000\n" % n
+                         for n in range(20_000))
+        raw = trace + raw
+    else:
+        raw = raw.replace(b"be delivered to one or more recipients.\n",
+                          b"be delivered to one or more recipients.\n" + b"The mail system says more.\n" * 80_000)
+    assert len(raw) > 3 * MIB // 2
+    row = stored(site, site.pipe(raw, messages.address(token)))
+    assert (row["outcome"], row["recipient"], row["reason"]) == ("bounce", "nobody@example.net", "userunknown")
 
 
 # -- once and only once -------------------------------------------------------------------

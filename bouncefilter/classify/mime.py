@@ -21,9 +21,11 @@ import codecs
 import re
 from collections.abc import Iterator, Sequence
 
-#: Only this much of a message is parsed for classification; what identifies a bounce
-#: always comes first, and a 25 MB returned attachment must not cost seconds.
+#: Only this much of a message is parsed for classification, unless a report part
+#: lies further (:func:`parse_limit`): a 25 MB returned attachment must not cost seconds.
 MAX_PARSE_BYTES = 1 << 20
+#: The media types of the machine-readable reports, which are always parsed whole.
+_REPORT_TYPES = (b"message/delivery-status", b"message/global-delivery-status", b"message/feedback-report")
 #: Nesting and part-count limits for walking a message.
 MAX_DEPTH = 12
 MAX_PARTS = 256
@@ -442,12 +444,40 @@ def _boundary_line(data: bytes, start: int, end: int, separator: bytes) -> tuple
 
 
 def parse(raw: bytes) -> Part:
-    """Parse a message from bytes (any line ends), limited to :data:`MAX_PARSE_BYTES`."""
-    if len(raw) > MAX_PARSE_BYTES:
-        raw = raw[:MAX_PARSE_BYTES]
+    """Parse a message from bytes (any line ends), limited to :func:`parse_limit`."""
+    limit = parse_limit(raw)
+    if len(raw) > limit:
+        raw = raw[:limit]
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return _Parser().entity(raw, 0, len(raw), "text/plain", 0)
+
+
+def parse_limit(raw: bytes) -> int:
+    """How much of ``raw`` to parse: :data:`MAX_PARSE_BYTES`, or up to the end of the
+    last report part (a DSN's delivery status, an ARF report) that begins or ends beyond
+    it. What makes a bounce a bounce is never cut, however large the notification before
+    it, the headers above it or the report itself (20,000 recipients take megabytes);
+    parsing leaves bodies undecoded, so a long way to the report costs little."""
+    if len(raw) <= MAX_PARSE_BYTES:
+        return len(raw)
+    start = max(_last_report_type(raw, name) for name in _REPORT_TYPES)
+    if start < 0:
+        return MAX_PARSE_BYTES
+    end = raw.find(b"\n--", start)  # no field of a report begins with "--": a boundary does
+    return max(MAX_PARSE_BYTES, len(raw) if end < 0 else end + 1)
+
+
+def _last_report_type(raw: bytes, name: bytes) -> int:
+    """Where the last ``Content-Type: NAME`` field of ``raw`` is, or -1 (case-insensitive
+    in the field name; the media type as MTAs write it, in lower case)."""
+    index = raw.rfind(name)
+    while index >= 0:
+        line = raw.rfind(b"\n", 0, index) + 1
+        if raw[line:index].lower().replace(b" ", b"").replace(b"\t", b"").startswith(b"content-type:"):
+            return index
+        index = raw.rfind(name, 0, index)
+    return -1
 
 
 def parse_headers(text: str) -> Part:

@@ -79,10 +79,11 @@ _KINDS = frozenset(Kind)
 
 
 def outcome(kind: str, parser: str, status: str, recipient: str, original_recipient: str,
-            sent_to: Sequence[str] | None) -> str:
+            sent_to: frozenset[str] | None) -> str:
     """A record's outcome, given its kind (``""`` when no parser claimed the message), the
     token's verdict status (``""`` for no token) and ``sent_to``, the recipients of the
-    message the token names (``None`` when the store has no row for it).
+    message the token names as :func:`addressees` gives them (``None`` when the store has
+    no row for it).
 
     With a valid token a record is its kind, except that a record naming a recipient
     (:data:`NAMED`) of a known message is a ``stranger`` unless that message was sent to
@@ -103,11 +104,16 @@ def outcome(kind: str, parser: str, status: str, recipient: str, original_recipi
     return Outcome.NOTOKEN if kind else Outcome.UNKNOWN
 
 
-def sent_to_either(recipient: str, original_recipient: str, sent_to: Sequence[str]) -> bool:
+def addressees(recipients: Sequence[str]) -> frozenset[str]:
+    """A sent message's recipients as :func:`outcome` compares them. Addresses compare
+    without regard to case: the domain is case-insensitive, and the local part, which
+    RFC 5321 leaves to the receiving system, is folded by nearly every one, and by many
+    bounces as they quote it."""
+    return frozenset(address.lower() for address in recipients)
+
+
+def sent_to_either(recipient: str, original_recipient: str, sent_to: frozenset[str]) -> bool:
     """Whether ``recipient`` or ``original_recipient`` (``rfc822;addr`` or bare) is one
-    of ``sent_to``. Addresses compare without regard to case: the domain is
-    case-insensitive, and the local part, which RFC 5321 leaves to the receiving system,
-    is folded by nearly every one, and by many bounces as they quote it."""
-    wanted = {address.lower() for address in sent_to}
+    of ``sent_to`` (:func:`addressees`)."""
     candidates = (recipient, clean_address(original_recipient) if original_recipient else "")
-    return any(candidate and candidate.lower() in wanted for candidate in candidates)
+    return any(candidate and candidate.lower() in sent_to for candidate in candidates)

@@ -226,17 +226,18 @@ def bounce_rows(classification: Classification, verdict: verp.Verdict | None,
                      original_message_id=classification.original.message_id,
                      subject=classification.original.subject, token=classification.original.token),
     )
-    return [_row(record, verdict, message, settings) for record in records]
+    sent_to = correlation.addressees(message.recipients) if message is not None else None
+    return [_row(record, verdict, message, sent_to, settings) for record in records]
 
 
 def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessage | None,
-         settings: Settings | None) -> store.Bounce:
+         sent_to: frozenset[str] | None, settings: Settings | None) -> store.Bounce:
     recipient = record.recipient
     valid = verdict is not None and verdict.valid
     if not recipient and message is not None and len(message.recipients) == 1 and valid and record.kind in _KINDS:
         recipient = message.recipients[0]  # a redacted complaint about a one-recipient message
     outcome = correlation.outcome(record.kind, record.parser, verdict.status if verdict else "", recipient,
-                                  record.original_recipient, message.recipients if message else None)
+                                  record.original_recipient, sent_to)
     token = (verdict.token if verdict else "") or record.token
     if message is not None:  # what the bounce did not return, the sent message's row knows
         record = record._replace(original_message_id=record.original_message_id or message.message_id,
