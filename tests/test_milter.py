@@ -38,6 +38,7 @@ from bouncefilter.core.record import TRACKING_HEADER
 from bouncefilter.milter import decision, handler
 from bouncefilter.milter import engine as milterserver
 from bouncefilter.milter import service as bfmilter
+from bouncefilter.milter import wire as milterwire
 from bouncefilter.milter.decision import Policy
 from bouncefilter.milter.handler import AnsweringMilter, InFlight, OutboundMilter, QuietMilter
 from bouncefilter.milter.recorder import Recorder
@@ -517,7 +518,7 @@ def test_the_policy_for_the_settings_signs_with_the_first_key():
 class Daemon:
     """``bouncefilter milter`` in a subprocess, logging to a file."""
 
-    def __init__(self, folder: Path, socket_spec: str, engine: str = "asyncio") -> None:
+    def __init__(self, folder: Path, socket_spec: str, engine: str = "asyncio", milter: str = "") -> None:
         self.folder = folder
         self.spec = socket_spec
         self.database = folder / "bouncefilter.db"
@@ -526,7 +527,7 @@ class Daemon:
         (folder / "bouncefilter.yaml").write_text(
             f"database: {self.database}\n"
             f"verp: {{domain: {VERP_DOMAIN}, keys: [{KEY}]}}\n"
-            f"milter: {{socket: '{socket_spec}', stop_timeout: 20, engine: {engine}}}\n"
+            f"milter: {{socket: '{socket_spec}', stop_timeout: 20, engine: {engine}{milter}}}\n"
             "logging: {target: stderr, level: DEBUG}\n"
             f"accounts: {accounts_yaml}\n",
             encoding="utf-8",
@@ -541,6 +542,11 @@ class Daemon:
             assert self.process.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "the milter did not start"
             time.sleep(0.05)
+
+    def rss_mb(self) -> float:
+        """The daemon's resident memory now, in MB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
     def stop(self) -> int:
         """SIGTERM, then the exit status (libmilter takes a few seconds)."""
@@ -686,3 +692,62 @@ def test_the_milter_removes_only_the_socket_file_it_made(tmp_path):
     milterserver.remove_socket(milterserver.SocketFile(str(path), os.stat(path)))
     assert not path.exists()
     milterserver.remove_socket(None)
+
+
+@pytest.mark.slow
+def test_the_asyncio_engine_holds_300_hostile_connections_and_drops_them_when_they_stall(tmp_path, capsys):
+    tmp_path.chmod(0o755)
+    daemon = Daemon(tmp_path, f"unix:{tmp_path}/milter.sock", milter=", idle_timeout: 60")  # a packet: 2 s
+    path = str(tmp_path / "milter.sock")
+    before = daemon.rss_mb()
+    hostile = []
+    partial = struct.pack("!I", milterwire.MAX_PACKET) + b"L" + b"x" * (milterwire.MAX_PACKET - 2)  # one byte short
+    for _ in range(300):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(path)
+        sock.sendall(partial)
+        hostile.append(sock)
+    time.sleep(0.5)
+    holding = daemon.rss_mb()
+    deadline = time.monotonic() + 10
+    for sock in hostile:
+        sock.settimeout(max(deadline - time.monotonic(), 0.1))
+        assert sock.recv(1) == b""  # closed by the milter, not by us
+        sock.close()
+    dropped = time.monotonic()
+    client = WireClient(daemon.spec)  # and the next MTA is served as ever
+    client.negotiate()
+    assert client.start("<orders@shop.example.com>", ["<alice@example.net>"], TRACKED) is None
+    assert [cmd for cmd, _ in client.end("4NEW")] == [b"e", b"h", b"m", b"c"]
+    client.close()
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert log.count("milter connection dropped: an unfinished packet for 2 s") == 300
+    with capsys.disabled():
+        print(f"\nmilter memory: {before:.0f} MB, with 300 hostile connections {holding:.0f} MB; "
+              f"all dropped {dropped - deadline + 10:.1f} s after they stalled")
+    assert holding - before < 120  # 300 packets of up to 256 KiB each, nothing more
+
+
+def test_a_packet_larger_than_postfix_ever_writes_is_refused_and_a_100_kib_header_taken():
+    decoder = milterwire.Decoder()
+    header = b"Subject\0" + b"s" * 100 * 1024 + b"\0"  # Postfix's header_size_limit: 102400
+    assert decoder.feed(milterwire.packet(b"L", header)) == [(b"L", header)]
+    with pytest.raises(milterwire.ProtocolError):
+        decoder.feed(struct.pack("!I", milterwire.MAX_PACKET + 1) + b"L")
+
+
+
+@pytest.mark.slow
+def test_the_asyncio_engine_closes_a_connection_that_sends_nothing_for_idle_timeout(tmp_path):
+    tmp_path.chmod(0o755)
+    daemon = Daemon(tmp_path, f"unix:{tmp_path}/milter.sock", milter=", idle_timeout: 1")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(tmp_path / "milter.sock"))
+    sock.settimeout(10)
+    started = time.monotonic()
+    assert sock.recv(1) == b""
+    assert 0.9 < time.monotonic() - started < 3
+    sock.close()
+    assert daemon.stop() == 0
+    assert "milter connection dropped: nothing for 1 s" in daemon.log.read_text()

@@ -79,9 +79,16 @@ class MilterSettings(NamedTuple):
     #: Who speaks the milter protocol: bouncefilter's own asyncio engine, or pymilter's
     #: libmilter (threads; costs Postfix more throughput, see the README).
     engine: Annotated[Literal["asyncio", "libmilter"], _LOWER] = "asyncio"
+    #: The asyncio engine closes a connection that sends nothing for this long, in seconds
+    #: (libmilter's own timeout, 7210 s, outlasts any SMTP session Postfix keeps open),
+    #: and one that leaves a packet unfinished for a thirtieth of it (at most 30 s):
+    #: Postfix writes every packet whole.
+    idle_timeout: float = 7210
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work in these settings."""
+        if self.idle_timeout <= 0:
+            yield "idle_timeout", "must be more than 0"
         match = _SOCKET.fullmatch(self.socket)
         if not match or (match.group(1) and not 0 < int(match.group(1)) < 65536):
             yield "socket", f"expected unix:/PATH or inet:PORT@HOST, got {self.socket!r}"

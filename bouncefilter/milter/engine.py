@@ -27,6 +27,10 @@ import uvloop
 
 from bouncefilter.milter import wire
 
+#: How long a connection may send nothing before it is closed (libmilter's default).
+IDLE_TIMEOUT = 7210.0
+#: The longest a packet may stay unfinished (Postfix writes every packet whole).
+PARTIAL_SECONDS = 30.0
 log = logging.getLogger(__name__)
 
 # pymilter's (libmilter's SMFIS_*) return codes and protocol bits, as plain ints: the
@@ -134,8 +138,11 @@ class Context:
 class Session(asyncio.Protocol):
     """One MTA connection: packets in, the handler's replies out, one write per read."""
 
-    def __init__(self, factory: Callable[[], Handler], on_error: str, sessions: set[Session]) -> None:
+    def __init__(self, factory: Callable[[], Handler], on_error: str, sessions: set[Session],
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
         self._factory = factory
+        self._idle_timeout = idle_timeout
+        self._timer: asyncio.TimerHandle | None = None
         self._failure_reply = TEMPFAIL if on_error == "tempfail" else CONTINUE
         self._sessions = sessions
         self._decoder = wire.Decoder()
@@ -157,6 +164,18 @@ class Session(asyncio.Protocol):
         self._tcp = sock if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) else None
         if self._tcp is not None:  # find out about an MTA host that went away, as libmilter does
             self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._arm(self._idle_timeout)
+
+    def _arm(self, seconds: float) -> None:
+        """Close the connection unless more comes within ``seconds``."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire, seconds)
+
+    def _expire(self, seconds: float) -> None:
+        what = "an unfinished packet" if self._decoder.pending else "nothing"
+        log.warning("milter connection dropped: %s for %g s", what, seconds)
+        self.close()
 
     def data_received(self, data: bytes) -> None:
         if self._tcp is not None:
@@ -179,8 +198,12 @@ class Session(asyncio.Protocol):
             self._transport.write(b"".join(replies))
         if self._closing:
             self.close()
+            return
+        self._arm(min(self._idle_timeout / 30, PARTIAL_SECONDS) if self._decoder.pending else self._idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         self._end_handler()
         self._sessions.discard(self)
 
@@ -357,7 +380,7 @@ class Flight(Protocol):
 
 
 def run(spec: str, factory: Callable[[], Handler], *, group: str | None, on_error: str, flight: Flight,
-        stop_timeout: float, on_listening: Callable[[], None]) -> None:
+        stop_timeout: float, on_listening: Callable[[], None], idle_timeout: float = IDLE_TIMEOUT) -> None:
     """Serve ``spec`` until SIGTERM, SIGINT or SIGHUP; raises :class:`MilterStartError`.
 
     On the signal, messages already started may finish (up to ``stop_timeout`` seconds)
@@ -369,14 +392,14 @@ def run(spec: str, factory: Callable[[], Handler], *, group: str | None, on_erro
     connection for every SMTP session, often one message).
     """
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve(spec, factory, group, on_error, flight, stop_timeout, on_listening))
+        runner.run(_serve(spec, factory, group, on_error, flight, stop_timeout, on_listening, idle_timeout))
 
 
 async def _serve(spec: str, factory: Callable[[], Handler], group: str | None, on_error: str, flight: Flight,
-                 stop_timeout: float, on_listening: Callable[[], None]) -> None:
+                 stop_timeout: float, on_listening: Callable[[], None], idle_timeout: float) -> None:
     loop = asyncio.get_running_loop()
     sessions: set[Session] = set()
-    server, socket_file = await _listen(spec, group, lambda: Session(factory, on_error, sessions))
+    server, socket_file = await _listen(spec, group, lambda: Session(factory, on_error, sessions, idle_timeout))
     stopping = asyncio.Event()
     hurry = asyncio.Event()
 
@@ -416,11 +439,11 @@ async def _listen(spec: str, group: str | None,
     try:
         if not path:
             host, port = tcp_address(spec)
-            server = await loop.create_server(protocol, host, port, reuse_address=True)
+            server = await loop.create_server(protocol, host, port, reuse_address=True, backlog=socket.SOMAXCONN)
             return server, None
         if not os.path.isdir(os.path.dirname(path) or "."):
             raise MilterStartError(f"the folder of the socket {path} does not exist")
-        server = await loop.create_unix_server(protocol, path)  # replaces a stale socket file
+        server = await loop.create_unix_server(protocol, path, backlog=socket.SOMAXCONN)  # replaces a stale socket file
     except OSError as exc:
         raise MilterStartError(f"cannot listen on {spec}: {exc.strerror or exc}") from None
     try:

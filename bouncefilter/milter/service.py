@@ -94,7 +94,8 @@ def serve(settings: Settings, socket_spec: str | None = None) -> None:
         else:
             engine.run(spec, lambda: cls(policy, recorder, flight), group=settings.milter.socket_group,
                              on_error=settings.milter.on_error, flight=flight,
-                             stop_timeout=settings.milter.stop_timeout, on_listening=listening)
+                             stop_timeout=settings.milter.stop_timeout, on_listening=listening,
+                             idle_timeout=settings.milter.idle_timeout)
     finally:
         recorder.close()
     log.info("bouncefilter milter stopped")

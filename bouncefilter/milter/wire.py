@@ -15,7 +15,7 @@ from collections.abc import Mapping
 VERSION = 6
 #: Longest packet accepted (libmilter's limit is the same order): a larger length is a
 #: broken or hostile peer, not mail.
-MAX_PACKET = 1 << 20
+MAX_PACKET = 256 * 1024
 
 # Commands from the MTA.
 ABORT = b"A"
@@ -57,6 +57,11 @@ class Decoder:
 
     def __init__(self) -> None:
         self._buffer = b""
+
+    @property
+    def pending(self) -> int:
+        """The bytes of an unfinished packet held."""
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
         """The whole packets completed by ``data``, in order; raises :class:`ProtocolError`."""
