@@ -12,6 +12,7 @@ import grp
 import io
 import json
 import os
+import resource
 import signal
 import socket
 import sqlite3
@@ -518,7 +519,8 @@ def test_the_policy_for_the_settings_signs_with_the_first_key():
 class Daemon:
     """``bouncefilter milter`` in a subprocess, logging to a file."""
 
-    def __init__(self, folder: Path, socket_spec: str, engine: str = "asyncio", milter: str = "") -> None:
+    def __init__(self, folder: Path, socket_spec: str, engine: str = "asyncio", milter: str = "",
+                 open_files: int | None = None) -> None:
         self.folder = folder
         self.spec = socket_spec
         self.database = folder / "bouncefilter.db"
@@ -536,6 +538,8 @@ class Daemon:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bouncefilter", "milter", "--config", str(folder / "bouncefilter.yaml")],
                 stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=None if open_files is None else (
+                    lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))),
             )
         deadline = time.monotonic() + 20
         while "listening on" not in self.log.read_text():
@@ -751,3 +755,22 @@ def test_the_asyncio_engine_closes_a_connection_that_sends_nothing_for_idle_time
     sock.close()
     assert daemon.stop() == 0
     assert "milter connection dropped: nothing for 1 s" in daemon.log.read_text()
+
+
+@pytest.mark.slow
+def test_connections_near_the_open_file_limit_are_said_in_the_log(tmp_path):
+    tmp_path.chmod(0o755)
+    daemon = Daemon(tmp_path, f"unix:{tmp_path}/milter.sock", open_files=96)
+    socks = []
+    for _ in range(80):  # past 96 - 32: the warning; past what is left: resets, which no one would see
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(str(tmp_path / "milter.sock"))
+        socks.append(sock)
+    time.sleep(0.5)
+    for sock in socks:
+        sock.close()
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert "MTA connections open and 96 files allowed (RLIMIT_NOFILE): new connections are reset" in log
+    assert log.count("files allowed (RLIMIT_NOFILE)") == 1  # once a minute at most
+

@@ -18,8 +18,10 @@ import asyncio
 import grp
 import logging
 import os
+import resource
 import signal
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -31,6 +33,10 @@ from bouncefilter.milter import wire
 IDLE_TIMEOUT = 7210.0
 #: The longest a packet may stay unfinished (Postfix writes every packet whole).
 PARTIAL_SECONDS = 30.0
+#: Open files the milter needs besides its MTA connections (database, log, sockets).
+FILE_HEADROOM = 32
+#: How often the warning that connections near the open-file limit is repeated, at most.
+FILE_WARNING_SECONDS = 60.0
 log = logging.getLogger(__name__)
 
 # pymilter's (libmilter's SMFIS_*) return codes and protocol bits, as plain ints: the
@@ -160,6 +166,7 @@ class Session(asyncio.Protocol):
         # uvloop's transports are not registered as asyncio.Transport, though they are one.
         self._transport = transport = cast(asyncio.Transport, transport)
         self._sessions.add(self)
+        _watch_files(len(self._sessions))
         sock = transport.get_extra_info("socket")
         self._tcp = sock if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) else None
         if self._tcp is not None:  # find out about an MTA host that went away, as libmilter does
@@ -322,6 +329,22 @@ class SocketFile(NamedTuple):
 
     path: str
     created: os.stat_result
+
+
+_warned_at = [-FILE_WARNING_SECONDS]
+
+
+def _watch_files(connections: int) -> None:
+    """Warn (once a minute at most) when the MTA connections near the open-file limit:
+    past it, the event loop resets every new connection without a word, and Postfix
+    then applies milter_default_action to its mail."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    now = time.monotonic()
+    if limit != resource.RLIM_INFINITY and connections >= limit - FILE_HEADROOM and \
+            now - _warned_at[0] >= FILE_WARNING_SECONDS:
+        _warned_at[0] = now
+        log.warning("%d MTA connections open and %d files allowed (RLIMIT_NOFILE): new connections are reset "
+                    "once they run out; raise LimitNOFILE (systemd) or the limit", connections, limit)
 
 
 def unix_path(spec: str) -> str:
