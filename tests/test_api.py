@@ -3,6 +3,7 @@ formats, filters, paging, errors, tokens and the wall between accounts."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -14,7 +15,7 @@ import pytest
 
 from bouncefilter import store
 from bouncefilter.api import app as api
-from bouncefilter.api import tokens
+from bouncefilter.api import query, tokens
 from bouncefilter.core.record import BounceRecord
 
 from api_data import DAY0, ROWS, SENT, Served, fetch, seed, serving
@@ -263,6 +264,79 @@ def test_bad_requests_get_a_json_error_saying_what_was_wrong(app, path, status, 
     assert error["status"] == status and words in error["message"]
 
 
+def raw_cursor(text: str) -> str:
+    """A cursor made up by the client: ``text`` (``received_at/id``) as the API encodes one."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(("path", "words"), [
+    # Issue 14, item 5: a 500 with a traceback, or an answer where the API cannot have meant one.
+    (WINDOW + "?limit=%C2%B2", "limit: expected a whole number"),  # str.isdigit() takes it, int() does not
+    (WINDOW + "?limit=%D9%A1", "limit: expected a whole number"),  # an Arabic-Indic 1: ASCII digits only
+    (WINDOW + "?limit=%EF%BC%92", "limit: expected a whole number"),  # a fullwidth 2
+    (WINDOW + "?limit=" + "9" * 5000, "limit: expected a whole number"),  # past int()'s 4,300 digits
+    (WINDOW + "?cursor=" + query.cursor((DAY0, 2**63)), "cursor"),  # past SQLite's integers
+    (WINDOW + "?cursor=" + query.cursor((DAY0, 10**30)), "cursor"),
+    (WINDOW + "?cursor=" + raw_cursor(f"{DAY0!r}/{'9' * 5000}"), "cursor"),
+    (WINDOW + "?cursor=" + query.cursor((1e300, 1)), "cursor"),  # a time no record has
+    (WINDOW + "?cursor=" + query.cursor((-1.0, 1)), "cursor"),
+    ("/v1/stats/9999-12-31/9999-12-31T23:59:59.999999999Z", "end: '9999-12-31T23:59:59.999999999Z' is not between"),
+    ("/v1/stats/9999-12-31T23:00:00-05:00/9999-12-31T23:30:00-05:00", "start: '9999-12-31T23:00:00-05:00' is not"),
+    ("/v1/stats/0001-01-01T00:00:00%2B14:00/0001-02-01", "start: '0001-01-01T00:00:00+14:00' is not between"),
+    ("/v1/bounces/0001-01-01T00:00:00%2B01:00/0001-01-02", "start: '0001-01-01T00:00:00+01:00' is not between"),
+    ("/v1/bounces/9999-12-31/9999-12-31T23:59:59.5Z", "end"),
+    ("/v1/bounces/%D9%A1/raw", "start"),  # not record 1: a record id is in ASCII digits too
+])
+def test_what_fuzzing_found_is_a_json_400_naming_the_parameter(app, path, words):
+    reply = fetch(app.url + path, app.tokens["admin"])
+    assert (reply.status, reply.headers["content-type"]) == (400, "application/json")
+    error = reply.json()["error"]
+    assert error["status"] == 400 and words in error["message"]
+
+
+@pytest.mark.parametrize(("start", "end"), [("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31"),
+                                            ("9999-12-31", "9999-12-31T23:59:59Z")])
+def test_the_first_and_last_days_a_date_can_hold_are_windows_like_any(app, start, end):
+    stats = fetch(f"{app.url}/v1/stats/{start}/{end}", app.tokens["admin"])
+    assert stats.status == 200 and stats.json()["accounts"][0]["bounced"]["total"] == 0
+    assert fetch(f"{app.url}/v1/bounces/{start}/{end}?limit=1", app.tokens["admin"]).json() == []
+
+
+@pytest.mark.parametrize(("period", "status", "shown"), [
+    ("end=0001-01-01", 400, "the window [0001-01-01, 0001-01-01) is empty"),
+    ("end=0001-01-10", 200, 'name="start" value="0001-01-01"'),  # the default 30 days, cut at the first day
+    ("start=9999-12-31", 400, "end must be after start"),
+    ("start=9999-12-31&end=9999-12-31T23:59:59Z", 200, 'name="start" value="9999-12-31"'),
+    ("end=9999-12-31T23:59:59.5Z", 400, "end: &#x27;9999-12-31T23:59:59.5Z&#x27; is not between"),
+    ("start=0001-01-01T00:00%2B00:01&end=0001-01-02", 400, "start: &#x27;0001-01-01T00:00+00:01&#x27; is not between"),
+])
+def test_the_page_says_what_is_wrong_with_a_period_past_the_years_a_date_holds(app, period, status, shown):
+    reply = fetch(f"{app.url}/?{period}", app.tokens["admin"])
+    assert reply.status == status and reply.headers["content-type"] == "text/html; charset=utf-8"
+    assert shown in reply.body.decode()
+
+
+@pytest.mark.parametrize(("path", "token", "content_type"), [
+    (WINDOW, "shop", "application/json"),
+    (WINDOW + "?format=csv", "shop", "text/csv; charset=utf-8"),
+    (WINDOW + "?format=jsonl&limit=1", "shop", "application/x-ndjson"),
+    ("/v1/stats/2026-11-01/2026-11-04", "shop", "application/json"),
+    ("/v1/bounces/{raw}/raw", "shop", "message/rfc822"),
+    ("/healthz", None, "application/json"),
+    ("/?start=2026-11-01&end=2026-11-04", "shop", "text/html; charset=utf-8"),
+    ("/", None, "text/html; charset=utf-8"),
+    ("/v1/nothing", "shop", "application/json"),
+    (WINDOW + "?limit=ten", "shop", "application/json"),
+    (WINDOW, None, "application/json"),
+    ("/?access_token={token}", None, None),  # the redirect that moves the token into the cookie
+])
+def test_every_answer_says_nosniff(app, path, token, content_type):
+    path = path.format(raw=app.ids["a1@example.net"], token=app.tokens["shop"])
+    reply = fetch(app.url + path, app.tokens.get(token or ""))
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers.get("content-type") == content_type
+
+
 @pytest.mark.parametrize(("token", "header", "detail"), [
     (None, None, "required"),
     ("bf_00000000_" + "A" * 43, None, "not valid"),
@@ -326,6 +400,27 @@ def test_the_access_log_never_holds_a_token(app, caplog):
     lines = [record.getMessage() for record in caplog.records if record.name == "bouncefilter.api.app"]
     assert any("access_token=REDACTED" in line and "kind=bounce" in line for line in lines)
     assert len(lines) >= 3 and not any(token in line or token[12:] in line for line in lines)
+
+
+@pytest.mark.parametrize(("target", "logged"), [
+    ("/healthz?x=1%0a127.0.0.1%20GET%20/healthz%20200", "/healthz?x=1\\x0a127.0.0.1 GET /healthz 200 200"),
+    ("/v1/nothing%0d%0a127.0.0.1%20GET%20/healthz", "/v1/nothing\\x0d\\x0a127.0.0.1 GET /healthz 404"),
+    ("/healthz?x=%00%1b[2J%7f", "/healthz?x=\\x00\\x1b[2J\\x7f 200"),
+    ("/healthz?x=%E2%80%A8%C2%85", "/healthz?x=\\u2028\\x85 200"),
+    ("/healthz?x=\\x0a", "/healthz?x=\\\\x0a 200"),  # a backslash the client sent cannot pass for an escape
+    ("/healthz?x=%E2%82%AC+%26", "/healthz?x=\u20ac & 200"),  # the query decoded, as the API reads it
+    ("/healthz?access%5Ftoken=TOKEN", "/healthz?access_token=REDACTED 200"),
+    ("/healthz?%61ccess_token=TOKEN&x=1", "/healthz?access_token=REDACTED&x=1 200"),
+    ("/healthz?acces_token=TOKEN", "/healthz?acces_token=bf_KEYID_REDACTED 200"),  # misspelt: still not written
+    ("/v1/TOKEN", "/v1/bf_KEYID_REDACTED 404"),
+])
+def test_the_access_log_cannot_be_forged_and_holds_no_token_however_it_is_escaped(app, caplog, target, logged):
+    caplog.set_level(logging.INFO, logger="bouncefilter.api.app")
+    token = app.tokens["news"]
+    fetch(app.url + target.replace("TOKEN", token))
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "bouncefilter.api.app"]
+    assert line.endswith(" GET " + logged.replace("KEYID", tokens.key_id(token) or ""))
+    assert token[12:] not in line and not any(ord(char) < 32 or 0x7F <= ord(char) < 0xA0 for char in line)
 
 
 def test_healthz_says_the_store_is_reachable_and_current(app, tmp_path):

@@ -25,6 +25,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from bouncefilter import store
 from bouncefilter.api import http, page, query, stats, tokens
@@ -53,7 +54,6 @@ _HTML_HEADERS = [
     ("Content-Security-Policy",
      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
     ("Referrer-Policy", "no-referrer"),
-    ("X-Content-Type-Options", "nosniff"),
 ]
 
 Connect = Callable[[], store.Connection]
@@ -104,7 +104,7 @@ class Api:
         self._clock = clock
         self._routes: tuple[tuple[re.Pattern[str], dict[str, Callable[..., Response]]], ...] = (
             (re.compile(r"/healthz"), {"GET": self.healthz}),
-            (re.compile(r"/v1/bounces/(?P<id>\d{1,18})/raw"), {"GET": self.raw}),
+            (re.compile(r"/v1/bounces/(?P<id>[0-9]{1,18})/raw"), {"GET": self.raw}),
             (re.compile(r"/v1/bounces/(?P<start>[^/]+)/(?P<end>[^/]+)"), {"GET": self.bounces}),
             (re.compile(r"/v1/stats/(?P<start>[^/]+)/(?P<end>[^/]+)"), {"GET": self.stats}),
             (re.compile(r"/"), {"GET": self.overview}),
@@ -201,7 +201,7 @@ class Api:
             kind = "message/rfc822"
         return Response(200, [("Content-Type", kind), ("Content-Length", str(len(data))),
                               ("Content-Disposition", f'inline; filename="bounce-{bounce_id}.eml"'),
-                              ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")], [data])
+                              ("Cache-Control", "no-store")], [data])
 
     def stats(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """Counts per day, outcome, reason and recipient domain, and sent totals, per account."""
@@ -254,9 +254,10 @@ class Api:
 
     def _period(self, params: Mapping[str, str]) -> tuple[float, float]:
         """The page's window: ``start``/``end`` (``end`` exclusive), by default the last
-        :data:`DEFAULT_DAYS` days up to and including today (UTC); 400 as for the API."""
+        :data:`DEFAULT_DAYS` days up to and including today (UTC), never before
+        :data:`~bouncefilter.api.query.EARLIEST`; 400 as for the API."""
         end = params.get("end") or query.day(window.last_days(self._clock(), DEFAULT_DAYS)[1])
-        start = params.get("start") or query.day(query.moment(end, "end") - DEFAULT_DAYS * 86400)
+        start = params.get("start") or query.day(max(query.moment(end, "end") - DEFAULT_DAYS * 86400, query.EARLIEST))
         return query.window(start, end, self.settings.api.max_window_days)
 
     def _names(self) -> list[str]:
@@ -433,16 +434,42 @@ def _html(status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> Re
     return Response(status, [*_HTML_HEADERS, ("Content-Length", str(len(body))), *headers], [body])
 
 
-_TOKEN_IN_QUERY = re.compile(r"(?<![^&])(access_token=)[^&]*")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
 
 
 def redact(query_string: str) -> str:
-    """The query string with the value of ``access_token`` replaced by ``REDACTED``."""
-    return _TOKEN_IN_QUERY.sub(r"\1REDACTED", query_string)
+    """The query string decoded (``+``, ``%XX``, octets read as UTF-8), with the value of
+    ``access_token`` replaced by ``REDACTED`` however its name was escaped."""
+    pieces = []
+    for piece in query_string.split("&"):
+        name, equals, value = piece.partition("=")
+        name = _decoded(name)
+        pieces.append(name + equals + ("REDACTED" if name == "access_token" else _decoded(value)))
+    return "&".join(pieces)
+
+
+def _decoded(text: str) -> str:
+    """``text`` from a query string with ``+`` and ``%XX`` undone, read as UTF-8."""
+    return unquote_to_bytes(text.replace("+", " ").encode("latin-1", "replace")).decode("utf-8", "replace")
+
+
+def _printable(text: str) -> str:
+    """``text`` with each control character (line breaks, NUL, escape...) and the
+    backslash written as an escape, ``\\x0a``, ``\\u2028``, ``\\\\``: a request can neither
+    add a line to the log nor pass for one."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    """The escape of the one character ``match`` holds."""
+    code = ord(match.group())
+    return "\\\\" if code == 0x5C else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _access_log(environ: Mapping[str, Any], status: int) -> None:
-    """One line per request; a token in the URL is never written (:func:`redact`)."""
+    """One line per request, its path and query decoded and then :func:`_printable`; a
+    token in the URL is never written (:func:`redact`, :func:`bouncefilter.api.tokens.redact`)."""
     query_string = redact(str(environ.get("QUERY_STRING", "")))
-    target = str(environ.get("PATH_INFO", "/")) + (f"?{query_string}" if query_string else "")
-    log.info("%s %s %s %d", environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD", "-"), target, status)
+    target = tokens.redact(http.path(environ) + (f"?{query_string}" if query_string else ""))
+    log.info("%s %s %s %d", _printable(str(environ.get("REMOTE_ADDR", "-"))),
+             _printable(str(environ.get("REQUEST_METHOD", "-"))), _printable(target), status)

@@ -39,6 +39,12 @@ class Response:
     headers: list[tuple[str, str]]
     body: Iterable[bytes] = ()
 
+    def __post_init__(self) -> None:
+        """Every answer carries ``X-Content-Type-Options: nosniff``: a browser takes its
+        content type as given (a CSV of remote text is never run as a page or script)."""
+        if not any(name.lower() == "x-content-type-options" for name, _ in self.headers):
+            self.headers = [*self.headers, ("X-Content-Type-Options", "nosniff")]
+
     def status_line(self) -> str:
         """``200 OK`` and the like."""
         return f"{self.status} {HTTPStatus(self.status).phrase}"
@@ -87,11 +93,14 @@ class Request:
 
 def parse(environ: Mapping[str, Any]) -> Request:
     """The request in a WSGI ``environ``; :class:`HttpError` 400 for a parameter given twice."""
-    path = environ.get("PATH_INFO") or "/"
-    # PEP 3333 hands PATH_INFO over as bytes decoded as latin-1: give back the UTF-8.
-    path = path.encode("latin-1", "replace").decode("utf-8", "replace")
     query = _single(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
-    return Request(str(environ.get("REQUEST_METHOD", "GET")).upper(), path, query, environ)
+    return Request(str(environ.get("REQUEST_METHOD", "GET")).upper(), path(environ), query, environ)
+
+
+def path(environ: Mapping[str, Any]) -> str:
+    """The request's path (``PATH_INFO``, ``/`` when empty) as the client wrote it in UTF-8."""
+    # PEP 3333 hands PATH_INFO over as bytes decoded as latin-1: give back the UTF-8.
+    return str(environ.get("PATH_INFO") or "/").encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def _single(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

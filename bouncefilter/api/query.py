@@ -22,18 +22,28 @@ from bouncefilter.core.record import Kind
 
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_CURSOR = re.compile(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)/(\d+)")
+_CURSOR = re.compile(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)/(\d{1,19})")
+_WHOLE = re.compile(r"[0-9]{1,9}")
 #: The most rows one page (``limit``) may hold.
 MAX_LIMIT = 100_000
+#: The first and last moments the API takes: a date shows the years 1 to 9999 only.
+EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+#: The largest integer SQLite holds, so the largest record id.
+MAX_ID = 2**63 - 1
 
 
 def moment(text: str, name: str) -> float:
     """Epoch seconds for ``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 date and time with
-    its zone (:mod:`bouncefilter.core.window`); 400 naming ``name`` otherwise."""
+    its zone (:mod:`bouncefilter.core.window`) from :data:`EARLIEST` to :data:`LATEST`;
+    400 naming ``name`` otherwise."""
     try:
-        return window_.moment(text, name)
+        value = window_.moment(text, name)
     except window_.WindowError as error:
         raise HttpError(400, str(error)) from None
+    if not EARLIEST <= value <= LATEST:
+        raise HttpError(400, f"{name}: {text!r} is not between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
+    return value
 
 
 def window(start: str, end: str, max_days: int) -> tuple[float, float]:
@@ -49,8 +59,8 @@ def window(start: str, end: str, max_days: int) -> tuple[float, float]:
 
 
 def day(epoch: float) -> str:
-    """The UTC day ``YYYY-MM-DD`` of an epoch time."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d")
+    """The UTC day ``YYYY-MM-DD`` of an epoch time (the year in four digits, 0001 too)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).date().isoformat()
 
 
 def days(since: float, until: float) -> list[str]:
@@ -82,11 +92,12 @@ def filters(params: Mapping[str, str]) -> dict[str, Any]:
 
 
 def limit(params: Mapping[str, str]) -> int | None:
-    """The ``limit`` parameter: a whole number from 1 to :data:`MAX_LIMIT`, or ``None``."""
+    """The ``limit`` parameter: a whole number from 1 to :data:`MAX_LIMIT` in ASCII
+    digits, or ``None``."""
     if "limit" not in params:
         return None
     text = params["limit"]
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not _WHOLE.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise HttpError(400, f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
     return int(text)
 
@@ -97,13 +108,14 @@ def cursor(position: tuple[float, int]) -> str:
 
 
 def position(text: str) -> tuple[float, int]:
-    """The position a ``cursor`` stands for; 400 if it is not one this API gave."""
+    """The position a ``cursor`` stands for; 400 if it is not one this API gave (its time
+    past :data:`LATEST`, its id past :data:`MAX_ID`)."""
     try:
         decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         decoded = ""
     match = _CURSOR.fullmatch(decoded)
-    if not match:
+    if not match or float(match.group(1)) > LATEST or int(match.group(2)) > MAX_ID:
         raise HttpError(400, "cursor: not a cursor this API gave (take it from the X-Next-Cursor header)")
     return float(match.group(1)), int(match.group(2))
 

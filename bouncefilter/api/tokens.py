@@ -32,6 +32,11 @@ def key_id(token: str) -> str | None:
     return match.group(1) if match else None
 
 
+def redact(text: str) -> str:
+    """``text`` with every token in it cut down to its key id: ``bf_KEYID_REDACTED``."""
+    return _TOKEN.sub(r"bf_\1_REDACTED", text)
+
+
 def create(conn: store.Connection, account: str | None, now: float, note: str = "") -> str:
     """Make, store and return a new token of ``account`` (``None``: an admin token)."""
     for _ in range(_ATTEMPTS):
