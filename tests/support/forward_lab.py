@@ -100,7 +100,11 @@ class Hooks:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing was delivered
+                    self.close_connection = True
+                    return
                 status = hooks._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 answer = b"x" * hooks.big if self.path == "/big" else b"ok"
                 if self.path == "/trickle":  # the whole answer, its status line included, a byte at a time
