@@ -373,7 +373,7 @@ def test_sigterm_ends_an_attempt_in_flight_at_once(tmp_path):
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=10)
         took = time.monotonic() - asked
-    assert service.returncode == 0 and took < 2
+    assert service.returncode == 0 and took < 5  # the stalled receiver would hold it 30 s
     (row,) = site.outbox()
     assert (row["state"], row["last_error"]) == ("pending", "forwarder stopping")
 

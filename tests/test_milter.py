@@ -751,7 +751,7 @@ def test_the_asyncio_engine_closes_a_connection_that_sends_nothing_for_idle_time
     sock.settimeout(10)
     started = time.monotonic()
     assert sock.recv(1) == b""
-    assert 0.9 < time.monotonic() - started < 3
+    assert 0.9 < time.monotonic() - started < 8
     sock.close()
     assert daemon.stop() == 0
     assert "milter connection dropped: nothing for 1 s" in daemon.log.read_text()
