@@ -31,6 +31,8 @@ class Kind(StrEnum):
     CHALLENGE = "challenge"  # a challenge/response request: prove a person sent it
 
 
+#: Every kind, as the strings they are (a record's ``kind`` is one of these, or ``""``).
+KINDS = frozenset(Kind)
 #: The kinds whose record is about one recipient of the sent message and counts against it
 #: (an auto-reply's or a challenge's address is whoever answered, and counts for nothing).
 NAMED = frozenset({Kind.BOUNCE, Kind.DELAY, Kind.DELIVERED, Kind.COMPLAINT})

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from bouncefilter.core import verp
 from bouncefilter.core.address import clean_address
-from bouncefilter.core.record import NAMED, Kind, Outcome
+from bouncefilter.core.record import KINDS, NAMED, Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -74,8 +74,6 @@ def _tokens(classification: Classification, raw: bytes, prefix: str, domain: str
     return seen
 
 
-#: The kinds that are outcomes of their own once the token is valid.
-_KINDS = frozenset(Kind)
 
 
 def outcome(kind: str, parser: str, status: str, recipient: str, original_recipient: str,
@@ -93,7 +91,7 @@ def outcome(kind: str, parser: str, status: str, recipient: str, original_recipi
     outcome (``forged``, ``expired``), or ``notoken`` / ``unknown`` with none at all.
     """
     if status == verp.VALID:
-        if kind not in _KINDS:
+        if kind not in KINDS:
             return Outcome.UNKNOWN if parser == "error" else Outcome.REPLY
         if kind in NAMED and recipient and sent_to is not None and not sent_to_either(
                 recipient, original_recipient, sent_to):

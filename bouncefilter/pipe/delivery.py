@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 from bouncefilter import config, logs, store
 from bouncefilter.classify import pipeline
 from bouncefilter.core import verp
-from bouncefilter.core.record import NEVER_FORWARDED, BounceRecord, Classification, Kind, Original, Outcome, SentMessage
+from bouncefilter.core.record import KINDS, NEVER_FORWARDED, BounceRecord, Classification, Original, Outcome, SentMessage
 from bouncefilter.pipe import correlation
 
 if TYPE_CHECKING:
@@ -67,8 +67,6 @@ EXIT_TEMPFAIL = 75
 MESSAGE_WAIT_SECONDS = 2.0
 MESSAGE_WAIT_STEP = 0.05
 IDENT = "bouncefilter/pipe"
-#: Record kinds that are outcomes of their own once the token is valid.
-_KINDS = frozenset(Kind)
 
 
 def main(args: Arguments, stdin: BinaryIO | None = None, stdout: TextIO | None = None) -> int:
@@ -234,7 +232,7 @@ def _row(record: BounceRecord, verdict: verp.Verdict | None, message: SentMessag
          sent_to: frozenset[str] | None, settings: Settings | None) -> store.Bounce:
     recipient = record.recipient
     valid = verdict is not None and verdict.valid
-    if not recipient and message is not None and len(message.recipients) == 1 and valid and record.kind in _KINDS:
+    if not recipient and message is not None and len(message.recipients) == 1 and valid and record.kind in KINDS:
         recipient = message.recipients[0]  # a redacted complaint about a one-recipient message
     outcome = correlation.outcome(record.kind, record.parser, verdict.status if verdict else "", recipient,
                                   record.original_recipient, sent_to)
