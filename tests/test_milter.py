@@ -774,3 +774,14 @@ def test_connections_near_the_open_file_limit_are_said_in_the_log(tmp_path):
     assert "MTA connections open and 96 files allowed (RLIMIT_NOFILE): new connections are reset" in log
     assert log.count("files allowed (RLIMIT_NOFILE)") == 1  # once a minute at most
 
+
+
+@pytest.mark.slow
+def test_both_engines_take_a_100_kib_header_as_postfix_allows(unix_daemon):
+    # Postfix's header_size_limit is 102400; libmilter's own packet limit is 64 KiB unless raised.
+    big = ("X-Long", "v" * 100 * 1024)
+    client = WireClient(unix_daemon.spec)
+    client.negotiate()
+    assert client.start("<orders@shop.example.com>", ["<alice@example.net>"], TRACKED + (big,)) is None
+    assert [cmd for cmd, _ in client.end("4BIG")] == [b"e", b"h", b"m", b"c"]
+    client.close()

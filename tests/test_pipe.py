@@ -151,6 +151,21 @@ def test_a_bounce_is_stored_linked_to_its_message_and_account(site):
     assert line in done.stderr.decode()
 
 
+def test_a_hard_bounce_for_a_recipient_suppresses_it_and_a_forged_or_stranger_one_never_does(site):
+    token = site.record(["Nobody@Example.NET"])
+    stored(site, site.pipe(messages.postfix_dsn(token, "nobody@example.net"), messages.address(token)))
+    forged = messages.token(key=messages.OTHER_KEY)
+    stored(site, site.pipe(messages.postfix_dsn(forged, "victim@example.net"), messages.address(forged)),
+           outcome="forged")
+    stranger = site.record(["someone@example.net"])
+    stored(site, site.pipe(messages.postfix_dsn(stranger, "victim@example.net"), messages.address(stranger)),
+           outcome="stranger")
+    conn = store.connect(str(site.database))
+    listed = [(s.account, s.address, s.reason, s.detail) for _, s in
+              store.suppressions.listings(conn, store.suppressions.ListQuery(time.time()))]
+    assert listed == [("shop", "nobody@example.net", "hard", "userunknown")]
+
+
 def test_the_bounce_address_falls_back_to_the_sender(site):
     token = site.record()
     row = stored(site, site.pipe(messages.postfix_dsn(token), messages.address(token)))
@@ -483,6 +498,16 @@ def test_a_bad_command_line_defers(site, argv):
     assert done.returncode == 75 and b"usage: bouncefilter pipe" in done.stdout
 
 
+def test_a_pipe_that_cannot_even_be_loaded_defers(site):
+    # As during an upgrade that has replaced half of the files: the import itself fails.
+    broken = ("import sys; sys.modules['bouncefilter.pipe.delivery'] = None\n"
+              "from bouncefilter.cli.main import main; raise SystemExit(main())")
+    done = subprocess.run([sys.executable, "-c", broken, "--config", str(site.config), "pipe", "<>", "b@x.test"],
+                          input=b"x", capture_output=True, timeout=60, check=False, env=_environment())
+    obeys_contract(done)
+    assert done.returncode == 75 and b"cannot load the pipe (ModuleNotFoundError" in done.stdout
+
+
 def test_addresses_that_look_like_options_are_still_addresses(site):
     done = site.pipe(messages.reply(messages.token()), "--help", sender="-f")
     obeys_contract(done)
@@ -528,7 +553,7 @@ def test_a_message_larger_than_max_bytes_is_stored_cut_and_marked(tmp_path):
     raw = messages.postfix_dsn(token) + b"x" * 100_000 + b"\n"
     done = site.pipe(raw, messages.address(token))
     row = stored(site, done)
-    assert row["outcome"] == "bounce" and row["reason"] == "userunknown"
+    assert row["outcome"] == "bounce" and row["reason"] == "userunknown" and row["truncated"] == 1
     conn = sqlite3.connect(site.database)
     assert conn.execute("SELECT size, truncated, length(data) < 4096 FROM raw_messages").fetchone() == \
         (len(raw), 1, 1)

@@ -3,6 +3,7 @@ time and account, retention, and the migration that added it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -129,9 +130,13 @@ def test_text_that_utf8_cannot_hold_is_stored_with_a_stand_in(db):
     assert (stored["recipient"], stored["rcpt_to"]) == ("x?@example.net", "b+?@bounces.example.com")
 
 
-def test_a_truncated_message_keeps_its_real_size(db):
+def test_a_truncated_message_keeps_its_real_size_and_marks_its_rows(db):
     store.store_delivery(db, delivery(RAW[:100], size=5000, truncated=True), [row()])
     assert db.execute("SELECT size, truncated FROM raw_messages").fetchone() == (5000, 1)
+    store.store_delivery(db, delivery(RAW + b"\n"), [row("other@example.net")])
+    assert [(r["recipient"], r["truncated"]) for r in store.bounces(db)] == \
+        [("a@example.net", True), ("other@example.net", False)]
+    assert [json.loads(line)["truncated"] for line in store.export_json(db, store.BounceQuery())] == [True, False]
 
 
 def test_a_message_with_no_records_is_one_row(db):

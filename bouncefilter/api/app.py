@@ -342,7 +342,7 @@ def _json_lines(conn: store.Connection, selected: store.BounceQuery, limit: int 
 
 
 def _csv(conn: store.Connection, selected: store.BounceQuery, limit: int | None) -> Iterator[bytes]:
-    """The records as CSV with a header row, ``hard`` as ``true``/``false``."""
+    """The records as CSV with a header row, ``hard`` and ``truncated`` as ``true``/``false``."""
     rows = store.export_rows(conn, selected, limit)  # runs the query now: errors before the headers
     return _csv_chunks(rows)
 
@@ -358,10 +358,11 @@ def _csv_chunks(rows: Iterator[tuple[object, ...]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([name for name, _ in store.EXPORT_FIELDS])
-    hard = [name for name, _ in store.EXPORT_FIELDS].index("hard")
+    flags = [place for place, (name, _) in enumerate(store.EXPORT_FIELDS) if name in store.BOOLEAN_COLUMNS]
     for count, row in enumerate(rows, 1):
         values = [_cell(value) for value in row]
-        values[hard] = "true" if values[hard] else "false"
+        for place in flags:
+            values[place] = "true" if values[place] else "false"
         writer.writerow(values)
         if count % 256 == 0:
             yield buffer.getvalue().encode("utf-8")

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 from bouncefilter.classify import lazy, phrases
 from bouncefilter.classify.dsntext import command_in
-
-#: Reasons that mean the address itself is permanently bad (a 4.x status never is).
-HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
+from bouncefilter.core.record import HARD_REASONS
 
 #: Status details (``subject.detail``) whose meaning outranks any wording.
 _DECISIVE_STATUS = {

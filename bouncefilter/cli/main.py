@@ -15,6 +15,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bouncefilter.pipe.command import Arguments
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,9 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         pipe_call = command.parse(arguments)
         if pipe_call is not None:
-            from bouncefilter.pipe import delivery
-
-            code = delivery.main(pipe_call)
+            code = _pipe(pipe_call)
             if argv is None:
                 os._exit(code)
             return code
@@ -47,6 +49,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.build().parse_args(arguments)
     return int(args.run(args))
+
+
+def _pipe(call: Arguments) -> int:
+    """The pipe's exit code for ``call``; 75 with the ``4.3.0`` line even when the pipe
+    cannot be loaded (an upgrade half-way through replacing the files, a missing
+    dependency): Postfix must keep the bounce, not bounce it."""
+    try:
+        from bouncefilter.pipe import delivery
+    except Exception as exc:  # whatever it is, the contract holds
+        print(f"4.3.0 bouncefilter: cannot load the pipe ({type(exc).__name__}: {exc}); try again later", flush=True)
+        return 75
+    return delivery.main(call)
 
 
 def _classify_call(argv: Sequence[str]) -> tuple[list[str], bool] | None:

@@ -27,6 +27,8 @@ from bouncefilter.config.schema import (
                                       RetentionSettings,
                                       Settings,
                                       SmtpSettings,
+                                      SoftSettings,
+                                      SuppressionSettings,
                                       VerpSettings,
                                       listen_address,
                                       secret_key,
@@ -34,5 +36,6 @@ from bouncefilter.config.schema import (
 
 __all__ = ["CACHE_SUFFIX", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE", "RETURN_PATH", "Account", "ApiSettings", "ConfigError",
            "ForwardSettings", "ForwardTarget", "LoggingSettings", "MilterSettings", "PipeSettings", "RetentionSettings",
-           "Settings", "SmtpSettings", "VerpSettings", "describe", "listen_address", "load", "locate", "secret_key",
+           "Settings", "SmtpSettings", "SoftSettings", "SuppressionSettings", "VerpSettings",
+           "describe", "listen_address", "load", "locate", "secret_key",
            "signing_keys", "verp_keys", "write_cache"]

@@ -61,9 +61,29 @@ def _read(path: str) -> bytes:
 def _settings(data: Any, path: str) -> Settings:
     """The settings the YAML data of the file at ``path`` gives; raises :class:`ConfigError`."""
     try:
-        return build(Settings, data, "", os.path.dirname(os.path.abspath(path)))
+        return build(Settings, inherited(data), "", os.path.dirname(os.path.abspath(path)))
     except ConfigError as exc:
         raise exc.at(path) from None
+
+
+def inherited(data: Any) -> Any:
+    """``data`` with each account's ``suppression`` laid over the top-level one, key by
+    key (``soft`` too), so that an account names only what it does differently. Data of
+    the wrong shape is left as it is, for :func:`build` to name the key at fault."""
+    default = data.get("suppression") if isinstance(data, dict) else None
+    accounts = data.get("accounts") if isinstance(data, dict) else None
+    if not isinstance(default, dict) or not isinstance(accounts, list):
+        return data
+    merged = []
+    for account in accounts:
+        own = account.get("suppression", {}) if isinstance(account, dict) else None
+        if isinstance(own, dict):
+            laid = {**default, **own}
+            if isinstance(default.get("soft"), dict) and isinstance(own.get("soft"), dict):
+                laid["soft"] = {**default["soft"], **own["soft"]}
+            account = {**account, "suppression": laid}
+        merged.append(account)
+    return {**data, "accounts": merged}
 
 
 def write_cache(path: str) -> str:

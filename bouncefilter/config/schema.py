@@ -15,6 +15,7 @@ from typing import Annotated, Literal, NamedTuple
 
 from bouncefilter.core import verp
 from bouncefilter.core.record import NEVER_FORWARDED, Outcome
+from bouncefilter.core.suppression import Rules
 
 #: Shortest VERP signing key accepted, in characters.
 MIN_KEY_LENGTH = 16
@@ -164,6 +165,9 @@ class ForwardTarget(NamedTuple):
     secrets: Annotated[tuple[str, ...], _SECRET] = ()
     kinds: Annotated[tuple[Outcome, ...], _LOWER] = (Outcome.BOUNCE, Outcome.COMPLAINT, Outcome.AUTOREPLY,
                                                      Outcome.CHALLENGE, Outcome.REPLY, Outcome.UNKNOWN)
+    #: Whether the target also gets the account's suppression events
+    #: (``suppression.created``, ``suppression.lifted``).
+    suppressions: bool = True
 
     def name(self, account: str) -> str:
         """The stable name outbox rows give this target: ``ACCOUNT:TYPE:DESTINATION``
@@ -323,6 +327,45 @@ def listen_address(text: str) -> tuple[str, int] | None:
     return match.group(1) or match.group(2), int(match.group(3))
 
 
+class SoftSettings(NamedTuple):
+    """How soft bounces (a full mailbox, a host that stays down) add up to a suppression."""
+
+    #: Each soft bounce adds 1 to the address's score, which halves every this many days.
+    half_life: float = 7
+    #: The score at which the address is suppressed ...
+    threshold: float = 3
+    #: ... for this many days; then it lapses by itself.
+    duration: float = 14
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        for name in ("half_life", "threshold", "duration"):
+            if getattr(self, name) <= 0:
+                yield name, "must be more than 0"
+
+
+class SuppressionSettings(NamedTuple):
+    """When an address is suppressed, and what the milter does with mail to it. The
+    top-level ``suppression`` is every account's default; an account's own
+    ``suppression`` overrides it key by key."""
+
+    #: At RCPT TO, a suppressed recipient is refused with a 550 (``reject``), removed
+    #: silently and recorded (``discard``), or let through (``off``: listed, not enforced).
+    enforce: Annotated[Literal["reject", "discard", "off"], _LOWER] = "reject"
+    #: Hard bounces (userunknown, hostunknown, hasmoved, notaccept) that suppress.
+    hard_after: int = 1
+    soft: SoftSettings = SoftSettings()
+
+    def rules(self) -> Rules:
+        """These settings as the core's :class:`~bouncefilter.core.suppression.Rules`."""
+        return Rules(self.hard_after, self.soft.half_life, self.soft.threshold, self.soft.duration)
+
+    def problems(self) -> Iterator[Problem]:
+        """What cannot work in these settings."""
+        if self.hard_after < 1:
+            yield "hard_after", "must be at least 1"
+
+
 class Account(NamedTuple):
     """One owner of outbound mail, and how the milter recognises its messages.
 
@@ -339,6 +382,9 @@ class Account(NamedTuple):
     tracking: bool = True
     #: Where processed bounces go (see :class:`ForwardTarget`), in the outbox's order.
     forward: tuple[ForwardTarget, ...] = ()
+    #: This account's suppression rules: the top-level ``suppression`` with this
+    #: account's keys over it (:func:`bouncefilter.config.loader.load` merges them).
+    suppression: SuppressionSettings = SuppressionSettings()
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work in this account."""
@@ -373,6 +419,8 @@ class Settings(NamedTuple):
     retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     api: ApiSettings = ApiSettings()
+    #: Every account's default suppression rules (each account may override keys).
+    suppression: SuppressionSettings = SuppressionSettings()
     accounts: tuple[Account, ...] = ()
     smtp: SmtpSettings = SmtpSettings()
     forward: ForwardSettings = ForwardSettings()
@@ -401,6 +449,11 @@ class Settings(NamedTuple):
             names = ", ".join(a.name for a in self.accounts) or "none"
             raise LookupError(f"no account {name!r} in the configuration (accounts: {names})")
         return found
+
+    def suppression_targets(self, account: str) -> tuple[str, ...]:
+        """The names of ``account``'s forwarding targets that want its suppression events."""
+        found = self.account(account) if account else None
+        return tuple(t.name(found.name) for t in found.forward if t.suppressions) if found else ()
 
     def forward_targets(self, account: str, kind: str) -> tuple[str, ...]:
         """The names of ``account``'s forwarding targets that want rows of ``kind``."""

@@ -14,6 +14,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
+#: Reasons that mean the address itself is permanently bad (a 4.x status never is).
+HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
+
 #: The header the milter adds to outbound mail; complaints and bounces that return the
 #: original headers carry it back.
 TRACKING_HEADER = "X-Bouncefilter-Token"

@@ -9,6 +9,7 @@ SIGTERM it lets the messages in flight finish, writes what is queued, and return
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from bouncefilter.milter.decision import Policy
 from bouncefilter.milter.engine import MilterStartError
 from bouncefilter.milter.handler import ACTIONS, InFlight, OutboundMilter, milter_class
 from bouncefilter.milter.recorder import Recorder
+from bouncefilter.milter.wire import MAX_PACKET
 
 __all__ = ["MilterStartError", "policy_for", "prepare_database", "serve"]
 
@@ -105,12 +107,30 @@ def _serve_libmilter(spec: str, factory: Callable[[], OutboundMilter], settings:
                      listening: Callable[[], None]) -> None:
     """Serve with pymilter's libmilter until a stop signal."""
     Milter.factory = factory
+    _raise_packet_limit(MAX_PACKET)
     created = _open(spec, settings.milter.socket_group, settings.milter.on_error)
     listening()
     try:
         _run(flight, settings.milter.stop_timeout)
     finally:
         engine.remove_socket(created)
+
+
+def _raise_packet_limit(size: int) -> None:
+    """Let libmilter take packets of up to ``size`` octets (its own limit is 64 KiB, and
+    Postfix writes headers of up to 100 KiB as one packet: a larger one drops the session).
+
+    pymilter does not wrap ``smfi_setmaxdatasize``. Looked up through pymilter's own
+    module, the symbol is found in the libmilter that module is linked with, so it sets
+    that library's limit. Logs a warning, and changes nothing, if there is no such call.
+    """
+    try:
+        setmax = ctypes.CDLL(libmilter.__file__).smfi_setmaxdatasize
+    except (OSError, AttributeError) as exc:
+        log.warning("libmilter's packet limit stays at 64 KiB (%s): a larger header drops the session", exc)
+        return
+    setmax.argtypes, setmax.restype = [ctypes.c_size_t], ctypes.c_size_t
+    setmax(size)
 
 
 def _run(flight: InFlight, stop_timeout: float) -> None:

@@ -162,7 +162,8 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
                      verdict.status if verdict else "no token")
             return []
         delivery = store.Delivery(raw, now, size, truncated, args.queue_id, args.sender, args.recipient)
-        ids = store.store_delivery(conn, delivery, rows, keep_raw=verified or keep == "raw")
+        ids = store.store_delivery(conn, delivery, rows, keep_raw=verified or keep == "raw",
+                                   suppressing=suppressing(settings, message.account if message else ""))
     except store.DatabaseError as exc:
         raise Temporary(f"database {settings.database}: {exc}") from None
     finally:
@@ -171,6 +172,15 @@ def deliver(settings: Settings, args: Arguments, raw: bytes, size: int, truncate
     for row, row_id in results:
         log.info("%s", log_line(args.queue_id, row, row_id, truncated))
     return results
+
+
+def suppressing(settings: Settings, account: str) -> dict[str, store.suppressions.Setting]:
+    """What counting towards ``account``'s suppression list needs: its rules and the
+    targets of its suppression events (empty for no account)."""
+    found = settings.account(account) if account else None
+    if found is None:
+        return {}
+    return {account: store.suppressions.Setting(found.suppression.rules(), settings.suppression_targets(found.name))}
 
 
 def _capped(conn: store.Connection, rows: list[store.Bounce], message: SentMessage, cap: int,

@@ -7,12 +7,15 @@ no other module runs SQL or opens a transaction.
 :mod:`~bouncefilter.store.outbox` what the forwarder must still hand on;
 :mod:`~bouncefilter.store.reports` and :mod:`~bouncefilter.store.export` read for the report,
 the overview page and the API; :mod:`~bouncefilter.store.tokens` keeps the API's tokens and
-:mod:`~bouncefilter.store.retention` deletes what is old. This face hands their names on, so
+:mod:`~bouncefilter.store.retention` deletes what is old. The suppression list is
+:mod:`~bouncefilter.store.suppressions`, handed on whole (``store.suppressions.lift``). This face hands their names on, so
 that callers write ``store.connect``, ``store.store_delivery``.
 """
 
 from bouncefilter.core.record import SentMessage
+from bouncefilter.store import suppressions
 from bouncefilter.store.db import (
+                                   BOOLEAN_COLUMNS,
                                    BOUNCE_COLUMNS,
                                    BUSY_TIMEOUT_MS,
                                    MIGRATIONS,
@@ -64,6 +67,7 @@ from bouncefilter.store.retention import PURGE_BATCH, Purged, purge
 from bouncefilter.store.tokens import ApiToken, add_token, api_token, api_tokens, revoke_token
 
 __all__ = [
+    "BOOLEAN_COLUMNS",
     "BOUNCE_COLUMNS", "BUSY_TIMEOUT_MS", "DEAD", "DONE", "EXPORT_FIELDS", "MESSAGE_ROWS", "MIGRATIONS", "PENDING", "PURGE_BATCH",
     "SCHEMA_VERSION", "SENDING", "TRACE_HEADERS", "ApiToken", "Bounce", "BounceQuery", "Connection", "DatabaseError",
     "Delivery", "DuplicateKey", "OutboxItem", "Purged", "SentMessage", "StoreError", "Unavailable", "Writing", "abandon",
@@ -72,5 +76,5 @@ __all__ = [
     "latest", "latest_hard_bounces", "mark_dead", "mark_done", "mark_retry", "message_digest", "message_rows", "migrate", "next_due",
     "outbox_rows", "outcome_totals", "position", "purge", "raw_message", "record_messages", "retry_dead", "revoke_token",
     "sent_message",
-    "sent_totals", "skip_fsync", "store_delivery", "top_values", "version",
+    "sent_totals", "skip_fsync", "store_delivery", "suppressions", "top_values", "version",
 ]

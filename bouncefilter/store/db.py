@@ -142,6 +142,71 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         UPDATE outbox SET queued_at = due_at;
         """,
     ),
+    (
+        5,
+        """
+        -- The message was longer than pipe.max_bytes: the rows read from it may miss recipients.
+        ALTER TABLE bounces ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    (
+        6,
+        """
+        CREATE TABLE suppressions (
+            id          INTEGER PRIMARY KEY,
+            account     TEXT NOT NULL,
+            address     TEXT NOT NULL,     -- the domain lower-cased, the local part as the message had it
+            address_key TEXT NOT NULL,     -- lower(address): how the milter and the pipe compare it
+            reason      TEXT NOT NULL DEFAULT '',  -- hard, soft, complaint, manual, import ('' never listed)
+            detail      TEXT NOT NULL DEFAULT '',  -- the bounce's reason (userunknown), or a note
+            created_at  REAL,              -- when it was listed (last), epoch seconds
+            until       REAL,              -- when it lapses by itself, NULL for until lifted
+            bounce_ids  TEXT NOT NULL DEFAULT '[]',  -- JSON: the counted records that listed it
+            lifted_at   REAL,
+            lifted_by   TEXT NOT NULL DEFAULT '',
+            hard_count  INTEGER NOT NULL DEFAULT 0,  -- the tally: hard bounces counted
+            soft_score  REAL NOT NULL DEFAULT 0,     -- and the soft score as it stood at scored_at
+            scored_at   REAL NOT NULL DEFAULT 0,
+            UNIQUE (account, address_key)
+        );
+        CREATE INDEX suppressions_listed ON suppressions (account, reason, created_at);
+        CREATE TABLE suppression_history (
+            id          INTEGER PRIMARY KEY,
+            account     TEXT NOT NULL,
+            address     TEXT NOT NULL,
+            address_key TEXT NOT NULL,
+            at          REAL NOT NULL,
+            change      TEXT NOT NULL,     -- counted, created, lifted
+            reason      TEXT NOT NULL DEFAULT '',
+            detail      TEXT NOT NULL DEFAULT '',
+            until       REAL,
+            bounce_id   INTEGER,           -- the record counted, or that listed it
+            actor       TEXT NOT NULL DEFAULT ''   -- pipe, cli:USER, api:KEY_ID
+        );
+        CREATE INDEX suppression_history_address ON suppression_history (account, address_key, id);
+        CREATE TABLE outbox_new (
+            id         INTEGER PRIMARY KEY,
+            bounce_id  INTEGER REFERENCES bounces (id),              -- a bounce event
+            history_id INTEGER REFERENCES suppression_history (id),  -- or a suppression event
+            target     TEXT NOT NULL,
+            state      TEXT NOT NULL DEFAULT 'pending',
+            due_at     REAL NOT NULL,
+            attempts   INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            claim      TEXT NOT NULL DEFAULT '',
+            queued_at  REAL NOT NULL DEFAULT 0,
+            done_at    REAL,
+            UNIQUE (bounce_id, target),
+            UNIQUE (history_id, target),
+            CHECK ((bounce_id IS NULL) != (history_id IS NULL))
+        );
+        INSERT INTO outbox_new (id, bounce_id, target, state, due_at, attempts, last_error, claim, queued_at, done_at)
+            SELECT id, bounce_id, target, state, due_at, attempts, last_error, claim, queued_at, done_at FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_new RENAME TO outbox;
+        CREATE INDEX outbox_due ON outbox (state, due_at);
+        """,
+    ),
 )
 
 
@@ -150,7 +215,10 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 #: The columns of a stored bounce row as the readers return them, in order: the record's
 #: fields, what the pipe decided about it, and how it arrived.
 BOUNCE_COLUMNS = ("id", "received_at", *BounceRecord._fields, "outcome", "account", "message_key", "bounce_address",
-                  "queue_id", "mail_from", "rcpt_to", "raw_id")
+                  "queue_id", "mail_from", "rcpt_to", "raw_id", "truncated")
+
+#: The columns that hold 0 or 1, read back as booleans.
+BOOLEAN_COLUMNS = ("hard", "truncated")
 
 
 class StoreError(Exception):

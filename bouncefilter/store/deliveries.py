@@ -7,12 +7,13 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from bouncefilter.core.record import NAMED, BounceRecord
 from bouncefilter.store.db import Writing
 from bouncefilter.store.outbox import PENDING
+from bouncefilter.store.suppressions import Setting, count_record
 
 #: Header fields our own MX hosts (and their filters) add on the way in, dropped from the
 #: digest so that two copies of one bounce are recognised as one.
@@ -55,7 +56,7 @@ _RECORD_COLUMNS = BounceRecord._fields
 _BOUNCE_COLUMNS = (*_RECORD_COLUMNS, "outcome", "account", "message_key", "bounce_address")
 
 
-_DELIVERY_COLUMNS = ("dedup_key", "received_at", "queue_id", "mail_from", "rcpt_to", "raw_id")
+_DELIVERY_COLUMNS = ("dedup_key", "received_at", "queue_id", "mail_from", "rcpt_to", "raw_id", "truncated")
 
 
 _INSERT_BOUNCE = (
@@ -123,7 +124,7 @@ def event_key(row: Bounce) -> str:
 
 
 def store_delivery(conn: sqlite3.Connection, delivery: Delivery, rows: Sequence[Bounce],
-                   keep_raw: bool = True) -> list[int | None]:
+                   keep_raw: bool = True, suppressing: Mapping[str, Setting] | None = None) -> list[int | None]:
     """Store a received message and its rows in one transaction; the new rows' ids.
 
     The raw message is stored once per digest (not at all without ``keep_raw``: the rows
@@ -131,6 +132,11 @@ def store_delivery(conn: sqlite3.Connection, delivery: Delivery, rows: Sequence[
     already stored is skipped (its place in the returned list is ``None``), and a new
     row gets one ``pending`` outbox row per target, due at once. Either all of it is
     committed or none (a ``sqlite3.Error`` is raised after the rollback).
+
+    A new counted event (:func:`event_key`: a verified token, an address the message was
+    sent to, once per message, recipient and kind) of an account in ``suppressing`` is
+    counted towards suppressing its address (:func:`~bouncefilter.store.suppressions.count_record`)
+    in the same transaction, so a bounce delivered twice never counts twice.
     """
     digest = message_digest(delivery.raw)
     size = len(delivery.raw) if delivery.size < 0 else delivery.size
@@ -141,9 +147,15 @@ def store_delivery(conn: sqlite3.Connection, delivery: Delivery, rows: Sequence[
         for row in rows:
             values = (*(_storable(getattr(row.record, name)) for name in _RECORD_COLUMNS),
                       row.outcome, row.account, row.message_key, row.bounce_address)
-            key = event_key(row) or dedup_key(digest, delivery.rcpt_to, row.record.recipient, row.record.kind)
-            stored = conn.execute(_INSERT_BOUNCE, (*values, key, delivery.received_at, *envelope, raw_id)).fetchone()
+            event = event_key(row)
+            key = event or dedup_key(digest, delivery.rcpt_to, row.record.recipient, row.record.kind)
+            stored = conn.execute(_INSERT_BOUNCE, (*values, key, delivery.received_at, *envelope, raw_id,
+                                                   int(delivery.truncated))).fetchone()
             ids.append(stored[0] if stored else None)
+            if stored and event and suppressing and row.account in suppressing:
+                record = row.record
+                count_record(conn, row.account, record.recipient, stored[0], record.kind, record.reason, record.hard,
+                             delivery.received_at, suppressing[row.account])
             for target in row.targets if stored else ():
                 conn.execute(
                     "INSERT INTO outbox (bounce_id, target, state, due_at, queued_at) VALUES (?, ?, ?, ?, ?)"

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from bouncefilter.store.db import BOUNCE_COLUMNS
+from bouncefilter.store.db import BOOLEAN_COLUMNS, BOUNCE_COLUMNS
 
 #: The domain of a row's recipient, in SQL: what the API's ``domain`` filter and the report's top domains compare.
 RECIPIENT_DOMAIN = "lower(substr(recipient, instr(recipient, '@') + 1))"
@@ -57,25 +57,26 @@ EXPORT_FIELDS: tuple[tuple[str, str], ...] = (
                  " AND bounces.message_key != ''), ''), envelope_sender)"),
     ("bounce_address", "bounce_address"),
     ("outcome", "outcome"),
+    ("truncated", "truncated"),
 )
 
 
 #: One exported record as a JSON object, built by SQLite (its C encoder is several times
 #: faster than a Python loop building dicts for ``json.dumps``).
 _EXPORT_JSON = "json_object({})".format(", ".join(
-    f"'{name}', " + ("json(iif(hard, 'true', 'false'))" if name == "hard" else expression)
+    f"'{name}', " + (f"json(iif({name}, 'true', 'false'))" if name in BOOLEAN_COLUMNS else expression)
     for name, expression in EXPORT_FIELDS))
 
 
 def export_rows(conn: sqlite3.Connection, query: BounceQuery, limit: int | None = None) -> Iterator[tuple[object, ...]]:
     """The rows ``query`` selects (at most ``limit``) as tuples in :data:`EXPORT_FIELDS`
-    order (``hard`` 0 or 1), read one by one as the caller iterates."""
+    order (``hard`` and ``truncated`` 0 or 1), read one by one as the caller iterates."""
     return _select(conn, query, [expression for _, expression in EXPORT_FIELDS], limit)
 
 
 def export_json(conn: sqlite3.Connection, query: BounceQuery, limit: int | None = None) -> Iterator[str]:
     """The rows ``query`` selects (at most ``limit``), each one JSON object (the fields
-    of :data:`EXPORT_FIELDS`, ``hard`` a boolean), read one by one as the caller iterates."""
+    of :data:`EXPORT_FIELDS`, ``hard`` and ``truncated`` booleans), read one by one as the caller iterates."""
     return (text for (text,) in _select(conn, query, [_EXPORT_JSON], limit))
 
 
@@ -130,10 +131,11 @@ def bounces(
     conn: sqlite3.Connection, since: float | None = None, until: float | None = None, account: str | None = None
 ) -> Iterator[dict[str, object]]:
     """Stored rows received in ``[since, until)`` (epoch seconds), of one account if
-    given, oldest first, as dicts keyed by :data:`BOUNCE_COLUMNS` (``hard`` a bool)."""
+    given, oldest first, as dicts keyed by :data:`BOUNCE_COLUMNS` (``hard`` and ``truncated`` bools)."""
     for values in _select(conn, BounceQuery(since, until, account), BOUNCE_COLUMNS):
         row = dict(zip(BOUNCE_COLUMNS, values))
-        row["hard"] = bool(row["hard"])
+        for name in BOOLEAN_COLUMNS:
+            row[name] = bool(row[name])
         yield row
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
-from bouncefilter.store.db import BOUNCE_COLUMNS, Writing
+from bouncefilter.store.db import BOOLEAN_COLUMNS, BOUNCE_COLUMNS, Writing
 
 #: Outbox states; the pipe writes ``pending`` rows, the forwarder moves them on:
 #: ``sending`` (claimed; ``due_at`` is then when the claim lapses), ``done``, ``dead``.
@@ -36,7 +36,8 @@ class OutboxItem(NamedTuple):
 
 _CLAIM = (
     f"UPDATE outbox SET state = '{SENDING}', claim = ?, due_at = ?, attempts = attempts + 1 WHERE id IN"
-    f" (SELECT id FROM outbox WHERE state IN ('{PENDING}', '{SENDING}') AND due_at <= ? ORDER BY due_at LIMIT ?)"
+    f" (SELECT id FROM outbox WHERE state IN ('{PENDING}', '{SENDING}') AND due_at <= ? AND bounce_id IS NOT NULL"
+    " ORDER BY due_at LIMIT ?)"
 )
 
 
@@ -62,7 +63,8 @@ def claim_due(conn: sqlite3.Connection, claim: str, now: float, lease: float, li
     items = []
     for oid, target, attempts, queued_at, sender, key, *values in conn.execute(_CLAIMED, (claim,)):
         bounce = dict(zip(BOUNCE_COLUMNS, values))
-        bounce["hard"] = bool(bounce["hard"])
+        for name in BOOLEAN_COLUMNS:
+            bounce[name] = bool(bounce[name])
         items.append(OutboxItem(oid, target, attempts, queued_at, bounce, sender, key))
     return items
 

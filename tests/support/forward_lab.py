@@ -274,11 +274,12 @@ class Site:
         delivery.deliver(self.settings, command.Arguments("", messages.address(token), "4IN1"), raw, len(raw), False, now)
         return raw
 
-    def outbox(self) -> list[dict[str, object]]:
+    def outbox(self, events: str = "bounce_id") -> list[dict[str, object]]:
+        """The outbox rows of bounce events (``events="history_id"``: of suppression events)."""
         conn = self.conn()
         conn.row_factory = sqlite3.Row
         try:
-            return [dict(row) for row in conn.execute("SELECT * FROM outbox ORDER BY id")]
+            return [dict(row) for row in conn.execute(f"SELECT * FROM outbox WHERE {events} IS NOT NULL ORDER BY id")]
         finally:
             conn.close()
 
