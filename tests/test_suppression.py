@@ -191,3 +191,17 @@ def test_the_milter_learns_what_changed_from_the_history(db):
     mark = store.suppressions.last_change(db)
     store.suppressions.lift(db, "shop", "e@example.net", T0 + 1, "cli:root", admin=True)
     assert [(a, k) for _, a, k in store.suppressions.changed_since(db, mark)] == [("shop", "e@example.net")]
+
+
+def test_the_story_of_an_address_tells_what_was_sent_what_came_back_and_what_changed(db):
+    sent = store.SentMessage("m1", "tok", "shop", T0 - 60, "4Q1", "<o-1@shop.example.com>", "Your order",
+                             "orders@shop.example.com", "", ("Frank@example.net", "other@example.net"))
+    store.record_messages(db, [sent])
+    (bounce_id,) = deliver(db, T0, counted("frank@example.net"))
+    told = store.suppressions.story(db, "shop", "FRANK@example.net")
+    assert told["address"] == "FRANK@example.net"
+    assert [(s["reason"], s["bounce_ids"]) for s in told["suppressions"]] == [("hard", [bounce_id])]  # type: ignore[attr-defined]
+    assert [m["subject"] for m in told["messages"]] == ["Your order"]  # type: ignore[attr-defined]
+    assert [(r["id"], r["reason"], r["hard"]) for r in told["records"]] == [(bounce_id, "userunknown", True)]  # type: ignore[attr-defined]
+    assert [h["change"] for h in told["history"]] == ["created"]  # type: ignore[attr-defined]
+    assert store.suppressions.story(db, "news", "frank@example.net")["messages"] == []

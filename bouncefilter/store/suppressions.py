@@ -252,3 +252,29 @@ def changed_since(conn: sqlite3.Connection, history_id: int) -> Iterator[tuple[i
     """(history id, account, address key) of every listing or lifting after ``history_id``."""
     return conn.execute("SELECT id, account, address_key FROM suppression_history WHERE id > ? AND change != ?"
                         " ORDER BY id", (history_id, COUNTED))
+
+
+def story(conn: sqlite3.Connection, account: str | None, address: str, limit: int = 500) -> dict[str, object]:
+    """Why ``address`` is bouncing, for ``account`` (``None``: every account): its listings,
+    the messages sent to it (newest first), every stored record about it and every change
+    to the list, at most ``limit`` of each; JSON-ready."""
+    shown, key = address_of(address)
+    scope, params = ("", ()) if account is None else (" AND account = ?", (account,))
+    listed = [dict(zip(_COLUMNS, values)) | {"bounce_ids": json.loads(str(values[6]))} for values in conn.execute(
+        f"SELECT {', '.join(_COLUMNS)} FROM suppressions WHERE address_key = ? AND reason != ''{scope} ORDER BY account",
+        (key, *params))]
+    sent_columns = ("account", "message_key", "queue_id", "message_id", "subject", "sender", "sent_at")
+    sent = [dict(zip(sent_columns, row)) for row in conn.execute(
+        f"SELECT {', '.join(sent_columns)} FROM messages WHERE EXISTS (SELECT 1 FROM json_each(messages.recipients)"
+        f" WHERE lower(json_each.value) = ?){scope} ORDER BY sent_at DESC LIMIT ?", (key, *params, limit))]
+    record_columns = ("id", "received_at", "account", "outcome", "kind", "reason", "hard", "status", "diagnostic",
+                      "message_key", "reporting_mta")
+    spellings = tuple({address.strip().strip("<>"), shown, key})
+    marks = ", ".join("?" * len(spellings))
+    records = [dict(zip(record_columns, row)) | {"hard": bool(row[6])} for row in conn.execute(
+        f"SELECT {', '.join(record_columns)} FROM bounces WHERE recipient IN ({marks}){scope}"
+        " ORDER BY received_at DESC, id DESC LIMIT ?", (*spellings, *params, limit))]
+    changes = [dict(zip(("account", *_HISTORY), row)) for row in conn.execute(
+        f"SELECT account, {', '.join(_HISTORY)} FROM suppression_history WHERE address_key = ?{scope}"
+        " ORDER BY id DESC LIMIT ?", (key, *params, limit))]
+    return {"address": shown, "suppressions": listed, "messages": sent, "records": records, "history": changes}
