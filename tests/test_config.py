@@ -146,6 +146,15 @@ def test_settings_are_frozen():
         ("forward: {timeout: 'ten'}", "forward.timeout", "expected a number, got a string"),
         ("forward: {max_age: 0}", "forward.max_age", "must be more than 0"),
         ("forward: {timeout: 200}", "forward.lease", "must be at least twice forward.timeout"),
+        ("suppression: {enforce: bounce}", "suppression.enforce", "expected one of reject, discard, off"),
+        ("suppression: {hard_after: 0}", "suppression.hard_after", "must be at least 1"),
+        ("suppression: {soft: {half_lfe: 3}}", "suppression.soft.half_lfe", "unknown key (did you mean half_life?)"),
+        ("suppression: {soft: {duration: 0}}", "suppression.soft.duration", "must be more than 0"),
+        ("accounts: [{name: a, domains: [example.com], tracking: false, suppression: {enforse: off}}]",
+         "accounts[0].suppression.enforse", "unknown key (did you mean enforce?)"),
+        ("suppression: {soft: {threshold: 2}}\n"
+         "accounts: [{name: a, domains: [example.com], tracking: false, suppression: {soft: {threshold: -1}}}]",
+         "accounts[0].suppression.soft.threshold", "must be more than 0"),
     ],
 )
 def test_an_error_names_its_dotted_key(config_file, text, key, message):
@@ -295,6 +304,26 @@ def test_forward_targets_have_stable_names_and_choose_by_kind(config_file):
     assert settings.forward_targets("", "bounce") == settings.forward_targets("other", "bounce") == ()
     assert settings.forward.timeout == 1.5
     assert KEY not in config.describe(settings)
+
+
+def test_an_accounts_suppression_rules_lie_over_the_defaults_key_by_key(config_file):
+    text = ("suppression: {enforce: discard, hard_after: 2, soft: {half_life: 3, threshold: 4}}\n"
+            "accounts: [{name: a, domains: [example.com], tracking: false, suppression: {soft: {threshold: 6}}},"
+            " {name: b, domains: [example.org], tracking: false},"
+            " {name: c, domains: [example.net], tracking: false, suppression: {enforce: 'OFF'}}]")
+    a, b, c = config.load(str(config_file(text))).accounts
+    assert a.suppression.rules() == (2, 3, 6, 14) and a.suppression.enforce == "discard"
+    assert b.suppression.rules() == (2, 3, 4, 14) and b.suppression.enforce == "discard"
+    assert c.suppression.rules() == (2, 3, 4, 14) and c.suppression.enforce == "off"
+    plain = config.load(str(config_file("accounts: [{name: d, domains: [example.com], tracking: false}]")))
+    assert plain.accounts[0].suppression.rules() == (1, 7, 3, 14) and plain.accounts[0].suppression.enforce == "reject"
+
+
+def test_forward_targets_say_whether_they_want_suppression_events(config_file):
+    targets = f"{{type: smtp, to: return_path, suppressions: false}}, {{type: webhook, url: 'http://[::1]:8/h', secrets: [{KEY}]}}"
+    settings = config.load(str(config_file(FORWARD.format(targets))))
+    assert settings.suppression_targets("a") == ("a:webhook:http://[::1]:8/h",)
+    assert settings.suppression_targets("other") == ()
 
 
 def test_a_whsec_secret_is_decoded_and_a_plain_one_taken_as_it_is():
