@@ -316,7 +316,7 @@ def test_an_accounts_suppression_rules_lie_over_the_defaults_key_by_key(config_f
     assert b.suppression.rules() == (2, 3, 4, 14) and b.suppression.enforce == "discard"
     assert c.suppression.rules() == (2, 3, 4, 14) and c.suppression.enforce == "off"
     plain = config.load(str(config_file("accounts: [{name: d, domains: [example.com], tracking: false}]")))
-    assert plain.accounts[0].suppression.rules() == (1, 7, 3, 14) and plain.accounts[0].suppression.enforce == "reject"
+    assert plain.accounts[0].suppression.rules() == (1, 7, 2, 14) and plain.accounts[0].suppression.enforce == "reject"
 
 
 def test_forward_targets_say_whether_they_want_suppression_events(config_file):

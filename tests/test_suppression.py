@@ -52,17 +52,22 @@ def test_hard_after_two_needs_two():
     assert suppression.judge(first.tally, "hard", T0 + 60, RULES._replace(hard_after=2)).reason == "hard"
 
 
-def test_three_soft_bounces_within_days_suppress_for_the_duration():
+def test_three_soft_bounces_in_a_week_suppress_for_the_duration():
+    first = suppression.judge(Tally(), "soft", T0, RULES)
+    second = suppression.judge(first.tally, "soft", T0 + 3.5 * DAY, RULES)
+    assert first.reason == second.reason == "" and 1.7 < second.tally.soft < 1.71  # 1 + 0.5^0.5
+    third = suppression.judge(second.tally, "soft", T0 + 7 * DAY, RULES)  # 1 + 0.71 + 0.5 = 2.2
+    assert third.reason == "soft" and third.until == T0 + 21 * DAY and third.tally.soft == 0
+
+
+def test_two_soft_bounces_never_suppress_and_three_too_far_apart_neither():
+    second = suppression.judge(suppression.judge(Tally(), "soft", T0, RULES).tally, "soft", T0 + 60, RULES)
+    assert second.reason == ""  # the first has lost a little weight already
     tally = Tally()
-    for day in (0, 1):
+    for day in (0, 5, 10):  # 1 + 0.61 + 0.37 = 1.98
         verdict = suppression.judge(tally, "soft", T0 + day * DAY, RULES)
         assert verdict.reason == ""
         tally = verdict.tally
-    assert 1.9 < tally.soft < 2  # the first has decayed a little
-    verdict = suppression.judge(tally, "soft", T0 + 2 * DAY, RULES)
-    assert verdict.reason == "" and verdict.tally.soft > 2.7  # 1 + 1.9·0.9: not yet 3
-    verdict = suppression.judge(verdict.tally, "soft", T0 + 2.1 * DAY, RULES)
-    assert verdict.reason == "soft" and verdict.until == T0 + 16.1 * DAY and verdict.tally.soft == 0
 
 
 def test_soft_bounces_a_fortnight_apart_never_add_up():
@@ -130,17 +135,17 @@ def test_rows_that_are_not_counted_never_list(db):
 
 
 def test_a_soft_listing_lapses_by_itself(db):
-    for day, message in ((0, "m1"), (1, "m2"), (2, "m3")):
+    for day, message in ((0, "m1"), (5, "m2")):
         deliver(db, T0 + day * DAY, counted("full@example.net", "mailboxfull", hard=False, message=message))
-    assert store.suppressions.find(db, "shop", "full@example.net") is None  # score 2.8 after decay
-    deliver(db, T0 + 2.5 * DAY, counted("full@example.net", "mailboxfull", hard=False, message="m4"))
+    assert store.suppressions.find(db, "shop", "full@example.net") is None  # a score of 1.6
+    deliver(db, T0 + 6 * DAY, counted("full@example.net", "mailboxfull", hard=False, message="m3"))
     found = store.suppressions.find(db, "shop", "full@example.net")
-    assert found is not None and found.reason == "soft" and found.until == T0 + 16.5 * DAY
-    assert found.active(T0 + 16 * DAY) and not found.active(T0 + 17 * DAY)
+    assert found is not None and found.reason == "soft" and found.until == T0 + 20 * DAY
+    assert found.active(T0 + 19 * DAY) and not found.active(T0 + 20 * DAY)
     active = lambda at: [a for a, *_ in store.suppressions.active_listings(db, at)]  # noqa: E731
-    assert active(T0 + 16 * DAY) == ["shop"] and active(T0 + 17 * DAY) == []
+    assert active(T0 + 19 * DAY) == ["shop"] and active(T0 + 20 * DAY) == []
     changes = [h["change"] for h in store.suppressions.history(db, "shop", "full@example.net")]
-    assert changes == ["counted", "counted", "counted", "created"]
+    assert changes == ["counted", "counted", "created"]
 
 
 def test_one_accounts_bounces_never_list_an_address_for_another(db):

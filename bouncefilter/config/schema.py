@@ -332,8 +332,9 @@ class SoftSettings(NamedTuple):
 
     #: Each soft bounce adds 1 to the address's score, which halves every this many days.
     half_life: float = 7
-    #: The score at which the address is suppressed ...
-    threshold: float = 3
+    #: The score at which the address is suppressed (with the defaults: three soft
+    #: bounces within a week, each under 4.8 days after the one before; two never) ...
+    threshold: float = 2
     #: ... for this many days; then it lapses by itself.
     duration: float = 14
 

@@ -9,7 +9,11 @@ Only rows the pipe counted (a verified token, and an address the message was sen
 - ``soft``: a bounce that is about the address but may pass (:data:`SOFT_REASONS`, and a
   hard reason with a 4xx status). Each adds 1 to a score that halves every
   ``Rules.half_life`` days; at ``Rules.threshold`` the address is suppressed for
-  ``Rules.duration`` days, and the score starts again from nothing.
+  ``Rules.duration`` days, and the score starts again from nothing. With the defaults
+  (half-life 7 days, threshold 2) three soft bounces each less than 4.8 days after the
+  one before (1 + x + x² ≥ 2 for x = 0.5^(gap/7)), so three within a week, suppress;
+  two never do (the first has lost weight by the time the second comes), and soft
+  bounces a fortnight apart never add up to more than 4/3.
 - ``complaint``: suppresses at once, until an administrator lifts it.
 - ``None``: everything else. Policy and reputation refusals (blocked, spamdetected,
   policyviolation, badreputation, rejected, norelaying, authfailure, securityerror,
@@ -42,7 +46,7 @@ class Rules(NamedTuple):
 
     hard_after: int = 1
     half_life: float = 7
-    threshold: float = 3
+    threshold: float = 2
     duration: float = 14
 
 
