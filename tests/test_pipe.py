@@ -151,7 +151,7 @@ def test_a_bounce_is_stored_linked_to_its_message_and_account(site):
     assert line in done.stderr.decode()
 
 
-def test_a_hard_bounce_for_a_recipient_suppresses_it_and_a_forged_or_stranger_one_never_does(site):
+def test_a_hard_bounce_for_a_recipient_suppresses_it_and_a_forged_expired_or_stranger_one_never_does(site):
     token = site.record(["Nobody@Example.NET"])
     stored(site, site.pipe(messages.postfix_dsn(token, "nobody@example.net"), messages.address(token)))
     forged = messages.token(key=messages.OTHER_KEY)
@@ -160,6 +160,9 @@ def test_a_hard_bounce_for_a_recipient_suppresses_it_and_a_forged_or_stranger_on
     stranger = site.record(["someone@example.net"])
     stored(site, site.pipe(messages.postfix_dsn(stranger, "victim@example.net"), messages.address(stranger)),
            outcome="stranger")
+    expired = site.record(["late@example.net"], issued=date.today() - timedelta(days=90))
+    stored(site, site.pipe(messages.postfix_dsn(expired, "late@example.net"), messages.address(expired)),
+           outcome="expired")
     conn = store.connect(str(site.database))
     listed = [(s.account, s.address, s.reason, s.detail) for _, s in
               store.suppressions.listings(conn, store.suppressions.ListQuery(time.time()))]
