@@ -6,8 +6,11 @@ built on first use from the configuration file that ``$BOUNCEFILTER_CONFIG`` nam
 :func:`bouncefilter.config.locate`), for gunicorn, uWSGI or mod_wsgi.
 
 Routes: ``GET /v1/bounces/{start}/{end}`` (the records, streamed), ``GET
-/v1/bounces/{id}/raw``, ``GET /v1/stats/{start}/{end}``, ``GET /healthz``, and the
-overview page ``GET /`` with ``POST /login`` and ``POST /logout``. Every answer other
+/v1/bounces/{id}/raw``, ``GET /v1/stats/{start}/{end}``, the suppression list (``GET`` and
+``POST /v1/suppressions``, ``GET`` and ``DELETE /v1/suppressions/{address}``:
+:mod:`bouncefilter.api.suppressions`), ``GET /healthz``, and the overview page ``GET /``
+(with the list's search) and ``GET /why?address=`` (one address's story), with ``POST
+/login`` and ``POST /logout``. Every answer other
 than success is JSON (``{"error": {"status": ..., "message": ...}}``); the page's own
 login problems are shown on the page. A token (``?access_token=``, ``Authorization:
 Bearer``, or the page's cookie) sees its own account only; an admin token sees all,
@@ -16,9 +19,7 @@ and may pick one with ``account=``. The access log names a token by its key id o
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from bouncefilter import store
-from bouncefilter.api import http, page, query, stats, tokens
+from bouncefilter.api import entries, http, page, query, stats, suppression_page, suppressions, tables, tokens
 from bouncefilter.api.http import HttpError, Request, Response
 from bouncefilter.config import Settings
 from bouncefilter.core import window
@@ -45,7 +46,8 @@ _BOUNCE_PARAMETERS = frozenset(
     {"access_token", "account", "format", "limit", "cursor", "recipient", "domain", "reason", "kind", "hard"})
 _STATS_PARAMETERS = frozenset({"access_token", "account"})
 _RAW_PARAMETERS = frozenset({"access_token", "format"})
-_PAGE_PARAMETERS = frozenset({"access_token", "account", "start", "end"})
+_PAGE_PARAMETERS = frozenset({"access_token", "account", "start", "end", "search"})
+_WHY_PARAMETERS = frozenset({"access_token", "account", "address"})
 #: The overview's period when none is chosen, in days up to and including today.
 DEFAULT_DAYS = window.DEFAULT_DAYS
 _HTML_HEADERS = [
@@ -107,7 +109,11 @@ class Api:
             (re.compile(r"/v1/bounces/(?P<id>[0-9]{1,18})/raw"), {"GET": self.raw}),
             (re.compile(r"/v1/bounces/(?P<start>[^/]+)/(?P<end>[^/]+)"), {"GET": self.bounces}),
             (re.compile(r"/v1/stats/(?P<start>[^/]+)/(?P<end>[^/]+)"), {"GET": self.stats}),
+            (re.compile(r"/v1/suppressions"), {"GET": self.suppression_list, "POST": self.suppression_add}),
+            (re.compile(r"/v1/suppressions/(?P<address>.+)"),
+             {"GET": self.suppression_explain, "DELETE": self.suppression_lift}),
             (re.compile(r"/"), {"GET": self.overview}),
+            (re.compile(r"/why"), {"GET": self.why}),
             (re.compile(r"/login"), {"POST": self.login}),
             (re.compile(r"/logout"), {"POST": self.logout}),
         )
@@ -177,7 +183,8 @@ class Api:
         content_type, write = _FORMATS[form]
         headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]
         if limit is not None:
-            headers += _next_page(request, store.position(conn, selected, limit))
+            position = store.position(conn, selected, limit)
+            headers += http.next_page(request, None if position is None else query.cursor(position))
         return Response(200, headers, write(conn, selected, limit))
 
     def raw(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
@@ -212,17 +219,90 @@ class Api:
         data = {"start": iso(since), "end": iso(until), "accounts": [item.to_json() for item in found]}
         return http.json_response(200, data, [("Cache-Control", "no-store")])
 
+    # -- the suppression list ---------------------------------------------------------------
+
+    def suppression_list(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
+        """``GET /v1/suppressions``: the listings the token sees (:func:`suppressions.listing`)."""
+        token = _authenticate(conn, request)
+        _check_parameters(request, suppressions.LIST_PARAMETERS)
+        return suppressions.listing(conn, request, _scope(token, request, self.settings), self._clock())
+
+    def suppression_explain(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
+        """``GET /v1/suppressions/{address}``: the address's story in the token's scope."""
+        token = _authenticate(conn, request)
+        _check_parameters(request, suppressions.ONE_PARAMETERS)
+        return suppressions.explain(conn, _scope(token, request, self.settings), params["address"], self._clock())
+
+    def suppression_lift(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
+        """``DELETE /v1/suppressions/{address}``: lift it off one account's list."""
+        token = _authenticate(conn, request)
+        _check_parameters(request, suppressions.ONE_PARAMETERS)
+        account = self._owner(token, request)
+        return suppressions.lift(conn, account, params["address"], _actor(token), token.account is None,
+                                 self._clock(), self.settings.suppression_targets(account))
+
+    def suppression_add(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
+        """``POST /v1/suppressions``: list one address, or import many, on one account's list."""
+        token = _authenticate(conn, request)
+        _check_parameters(request, suppressions.ONE_PARAMETERS)
+        account = self._owner(token, request)
+        return suppressions.add(conn, request, account, _actor(token), self._clock(),
+                                self.settings.suppression_targets(account))
+
+    def _owner(self, token: store.ApiToken, request: Request) -> str:
+        """The one account a change is made to: the token's own, or the one an admin token
+        names with ``account=`` (400 if it names none; 403 for another account's)."""
+        scope = _scope(token, request, self.settings)
+        if scope is None:
+            raise HttpError(400, "account: an admin token must name the account to change (account=NAME)")
+        return scope
+
     # -- the overview page ------------------------------------------------------------------
 
     def overview(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """The page for the token in the cookie (or the header); the login form without one.
         A token in the URL is checked, moved into the cookie, and taken out of the URL."""
         _check_parameters(request, _PAGE_PARAMETERS)
+        token = self._page_token(request, conn)
+        if isinstance(token, Response):
+            return token
+        try:
+            since, until = self._period(request.query)
+            problem = ""
+        except HttpError as error:  # shown on the page, with the default period
+            since, until = self._period({})
+            problem = error.message
+        scope = _scope(token, request, self.settings)
+        found = stats.gather(conn, since, until, scope, self._names())
+        choices = None if token.account is not None else self._names()
+        listed = self._listed(conn, request, scope, token.account is None)
+        text = page.overview(found, since, until, choices, request.query.get("account", ""), problem, listed)
+        return _html(400 if problem else 200, text)
+
+    def why(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
+        """"Why is this address bouncing?": one address's story, on a page of its own."""
+        _check_parameters(request, _WHY_PARAMETERS)
+        token = self._page_token(request, conn)
+        if isinstance(token, Response):
+            return token
+        text = request.query.get("address", "").strip()
+        if not text:
+            return _html(200, suppression_page.why("", None, "Type an address to see its story."))
+        try:
+            told = suppressions.story(conn, _scope(token, request, self.settings), entries.address(text),
+                                      self._clock())
+        except HttpError as error:
+            return _html(400, suppression_page.why(text, None, error.message))
+        return _html(200, suppression_page.why(text, told))
+
+    def _page_token(self, request: Request, conn: store.Connection) -> store.ApiToken | Response:
+        """The page's token (cookie or header), or the answer instead of the page: the
+        login form, or the redirect that moves a token in the URL into the cookie."""
         if "access_token" in request.query:
             if tokens.verify(conn, request.query["access_token"]) is None:
                 return _html(401, page.login("That token is not valid (or was revoked)."))
             rest = {name: value for name, value in request.query.items() if name != "access_token"}
-            return http.redirect(http.url("/", rest), [self._cookie(request, request.query["access_token"])])
+            return http.redirect(http.url(request.path, rest), [self._cookie(request, request.query["access_token"])])
         text = _presented(request)
         if not text:
             return _html(200, page.login())
@@ -230,16 +310,17 @@ class Api:
         if token is None:
             return _html(401, page.login("That token is not valid (or was revoked)."),
                          [self._cookie(request, "")])
-        try:
-            since, until = self._period(request.query)
-            problem = ""
-        except HttpError as error:  # shown on the page, with the default period
-            since, until = self._period({})
-            problem = error.message
-        found = stats.gather(conn, since, until, _scope(token, request, self.settings), self._names())
-        choices = None if token.account is not None else self._names()
-        text = page.overview(found, since, until, choices, request.query.get("account", ""), problem)
-        return _html(400 if problem else 200, text)
+        return token
+
+    def _listed(self, conn: store.Connection, request: Request, scope: str | None, admin: bool) -> str:
+        """The overview's suppression section: the listings of ``scope`` active now whose
+        address holds the ``search`` parameter, the first
+        :data:`~bouncefilter.api.suppression_page.SHOWN` of them."""
+        now, search = self._clock(), request.query.get("search", "").strip()
+        selected = store.suppressions.ListQuery(now, scope, search=search)
+        found = [item for _, item in store.suppressions.listings(conn, selected, suppression_page.SHOWN + 1)]
+        kept = {name: request.query.get(name, "") for name in ("start", "end", "account")}
+        return suppression_page.section(found, search, kept, now, admin)
 
     def login(self, request: Request, params: Mapping[str, str], conn: store.Connection) -> Response:
         """The login form's answer: the cookie and back to the page, or the form again."""
@@ -304,6 +385,11 @@ def _authenticate(conn: store.Connection, request: Request) -> store.ApiToken:
     return token
 
 
+def _actor(token: store.ApiToken) -> str:
+    """Who a change made with ``token`` is written down as: ``api:KEY_ID``."""
+    return f"api:{token.key_id}"
+
+
 def _scope(token: store.ApiToken, request: Request, settings: Settings) -> str | None:
     """The account the request reads: the token's own, or for an admin token the
     ``account`` parameter (``None``: every account). 403 if an account's token asks
@@ -347,35 +433,9 @@ def _csv(conn: store.Connection, selected: store.BounceQuery, limit: int | None)
     return _csv_chunks(rows)
 
 
-#: How a cell opens when a spreadsheet would run it as a formula (OWASP's CSV injection list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _csv_chunks(rows: Iterator[tuple[object, ...]]) -> Iterator[bytes]:
-    """The CSV of ``rows``, 256 rows a chunk. A text cell that opens like a formula (a
-    diagnostic or subject is the remote side's text) gets a ``'`` in front, so that a
-    spreadsheet shows it instead of running it; JSON keeps the exact text."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([name for name, _ in store.EXPORT_FIELDS])
-    flags = [place for place, (name, _) in enumerate(store.EXPORT_FIELDS) if name in store.BOOLEAN_COLUMNS]
-    for count, row in enumerate(rows, 1):
-        values = [_cell(value) for value in row]
-        for place in flags:
-            values[place] = "true" if values[place] else "false"
-        writer.writerow(values)
-        if count % 256 == 0:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
-
-
-def _cell(value: object) -> object:
-    """``value``, with a ``'`` in front if it is text a spreadsheet would take for a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+    """The records' CSV (:func:`bouncefilter.api.tables.csv_chunks`)."""
+    return tables.csv_chunks([name for name, _ in store.EXPORT_FIELDS], rows, store.BOOLEAN_COLUMNS)
 
 
 _FORMATS: dict[str, tuple[str, Callable[[store.Connection, store.BounceQuery, int | None], Iterator[bytes]]]] = {
@@ -383,19 +443,6 @@ _FORMATS: dict[str, tuple[str, Callable[[store.Connection, store.BounceQuery, in
     "jsonl": ("application/x-ndjson", _json_lines),
     "csv": ("text/csv; charset=utf-8", _csv),
 }
-
-
-def _next_page(request: Request, position: tuple[float, int] | None) -> list[tuple[str, str]]:
-    """The headers that lead to the next page (none after the last one). The link keeps
-    every parameter but the cursor, the ``access_token`` too when the client sent it in
-    the query (its script pages by following the link); a token sent in the
-    ``Authorization`` header stays out of it."""
-    if position is None:
-        return []
-    cursor = query.cursor(position)
-    rest = {name: value for name, value in request.query.items() if name != "cursor"}
-    link = http.url(request.path, {**rest, "cursor": cursor})
-    return [("X-Next-Cursor", cursor), ("Link", f'<{link}>; rel="next"')]
 
 
 # -- the rest ---------------------------------------------------------------------------------

@@ -76,19 +76,32 @@ class Request:
         """Whether the client reached us over HTTPS (as the WSGI server says)."""
         return self.environ.get("wsgi.url_scheme") == "https"
 
+    def content_type(self) -> str:
+        """The body's media type in lower case, without its parameters (``""`` if none given)."""
+        return str(self.environ.get("CONTENT_TYPE", "")).partition(";")[0].strip().lower()
+
     def form(self) -> dict[str, str]:
         """The fields of an ``application/x-www-form-urlencoded`` body (400 otherwise)."""
-        kind = str(self.environ.get("CONTENT_TYPE", "")).partition(";")[0].strip().lower()
-        if kind != "application/x-www-form-urlencoded":
+        if self.content_type() != "application/x-www-form-urlencoded":
             raise HttpError(400, "expected a form (application/x-www-form-urlencoded)")
-        try:
-            length = int(self.environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise HttpError(400, "bad Content-Length") from None
-        if not 0 <= length <= MAX_FORM_BYTES:
-            raise HttpError(400, f"a form may hold at most {MAX_FORM_BYTES} octets")
-        body = self.environ["wsgi.input"].read(length) if length else b""
+        body = self.body(MAX_FORM_BYTES, required=False)
         return _single(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    def body(self, limit: int, required: bool = True) -> bytes:
+        """The request's body, ``Content-Length`` octets of it: 413 beyond ``limit``, 400
+        for a length that is not a number, 411 for none when one is ``required`` (else
+        an empty body)."""
+        text = str(self.environ.get("CONTENT_LENGTH") or "").strip()
+        if not text:
+            if required:
+                raise HttpError(411, "a body needs a Content-Length")
+            return b""
+        if not text.isascii() or not text.isdigit() or len(text) > 18:
+            raise HttpError(400, "bad Content-Length")
+        length = int(text)
+        if length > limit:
+            raise HttpError(413, f"the body may hold at most {limit} octets: send it in parts")
+        return bytes(self.environ["wsgi.input"].read(length)) if length else b""
 
 
 def parse(environ: Mapping[str, Any]) -> Request:
@@ -128,6 +141,19 @@ def error_response(error: HttpError) -> Response:
 def redirect(location: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
     """A 303 See Other to ``location``."""
     return Response(303, [("Location", location), ("Content-Length", "0"), *headers])
+
+
+def next_page(request: Request, cursor: str | None) -> list[tuple[str, str]]:
+    """The headers that lead to the page at ``cursor`` (none after the last page:
+    ``None``): ``X-Next-Cursor`` and ``Link: <...>; rel="next"``. The link keeps every
+    parameter but the cursor, the ``access_token`` too when the client sent it in the
+    query (its script pages by following the link); a token sent in the
+    ``Authorization`` header stays out of it."""
+    if cursor is None:
+        return []
+    rest = {name: value for name, value in request.query.items() if name != "cursor"}
+    link = url(request.path, {**rest, "cursor": cursor})
+    return [("X-Next-Cursor", cursor), ("Link", f'<{link}>; rel="next"')]
 
 
 def url(path: str, query: Mapping[str, str]) -> str:

@@ -33,6 +33,9 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .login{max-width:28em;margin:4em auto;background:#fff;border:1px solid #ddd;border-radius:6px;padding:1.5em}
 .login input[type=password]{width:100%;box-sizing:border-box;padding:.4em;margin:.5em 0}
 .problem{color:#b00020}.empty{color:#777}
+section.suppressions{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1em;margin-bottom:1.5em}
+form.search{margin:.5em 0}header h1 a{color:inherit;text-decoration:none}
+section.story td{vertical-align:top;max-width:32em;overflow-wrap:anywhere}ul.status{padding-left:1.2em}
 """
 
 
@@ -44,12 +47,13 @@ def login(problem: str = "") -> str:
 <form method="post" action="/login"><label for="token">API token</label>
 <input type="password" id="token" name="token" autocomplete="off" required>
 <button type="submit">Sign in</button></form></main>"""
-    return _document("bouncefilter: sign in", body)
+    return document("bouncefilter: sign in", body)
 
 
 def overview(accounts: Sequence[AccountStats], since: float, until: float, choices: Sequence[str] | None,
-             chosen: str, problem: str = "") -> str:
-    """The page: the period form, then one section per account in ``accounts``.
+             chosen: str, problem: str = "", suppressions: str = "") -> str:
+    """The page: the period form, then one section per account in ``accounts``, then
+    ``suppressions`` (the list's section, HTML already escaped).
     ``choices`` are the accounts an admin token may pick from (``None`` for an account's
     token), ``chosen`` the one picked (empty: all); ``problem`` says what was wrong with
     the period asked for (the page then shows the default one)."""
@@ -60,11 +64,12 @@ def overview(accounts: Sequence[AccountStats], since: float, until: float, choic
     body = f"""<header><h1>bouncefilter</h1>{_period_form(since, until, choices, chosen)}
 <form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
 <main>{alert}<p>From {escape(iso(since))} up to {escape(iso(until))} (UTC; the end is not included).</p>
-{sections}</main>"""
-    return _document("bouncefilter: overview", body)
+{sections}
+{suppressions}</main>"""
+    return document("bouncefilter: overview", body)
 
 
-def _document(title: str, body: str) -> str:
+def document(title: str, body: str) -> str:
     """A whole HTML document around ``body`` (already escaped), with the style sheet."""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'

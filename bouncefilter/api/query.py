@@ -87,8 +87,14 @@ def filters(params: Mapping[str, str]) -> dict[str, Any]:
     if "kind" in params:
         found["kind"] = _choice(params, "kind", list(Kind))
     if "hard" in params:
-        found["hard"] = _BOOLEANS[_choice(params, "hard", list(_BOOLEANS))]
+        found["hard"] = boolean(params, "hard")
     return found
+
+
+def boolean(params: Mapping[str, str], name: str) -> bool:
+    """The yes-or-no parameter ``name`` (``true``, ``false``, ``1``, ``0``, ``yes``,
+    ``no``); 400 listing them otherwise."""
+    return _BOOLEANS[_choice(params, name, list(_BOOLEANS))]
 
 
 def limit(params: Mapping[str, str]) -> int | None:

@@ -124,21 +124,38 @@ def suppress(conn: sqlite3.Connection, account: str, address: str, reason: str, 
     imported listing's own date."""
     if reason not in rules.REASONS:
         raise ValueError(f"reason must be one of {', '.join(rules.REASONS)}, not {reason!r}")
-    shown, key = address_of(address)
     with Writing(conn):
-        found = conn.execute("SELECT id, reason, lifted_at, until FROM suppressions WHERE account = ? AND address_key = ?",
-                             (account, key)).fetchone()
-        if found is not None and active(found[1], found[2], found[3], at):
-            return False
-        since = at if created_at is None else created_at
-        conn.execute(
-            "INSERT INTO suppressions (account, address, address_key, reason, detail, created_at, until)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, address_key) DO UPDATE SET reason = excluded.reason,"
-            " detail = excluded.detail, created_at = excluded.created_at, until = excluded.until, lifted_at = NULL,"
-            " lifted_by = '', bounce_ids = '[]', hard_count = 0, soft_score = 0",
-            (account, shown, key, reason, detail, since, until))
-        history_id = _history(conn, account, shown, key, at, CREATED, reason, detail, until, None, actor)
-        _queue(conn, history_id, targets, at)
+        return _listed(conn, account, Entry(address, reason, detail, until, created_at), at, actor, targets)
+
+
+class Entry(NamedTuple):
+    """One address to list by hand (:func:`suppress_many`): ``created_at`` ``None`` for
+    the moment it is listed."""
+
+    address: str
+    reason: str = rules.MANUAL
+    detail: str = ""
+    until: float | None = None
+    created_at: float | None = None
+
+
+def _listed(conn: sqlite3.Connection, account: str, entry: Entry, at: float, actor: str,
+            targets: Sequence[str]) -> bool:
+    """List ``entry`` inside the caller's write transaction; ``False`` if it is listed already."""
+    shown, key = address_of(entry.address)
+    found = conn.execute("SELECT id, reason, lifted_at, until FROM suppressions WHERE account = ? AND address_key = ?",
+                         (account, key)).fetchone()
+    if found is not None and active(found[1], found[2], found[3], at):
+        return False
+    since = at if entry.created_at is None else entry.created_at
+    conn.execute(
+        "INSERT INTO suppressions (account, address, address_key, reason, detail, created_at, until)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, address_key) DO UPDATE SET reason = excluded.reason,"
+        " detail = excluded.detail, created_at = excluded.created_at, until = excluded.until, lifted_at = NULL,"
+        " lifted_by = '', bounce_ids = '[]', hard_count = 0, soft_score = 0",
+        (account, shown, key, entry.reason, entry.detail, since, entry.until))
+    history_id = _history(conn, account, shown, key, at, CREATED, entry.reason, entry.detail, entry.until, None, actor)
+    _queue(conn, history_id, targets, at)
     return True
 
 
@@ -278,3 +295,20 @@ def story(conn: sqlite3.Connection, account: str | None, address: str, limit: in
         f"SELECT account, {', '.join(_HISTORY)} FROM suppression_history WHERE address_key = ?{scope}"
         " ORDER BY id DESC LIMIT ?", (key, *params, limit))]
     return {"address": shown, "suppressions": listed, "messages": sent, "records": records, "history": changes}
+
+
+def suppress_many(conn: sqlite3.Connection, account: str, entries: Sequence[Entry], at: float, actor: str,
+                  targets: Sequence[str] = (), batch: int = 1000) -> list[bool]:
+    """:func:`suppress` for each of ``entries`` in order, ``batch`` of them a transaction
+    (an import of thousands pays one commit a batch, and never holds the writers off for
+    long); for each, whether it was listed (``False``: listed already). ``ValueError``,
+    before anything is written, for an entry whose reason is not one of :data:`rules.REASONS`.
+    An address given twice is listed once (the second is listed already)."""
+    for entry in entries:
+        if entry.reason not in rules.REASONS:
+            raise ValueError(f"reason must be one of {', '.join(rules.REASONS)}, not {entry.reason!r}")
+    done: list[bool] = []
+    for first in range(0, len(entries), batch):
+        with Writing(conn):
+            done += [_listed(conn, account, entry, at, actor, targets) for entry in entries[first:first + batch]]
+    return done
