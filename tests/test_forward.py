@@ -518,3 +518,148 @@ def test_the_readme_example_verifies_a_real_request_and_rejects_a_forgery(tmp_pa
     ]:
         with pytest.raises(ValueError):
             verify(secret, headers, body)
+
+
+# -- suppression events -------------------------------------------------------------------------
+
+LISTING = "{hard_after: 1}"  # the default: one hard bounce lists the address
+
+
+def lift(site: Site, address: str = "nobody@example.net") -> str:
+    conn = site.conn()
+    try:
+        return store.suppressions.lift(conn, "shop", address, time.time(), "cli:tester", True,
+                                       site.settings.suppression_targets("shop"))
+    finally:
+        conn.close()
+
+
+def test_a_hard_bounce_gives_the_hook_a_bounce_and_a_signed_suppression_created_event(tmp_path):
+    with Hooks([KEY]) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")), suppression=LISTING)
+        site.bounce()
+        assert [(r["history_id"], r["state"]) for r in site.outbox("history_id")] == [(1, "pending")]
+        assert site.forwarder().run_once().delivered == 2
+    bounce, created = hooks.received
+    assert bounce.verified and created.verified
+    assert len(created.headers["webhook-signature"].split(" ")) == 2  # every secret signs this one too
+    assert bounce.event["event"] == "bounce"
+    event = created.event
+    assert list(event)[:2] == ["event_id", "event"]
+    assert event["event_id"] == created.headers["webhook-id"] != bounce.headers["webhook-id"]
+    assert str(event["event_id"]).startswith("evt_")
+    assert {k: v for k, v in event.items() if k not in ("event_id", "at")} == {
+        "event": "suppression.created", "id": 1, "account": "shop", "address": "nobody@example.net",
+        "reason": "hard", "detail": "userunknown", "until": None, "bounce_id": bounce.event["id"], "actor": "pipe",
+    }
+    assert abs(float(event["at"]) - time.time()) < 60  # type: ignore[arg-type]
+    assert {r["state"] for r in site.outbox("history_id")} == {"done"}
+
+
+def test_lifting_gives_the_hook_a_suppression_lifted_event(tmp_path):
+    with Hooks([KEY]) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/events")), suppression=LISTING)
+        site.bounce()
+        site.forwarder().run_once()
+        assert lift(site) == "lifted"
+        assert site.forwarder().run_once().delivered == 1
+    lifted = hooks.received[-1]
+    assert lifted.verified and len(hooks.received) == 3
+    assert {k: lifted.event[k] for k in ("event", "id", "address", "reason", "actor", "bounce_id")} == {
+        "event": "suppression.lifted", "id": 2, "address": "nobody@example.net", "reason": "hard",
+        "actor": "cli:tester", "bounce_id": None,
+    }
+
+
+def test_an_smtp_target_gets_a_plain_notification_with_the_fields_as_headers(tmp_path):
+    with Mailbox() as box:
+        site = make_site(tmp_path, "{type: smtp, to: team@example.com}", port=box.port, suppression=LISTING)
+        site.bounce()
+        assert site.forwarder().run_once().delivered == 2
+        wait_for(lambda: len(box.envelopes) == 2)
+    notes = [e for e in box.envelopes if b"X-Bouncefilter-Event:" in e.original_content]
+    (envelope,) = notes
+    assert envelope.mail_from == "<>" and envelope.rcpt_tos == ["team@example.com"]
+    note = message_from_bytes(envelope.original_content)
+    assert {k: note[k] for k in ("X-Bouncefilter-Event", "X-Bouncefilter-Account", "X-Bouncefilter-Address",
+                                 "X-Bouncefilter-Reason", "X-Bouncefilter-Detail", "X-Bouncefilter-Actor",
+                                 "To", "Auto-Submitted")} == {
+        "X-Bouncefilter-Event": "suppression.created", "X-Bouncefilter-Account": "shop",
+        "X-Bouncefilter-Address": "nobody@example.net", "X-Bouncefilter-Reason": "hard",
+        "X-Bouncefilter-Detail": "userunknown", "X-Bouncefilter-Actor": "pipe", "To": "team@example.com",
+        "Auto-Submitted": "auto-generated",
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", note["X-Bouncefilter-At"])
+    assert note["X-Bouncefilter-Until"] is None  # until lifted: no such field
+    assert note["From"] == f"bouncefilter <MAILER-DAEMON@{messages.DOMAIN}>"
+    assert "nobody@example.net" in note["Subject"] and note.get_content_type() == "text/plain"
+    text = note.get_payload(decode=True).decode()
+    assert " ".join(text.split()).startswith("nobody@example.net is suppressed for the account shop until it is"
+                                             " lifted: mail to it is no longer sent.")
+    assert "reason: hard\n" in text.replace("\r\n", "\n")
+
+
+def test_a_return_path_target_gets_the_listing_bounces_address_or_nothing(tmp_path, caplog):
+    with Mailbox() as box:
+        site = make_site(tmp_path, "{type: smtp, to: return_path}", port=box.port, suppression=LISTING)
+        site.bounce(bounce_address="bounces@shop.example.com")
+        conn = site.conn()
+        assert store.suppressions.suppress(conn, "shop", "Typed@Example.ORG", "manual", time.time(), "cli:tester",
+                                           targets=site.settings.suppression_targets("shop"))
+        conn.close()
+        with caplog.at_level("INFO", "bouncefilter.forward.forwarder"):
+            assert site.forwarder().run_once().delivered == 3
+        assert lift(site) == "lifted"  # the lifting of a bounce's listing goes where the listing went
+        assert site.forwarder().run_once().delivered == 1
+        wait_for(lambda: len(box.envelopes) == 3)
+    events = sorted(message_from_bytes(e.original_content)["X-Bouncefilter-Event"] or "bounce" for e in box.envelopes)
+    assert events == ["bounce", "suppression.created", "suppression.lifted"]
+    assert {tuple(e.rcpt_tos) for e in box.envelopes} == {("bounces@shop.example.com",)}
+    assert "done, not sent: no return path known for Typed@example.org" in caplog.text
+    assert [r["state"] for r in site.outbox("history_id")] == ["done"] * 3
+
+
+def test_a_target_with_suppressions_false_gets_no_suppression_event(tmp_path):
+    with Hooks([KEY]) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/all")) + ", " + hook(hooks.url("/bounces"), ", suppressions: false"),
+                         suppression=LISTING)
+        site.bounce()
+        assert lift(site) == "lifted"
+        assert site.forwarder().run_once().delivered == 4
+    assert [r["target"] for r in site.outbox("history_id")] == [f"shop:webhook:{hooks.url('/all')}"] * 2
+    assert [r.event["event"] for r in hooks.delivered("/bounces")] == ["bounce"]
+    assert sorted(str(r.event["event"]) for r in hooks.delivered("/all")) == [
+        "bounce", "suppression.created", "suppression.lifted"]
+
+
+def test_a_refused_suppression_event_is_dead_listed_and_retried(tmp_path):
+    with Hooks([KEY], scripts={"/gone": [410, 200]}) as hooks:
+        site = make_site(tmp_path, hook(hooks.url("/gone")), suppression=LISTING)
+        site.bounce()
+        assert site.forwarder().run_once().dead == 2
+        (row,) = site.outbox("history_id")
+        assert row["state"] == "dead" and row["last_error"].startswith("HTTP 410")
+        listed = subprocess.run(site.command("--list-dead"), capture_output=True, text=True, check=True).stdout
+        assert f"{row['id']}\tshop:webhook:{hooks.url('/gone')}\tattempts=1\tsuppression=1\t" \
+               "suppression.created <nobody@example.net>\tHTTP 410" in listed
+        retried = subprocess.run(site.command("--retry", str(row["id"])), capture_output=True, text=True)
+        assert (retried.returncode, retried.stdout) == (0, "1 dead rows pending again\n")
+        assert site.forwarder().run_once().delivered == 1
+    assert site.outbox("history_id")[0]["state"] == "done"
+    assert [r.event["event"] for r in hooks.delivered("/gone")] == ["suppression.created"]
+
+
+def test_retention_keeps_the_history_and_unsent_events_and_drops_old_sent_ones(tmp_path):
+    site = make_site(tmp_path, hook("http://127.0.0.1:9/events"), suppression=LISTING)
+    site.bounce(now=time.time() - 40 * 86400)
+    assert lift(site) == "lifted"
+    conn = site.conn()
+    conn.execute("UPDATE outbox SET state = 'done' WHERE history_id = 1")
+    conn.commit()
+    purged = store.purge(conn, time.time(), days=30, raw_days=30)
+    assert (purged.bounces, purged.events) == (1, 1)  # the old bounce and its sent listing event
+    assert [(r["history_id"], r["state"]) for r in site.outbox("history_id")] == [(2, "pending")]
+    assert [h["change"] for h in store.suppressions.history(conn, "shop", "nobody@example.net")] == [
+        "created", "lifted"]
+    assert store.purge(conn, time.time() + 40 * 86400, days=30, raw_days=30).events == 0  # pending: kept
+    conn.close()

@@ -380,7 +380,8 @@ def run_forward(args: argparse.Namespace) -> int:
 
     def list_dead(settings: Settings, conn: store.Connection) -> None:
         for row in store.dead_letters(conn):
-            print(f"{row['id']}\t{row['target']}\tattempts={row['attempts']}\tbounce={row['bounce_id']}"
+            event = f"bounce={row['bounce_id']}" if row["history_id"] is None else f"suppression={row['history_id']}"
+            print(f"{row['id']}\t{row['target']}\tattempts={row['attempts']}\t{event}"
                   f"\t{row['outcome']} <{row['recipient']}>\t{row['last_error']}")
 
     def retry(settings: Settings, conn: store.Connection) -> None:

@@ -210,7 +210,8 @@ def _add_forward(subcommands: argparse._SubParsersAction[argparse.ArgumentParser
     what = forward.add_mutually_exclusive_group()
     what.add_argument("--once", action="store_true", help="deliver what is due now, then exit (for a timer)")
     what.add_argument("--list-dead", action="store_true",
-                      help="list the given-up rows: id, target, attempts, bounce, last error")
+                      help="list the given-up rows: id, target, attempts, the event (bounce=ID or "
+                      "suppression=ID), its outcome and address, last error")
     what.add_argument("--retry", metavar="ID|all", type=_outbox_id,
                       help="make a dead row (or all of them) pending again, due now, with a fresh max_age")
     forward.set_defaults(run=commands.run_forward)

@@ -16,6 +16,13 @@ its own short commit:
 - a refusal (SMTP 5xx, HTTP 410 and other 4xx), a target no longer configured, a raw
   bounce no longer stored, no return path known: ``dead`` at once, with the error.
 
+Rows are bounce events or changes to the suppression list (``suppression.created``,
+``suppression.lifted``), worked alike: a web hook gets the change as a signed JSON event,
+an SMTP target a short notification (:func:`bouncefilter.forward.message.notification`);
+a ``return_path`` target the return path of the bounce that listed the address, and a
+change no bounce with one caused (a listing by hand, a lifting of it) is ``done``
+unsent, with a log line saying so.
+
 Each target's rows of a batch are worked by a thread of their own, with connections of
 their own, so a slow or dead receiver never delays another target's rows; every
 attempt ends within ``forward.timeout`` (the whole exchange, not each read), and the
@@ -92,6 +99,8 @@ class Forwarder:
             for account in settings.accounts for target in account.forward
         }
         self._smtp = settings.smtp
+        #: The From of suppression notifications (their envelope sender is null).
+        self._from = f"MAILER-DAEMON@{settings.verp.domain or 'localhost'}"
         # Per target, so that each target's thread has connections of its own.
         self._webhooks: dict[str, WebhookSender] = {}
         self._mail: dict[str, SmtpSender] = {}
@@ -214,19 +223,18 @@ class Forwarder:
         target = self._targets.get(item.target)
         if target is None:
             return Result(False, "target no longer in the configuration", permanent=True)
+        if item.event is not None:
+            return self._deliver_change(item, target, now, stop)
         if target.target.type == "webhook":
             with self._lock:
                 record = store.export_record(self._conn, int(item.bounce["id"]))  # type: ignore[call-overload]
             if record is None:
                 return Result(False, "the bounce is no longer stored", permanent=True)
             identifier = webhook.event_id(item.dedup_key, item.target)
-            payload = webhook.body(webhook.event(record, identifier))
-            headers = webhook.headers(target.keys, identifier, int(now), payload)
-            sender = self._webhooks.setdefault(item.target, WebhookSender(self._settings.timeout))
-            return sender.post(target.target.url or "", payload, headers, now, stop)
+            return self._post(item, target, identifier, webhook.event(record, identifier), now, stop)
         to = target.target.to or ""
         if to == RETURN_PATH:
-            to = str(item.bounce["bounce_address"] or item.sender)
+            to = item.return_path()
             if not to:
                 return Result(False, "no return path known for the bounced message", permanent=True)
         raw_id = item.bounce["raw_id"]
@@ -237,17 +245,44 @@ class Forwarder:
         mail = self._mail.setdefault(item.target, SmtpSender(self._smtp, self._settings.timeout))
         return mail.send(to, message.forwarded(raw, item.bounce), stop)
 
+    def _deliver_change(self, item: store.OutboxItem, target: _Target, now: float,
+                        stop: threading.Event | None) -> Result:
+        """Send a suppression event (``item.event``): a signed JSON POST, or a short
+        notification by mail; to a ``return_path`` target, the return path of the bounce
+        that listed the address, and when there is none the row is done unsent."""
+        if not item.event:
+            return Result(False, "the suppression change is no longer stored", permanent=True)
+        identifier = webhook.event_id(item.dedup_key, item.target)
+        if target.target.type == "webhook":
+            return self._post(item, target, identifier, webhook.suppression_event(item.event, identifier), now, stop)
+        to = target.target.to or ""
+        if to == RETURN_PATH:
+            to = item.return_path()
+            if not to:
+                return Result(True, f"not sent: no return path known for {item.event['address']}"
+                              " (no bounce of a message with one listed it)")
+        mail = self._mail.setdefault(item.target, SmtpSender(self._smtp, self._settings.timeout))
+        return mail.send(to, message.notification(item.event, to, self._from, identifier), stop)
+
+    def _post(self, item: store.OutboxItem, target: _Target, identifier: str, event: dict[str, object], now: float,
+              stop: threading.Event | None) -> Result:
+        """POST ``event``, signed by every secret of ``target``, over this target's connections."""
+        payload = webhook.body(event)
+        headers = webhook.headers(target.keys, identifier, int(now), payload)
+        sender = self._webhooks.setdefault(item.target, WebhookSender(self._settings.timeout))
+        return sender.post(target.target.url or "", payload, headers, now, stop)
+
     def _settle(self, item: store.OutboxItem, result: Result, now: float, counts: Counts) -> float | None:
         """Record ``result`` for ``item``; when it is retried, when it is due again."""
         with self._lock:
             return self._settle_locked(item, result, now, counts)
 
     def _settle_locked(self, item: store.OutboxItem, result: Result, now: float, counts: Counts) -> float | None:
-        where = f"outbox id={item.id} bounce={item.bounce['id']} target={item.target} attempt={item.attempts}"
+        where = f"outbox id={item.id} {item.label()} target={item.target} attempt={item.attempts}"
         if result.delivered:
             store.mark_done(self._conn, item.id, self._claim, now)
             counts.delivered += 1
-            log.info("%s: delivered", where)
+            log.info("%s: %s", where, f"done, {result.error}" if result.error else "delivered")
             return None
         delay = max(self.backoff(item.attempts), result.retry_after or 0.0)
         if result.permanent or now + delay > item.queued_at + self._settings.max_age:

@@ -4,6 +4,8 @@ One event per stored row: ``event_id`` (the same on every retry: receivers dedup
 on it) and ``event`` (what the target subscribed to: ``bounce``, ``complaint``,
 ``autoreply``, ``delay``, ``delivered``, ``reply`` or ``unknown``), then the download
 API's record for the row (:data:`bouncefilter.store.EXPORT_FIELDS` defines both).
+A change to the suppression list is an event too (:func:`suppression_event`):
+``suppression.created`` or ``suppression.lifted``, then the change's fields.
 
 Signing: ``webhook-id`` (the event id), ``webhook-timestamp`` (epoch seconds of the
 attempt) and ``webhook-signature``: ``v1,`` and the base64 of HMAC-SHA256 over
@@ -29,6 +31,14 @@ def event(record: Mapping[str, object], identifier: str) -> dict[str, object]:
     """The JSON event for an exported record (as :func:`bouncefilter.store.export_record`
     gives it) and the event id."""
     return {"event_id": identifier, "event": record["outcome"], **record}
+
+
+def suppression_event(change: Mapping[str, object], identifier: str) -> dict[str, object]:
+    """The JSON event for a change to the suppression list (as
+    :func:`bouncefilter.store.suppressions.history_event` gives it: ``event``, ``id``,
+    ``account``, ``address``, ``at``, ``reason``, ``detail``, ``until``, ``bounce_id``,
+    ``actor``) and the event id."""
+    return {"event_id": identifier, "event": change["event"], **{k: v for k, v in change.items() if k != "event"}}
 
 
 def body(fields: Mapping[str, object]) -> bytes:

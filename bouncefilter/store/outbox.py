@@ -1,4 +1,8 @@
 """The outbox: what the forwarder must still hand on, claimed under a lease, settled once.
+
+A row is one event for one target: a stored bounce (``bounce_id``) or a change to the
+suppression list (``history_id``: ``suppression.created``, ``suppression.lifted``). Both
+kinds are claimed, retried, given up and retried by hand alike.
 """
 
 from __future__ import annotations
@@ -22,8 +26,13 @@ def outbox_rows(conn: sqlite3.Connection, bounce_id: int) -> list[tuple[str, str
 
 
 class OutboxItem(NamedTuple):
-    """One claimed outbox row and what forwarding it needs: the stored bounce row (as
-    :func:`bounces` gives it) and the bounced message's original envelope sender."""
+    """One claimed outbox row and what forwarding it needs. A bounce event: the stored
+    bounce row (as :func:`bounces` gives it), ``event`` ``None``. A suppression event:
+    ``bounce`` empty, ``event`` the change as
+    :func:`~bouncefilter.store.suppressions.history_event` gives it. ``sender`` and
+    ``bounce_address``: the original envelope sender and recorded bounce address of the
+    bounced message (for a suppression event, of the bounce that listed the address, if
+    any); ``dedup_key`` is stable across retries (``suppression:ID`` for a change)."""
 
     id: int
     target: str
@@ -32,11 +41,24 @@ class OutboxItem(NamedTuple):
     bounce: dict[str, object]
     sender: str = ""
     dedup_key: str = ""
+    event: dict[str, object] | None = None
+    bounce_address: str = ""
+
+    def return_path(self) -> str:
+        """Where a ``to: return_path`` target sends this row: the message's recorded
+        bounce address, else its original envelope sender; ``""`` when neither is known."""
+        return str(self.bounce.get("bounce_address") or self.bounce_address or self.sender)
+
+    def label(self) -> str:
+        """``bounce=ID`` or ``suppression=ID``, for log lines."""
+        if self.event is not None:
+            return f"suppression={self.event['id']}"
+        return f"bounce={self.bounce['id']}"
 
 
 _CLAIM = (
     f"UPDATE outbox SET state = '{SENDING}', claim = ?, due_at = ?, attempts = attempts + 1 WHERE id IN"
-    f" (SELECT id FROM outbox WHERE state IN ('{PENDING}', '{SENDING}') AND due_at <= ? AND bounce_id IS NOT NULL"
+    f" (SELECT id FROM outbox WHERE state IN ('{PENDING}', '{SENDING}') AND due_at <= ?"
     " ORDER BY due_at LIMIT ?)"
 )
 
@@ -49,6 +71,20 @@ _CLAIMED = (
     " ORDER BY o.due_at, o.id"
 )
 
+#: The bounce that listed the address of a change: its own (a listing), or that of the
+#: listing before it (a lifting).
+_LISTING_BOUNCE = (
+    "coalesce(h.bounce_id, (SELECT c.bounce_id FROM suppression_history c WHERE c.account = h.account"
+    " AND c.address_key = h.address_key AND c.change = 'created' AND c.id < h.id ORDER BY c.id DESC LIMIT 1))"
+)
+_CLAIMED_EVENTS = (
+    "SELECT o.id, o.target, o.attempts, o.queued_at, o.history_id, coalesce(b.bounce_address, ''),"
+    " coalesce(m.sender, '') FROM outbox o LEFT JOIN suppression_history h ON h.id = o.history_id"
+    f" LEFT JOIN bounces b ON b.id = {_LISTING_BOUNCE} LEFT JOIN messages m ON m.message_key = b.message_key"
+    f" AND b.message_key != '' WHERE o.claim = ? AND o.state = '{SENDING}' AND o.history_id IS NOT NULL"
+    " ORDER BY o.due_at, o.id"
+)
+
 
 def claim_due(conn: sqlite3.Connection, claim: str, now: float, lease: float, limit: int) -> list[OutboxItem]:
     """Claim up to ``limit`` rows due at ``now`` for the forwarder ``claim`` (a string no
@@ -56,7 +92,9 @@ def claim_due(conn: sqlite3.Connection, claim: str, now: float, lease: float, li
 
     Due rows are ``pending`` ones whose time has come and ``sending`` ones whose claim
     has lapsed (their forwarder died). Claiming is one write transaction, so two
-    forwarders never claim one row at once; each claim counts as an attempt.
+    forwarders never claim one row at once; each claim counts as an attempt. Bounce
+    events come first, then suppression events, each kind oldest due first; a
+    suppression event whose history row is gone comes with ``event`` ``{}``.
     """
     with Writing(conn):
         conn.execute(_CLAIM, (claim, now + lease, now, limit))
@@ -66,6 +104,12 @@ def claim_due(conn: sqlite3.Connection, claim: str, now: float, lease: float, li
         for name in BOOLEAN_COLUMNS:
             bounce[name] = bool(bounce[name])
         items.append(OutboxItem(oid, target, attempts, queued_at, bounce, sender, key))
+    from bouncefilter.store.suppressions import history_event  # it imports this module
+
+    for oid, target, attempts, queued_at, history_id, bounce_address, sender in conn.execute(_CLAIMED_EVENTS, (claim,)):
+        event = history_event(conn, history_id) or {}
+        items.append(OutboxItem(oid, target, attempts, queued_at, {}, sender, f"suppression:{history_id}", event,
+                                bounce_address))
     return items
 
 
@@ -111,12 +155,18 @@ def next_due(conn: sqlite3.Connection) -> float | None:
 
 
 def dead_letters(conn: sqlite3.Connection) -> list[dict[str, object]]:
-    """The given-up rows, oldest first: id, target, attempts, queued_at, last_error and
-    their bounce's id, account, recipient and outcome."""
-    columns = ("id", "target", "attempts", "queued_at", "last_error", "bounce_id", "account", "recipient", "outcome")
+    """The given-up rows, oldest first: id, target, attempts, queued_at, last_error,
+    bounce_id and history_id (one of them ``None``), and the event's account, recipient
+    (the suppressed address for a suppression event) and outcome (the bounce's outcome,
+    or ``suppression.created`` / ``suppression.lifted``)."""
+    columns = ("id", "target", "attempts", "queued_at", "last_error", "bounce_id", "history_id", "account",
+               "recipient", "outcome")
     rows = conn.execute(
-        "SELECT o.id, o.target, o.attempts, o.queued_at, o.last_error, b.id, b.account, b.recipient, b.outcome"
-        f" FROM outbox o JOIN bounces b ON b.id = o.bounce_id WHERE o.state = '{DEAD}' ORDER BY o.id"
+        "SELECT o.id, o.target, o.attempts, o.queued_at, o.last_error, o.bounce_id, o.history_id,"
+        " coalesce(b.account, h.account, ''), coalesce(b.recipient, h.address, ''),"
+        " coalesce(b.outcome, 'suppression.' || h.change, '')"
+        " FROM outbox o LEFT JOIN bounces b ON b.id = o.bounce_id LEFT JOIN suppression_history h"
+        f" ON h.id = o.history_id WHERE o.state = '{DEAD}' ORDER BY o.id"
     )
     return [dict(zip(columns, row)) for row in rows]
 
