@@ -1,5 +1,8 @@
-"""A small store for the API tests (two accounts, an admin, a revoked token) and the
-real application served on loopback by the standard library's server in a thread."""
+"""A small store for the API tests (two accounts, an admin, a revoked token), the same
+with suppression lists on top (:func:`seed_suppressions`: for ``shop`` a hard bounce
+counted by the pipe's own path and a complaint, addresses listed and lifted by hand, and
+for ``news`` the same dead address listed by hand), and the real application served on
+loopback by the standard library's server in a thread."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from bouncefilter.api import app as api
 from bouncefilter.api import server as httpd
 from bouncefilter.api import tokens
 from bouncefilter.core.record import BounceRecord
+from bouncefilter.store.suppressions import Setting
 
 #: Midnight UTC of the first day with records.
 DAY0 = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
@@ -95,6 +99,48 @@ def seed(directory: Path) -> Served:
     return served
 
 
+#: The address with a whole story: sent to, bounced hard, listed by the pipe (shop), and
+#: listed by hand on news's list too.
+GONE = "gone@example.net"
+#: shop's complaint (only an admin lifts it).
+ANGRY = "angry@example.org"
+#: shop's addresses listed by hand, in order, then the one lifted already.
+MANUAL = tuple(f"m{n}@example.com" for n in range(1, 6))
+LIFTED = "old@example.com"
+#: news's own.
+NEWS_ONLY = "newsonly@example.org"
+#: A diagnostic the remote side wrote, HTML and all.
+DIAGNOSTIC = '550 5.1.1 <gone@example.net>: no such user <script>alert("x")</script> & more'
+
+
+def seed_suppressions(directory: Path) -> Served:
+    """:func:`seed`, then the lists above (all before the served clock, DAY0 + 2.5 days)."""
+    served = seed(directory)
+    conn = store.connect(served.database)
+    store.record_messages(conn, (
+        store.SentMessage("shopstory", "token", "shop", DAY0 + 3600, message_id="<story@shop.example.com>",
+                          subject="Your order <b>42</b>", sender="orders@shop.example.com", recipients=(GONE,)),
+        store.SentMessage("shopangry", "token", "shop", DAY0 + 3700, subject="News", recipients=(ANGRY,)),
+    ))
+    for key, recipient, kind, reason, hard, diagnostic in (
+            ("shopstory", GONE, "bounce", "userunknown", True, DIAGNOSTIC),
+            ("shopangry", ANGRY, "complaint", "feedback", False, "")):
+        record = BounceRecord(recipient=recipient, kind=kind, reason=reason, hard=hard,
+                              status="5.1.1" if hard else "", diagnostic=diagnostic)
+        delivery = store.Delivery(f"bounce about {recipient}".encode(), DAY0 + 7200,
+                                  rcpt_to=f"b+{key}@bounces.example.com")
+        (served.ids[recipient],) = store.store_delivery(conn, delivery, [store.Bounce(record, kind, "shop", key)],
+                                                        suppressing={"shop": Setting()})
+    for number, address in enumerate((*MANUAL, LIFTED)):
+        store.suppressions.suppress(conn, "shop", address, "manual", DAY0 + 9000 + number, "cli:root",
+                                    detail=f"asked by {address}")
+    store.suppressions.lift(conn, "shop", LIFTED, DAY0 + 86400, "cli:root", admin=True)
+    store.suppressions.suppress(conn, "news", GONE, "manual", DAY0 + 10000, "cli:root", detail="news's own")
+    store.suppressions.suppress(conn, "news", NEWS_ONLY, "import", DAY0 + 10001, "cli:root")
+    conn.close()
+    return served
+
+
 @contextmanager
 def serving(served: Served, clock: float = DAY0 + 2.5 * 86400) -> Iterator[Served]:
     """The real application for ``served``'s store on 127.0.0.1 (a free port), in a thread."""
@@ -140,3 +186,14 @@ def fetch(url: str, token: str | None = None, method: str = "GET", data: bytes |
             return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+def pages(base: str, url: str, token: str | None = None) -> list[Reply]:
+    """Every page from ``url`` on, following ``Link: <...>; rel="next"`` (a path on ``base``)."""
+    found = []
+    while url:
+        reply = fetch(url, token)
+        found.append(reply)
+        link = reply.headers.get("link")
+        url = base + link[1:link.index(">")] if link else ""
+    return found

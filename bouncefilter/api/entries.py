@@ -67,9 +67,9 @@ class Parsed(NamedTuple):
 def address(text: str, name: str = "address") -> str:
     """``text`` as an address to list (angle brackets and spaces around it taken off);
     400 naming ``name`` if it is not one (``local@domain.tld``, at most
-    :data:`MAX_ADDRESS` characters)."""
+    :data:`MAX_ADDRESS` characters, no control characters)."""
     found = bare_address(text)
-    if len(found) > MAX_ADDRESS or not _ADDRESS.fullmatch(found):
+    if len(found) > MAX_ADDRESS or not _ADDRESS.fullmatch(found) or not found.isprintable():
         raise HttpError(400, f"{name}: not a mail address (local@domain.tld): {text[:100]!r}")
     return found
 
