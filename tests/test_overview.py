@@ -1,16 +1,18 @@
 """The overview page: its login (form, cookie, token in the URL once) over HTTP, then
-what a person sees in headless Chromium (Debian's chromium and chromium-driver)."""
+what a person sees in headless Chromium (Debian's chromium and chromium-driver); the
+suppression list's search and "why is this address bouncing?" both ways."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from api_data import SENT, Served, fetch, seed, serving
+from api_data import ANGRY, DIAGNOSTIC, GONE, MANUAL, NEWS_ONLY, SENT, Served, fetch, seed, seed_suppressions, serving
 
 PERIOD = "start=2026-11-01&end=2026-11-04"
 CHROMIUM = "/usr/bin/chromium"
@@ -145,3 +147,111 @@ def test_a_person_signs_in_and_sees_the_overview(app, browser, tmp_path):
     row = next(row for row in hard.find_elements(By.TAG_NAME, "tr") if "a1@example.net" in row.text)
     row.find_element(By.LINK_TEXT, "raw").click()
     assert "Subject: bounce about a1@example.net" in driver.find_element(By.TAG_NAME, "body").text
+
+
+# -- the suppression list and one address's story ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def listed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(seed_suppressions(tmp_path_factory.mktemp("listed"))) as served:
+        yield served
+
+
+def listed_addresses(page: str) -> list[str]:
+    return re.findall(r'<tr data-address="([^"]+)">', page)
+
+
+def test_the_page_lists_the_accounts_suppressed_addresses_and_searches_them(listed):
+    page = fetch(f"{listed.url}/?{PERIOD}", listed.tokens["shop"]).body.decode()
+    assert listed_addresses(page) == [GONE, ANGRY, *MANUAL]
+    assert '<form method="get" action="/" class="search" role="search">' in page and NEWS_ONLY not in page
+    found = fetch(f"{listed.url}/?{PERIOD}&search=M3", listed.tokens["shop"]).body.decode()
+    assert listed_addresses(found) == ["m3@example.com"]
+    assert '<input type="hidden" name="start" value="2026-11-01">' in found  # the period is kept
+    none = fetch(f"{listed.url}/?search=nobody", listed.tokens["shop"]).body.decode()
+    assert listed_addresses(none) == [] and "No listed address contains that." in none
+    whole = fetch(f"{listed.url}/?search={GONE}", listed.tokens["shop"]).body.decode()
+    assert f'<a class="why" href="/why?address=gone%40example.net">Why is {GONE} bouncing?</a>' in whole
+
+
+def test_an_admin_sees_every_accounts_list_with_the_account(listed):
+    page = fetch(f"{listed.url}/?search={GONE}", listed.tokens["admin"]).body.decode()
+    assert listed_addresses(page) == [GONE, GONE] and "<th>account</th>" in page
+    assert 'href="/why?address=gone%40example.net&amp;account=news"' in page
+    news = fetch(f"{listed.url}/?account=news", listed.tokens["admin"]).body.decode()
+    assert listed_addresses(news) == [GONE, NEWS_ONLY]
+
+
+def test_the_story_page_escapes_what_the_remote_side_wrote(listed):
+    reply = fetch(f"{listed.url}/why?address={GONE}", listed.tokens["shop"])
+    page = reply.body.decode()
+    assert reply.status == 200 and reply.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<script" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more" in page
+    assert "Your order &lt;b&gt;42&lt;/b&gt;" in page and "<b>42" not in page
+    assert "default-src 'none'" in reply.headers["content-security-policy"]
+
+
+def test_the_story_page_is_the_tokens_own_and_says_when_nothing_is_known(listed):
+    news = fetch(f"{listed.url}/why?address={GONE}", listed.tokens["news"]).body.decode()
+    assert "news&#x27;s own" in news and "no such user" not in news and "Your order" not in news
+    unknown = fetch(f"{listed.url}/why?address=nobody@example.com", listed.tokens["shop"]).body.decode()
+    assert 'id="unknown">nobody@example.com was never listed and has no records.' in unknown
+    bad = fetch(f"{listed.url}/why?address=%3Cb%3Enot-one", listed.tokens["shop"])
+    assert bad.status == 400 and "address: not a mail address" in bad.body.decode() and "<b>" not in bad.body.decode()
+    assert fetch(f"{listed.url}/why?address={GONE}&account=news", listed.tokens["shop"]).status == 403
+    login = fetch(f"{listed.url}/why?address={GONE}")
+    assert '<form method="post" action="/login">' in login.body.decode() and GONE not in login.body.decode()
+
+
+def test_a_detail_with_markup_is_shown_as_text(tmp_path):
+    served = seed_suppressions(tmp_path)
+    with serving(served) as app:
+        body = b'{"address": "markup@example.com", "detail": "<img src=x onerror=alert(1)>"}'
+        assert fetch(app.url + "/v1/suppressions", app.tokens["shop"], method="POST", data=body,
+                     headers={"Content-Type": "application/json"}).status == 201
+        for path in ("/?search=markup", "/why?address=markup@example.com"):
+            page = fetch(app.url + path, app.tokens["shop"]).body.decode()
+            assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img" not in page
+
+
+def test_a_person_searches_the_list_and_reads_why_an_address_bounces(listed, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    driver = browser
+    driver.get(f"{listed.url}/?access_token={listed.tokens['shop']}&{PERIOD}")  # into the cookie, out of the URL
+    WebDriverWait(driver, 30).until(lambda page: page.find_elements(By.CSS_SELECTOR, "section.suppressions"))
+    assert "access_token" not in driver.current_url
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.listed tr[data-address]")
+    assert [row.get_attribute("data-address") for row in rows] == [GONE, ANGRY, *MANUAL]
+    box = driver.find_element(By.ID, "search")
+    box.send_keys("gone")
+    driver.find_element(By.CSS_SELECTOR, "form.search button").click()
+    WebDriverWait(driver, 30).until(lambda page: "search=gone" in page.current_url)
+    assert "start=2026-11-01" in driver.current_url  # the period went along
+    (row,) = driver.find_elements(By.CSS_SELECTOR, "table.listed tr[data-address]")
+    assert "hard" in row.text and "userunknown" in row.text
+    row.find_element(By.LINK_TEXT, GONE).click()
+    WebDriverWait(driver, 30).until(lambda page: page.find_elements(By.CSS_SELECTOR, "section.story"))
+    story = driver.find_element(By.CSS_SELECTOR, "section.story")
+    assert story.find_element(By.TAG_NAME, "h2").text == GONE
+    status = story.find_element(By.CSS_SELECTOR, "ul.status li")
+    assert status.get_attribute("data-active") == "true" and "suppressed (hard, userunknown)" in status.text
+    records = story.find_element(By.CSS_SELECTOR, "table.records")
+    assert DIAGNOSTIC in records.text  # the markup shown as text, never run
+    assert "Your order <b>42</b>" in story.find_element(By.CSS_SELECTOR, "table.messages").text
+    change = story.find_element(By.CSS_SELECTOR, "table.history").text
+    assert "created" in change and "pipe" in change
+    driver.save_screenshot(str(Path(tempfile.gettempdir()) / "bouncefilter-why.png"))
+    field = driver.find_element(By.ID, "address")  # the page's own question box
+    field.clear()
+    field.send_keys(ANGRY)
+    field.submit()
+    WebDriverWait(driver, 30).until(lambda page: "angry" in page.current_url)
+    story = driver.find_element(By.CSS_SELECTOR, "section.story")
+    assert "suppressed (complaint, feedback)" in story.find_element(By.CSS_SELECTOR, "ul.status").text
+    assert "complaint" in story.find_element(By.CSS_SELECTOR, "table.records").text
+    records = story.find_element(By.CSS_SELECTOR, "table.records")
+    records.find_element(By.LINK_TEXT, "raw").click()
+    assert f"bounce about {ANGRY}" in driver.find_element(By.TAG_NAME, "body").text

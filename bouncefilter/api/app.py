@@ -285,15 +285,15 @@ class Api:
         token = self._page_token(request, conn)
         if isinstance(token, Response):
             return token
-        text = request.query.get("address", "").strip()
+        text, account = request.query.get("address", "").strip(), request.query.get("account", "")
         if not text:
-            return _html(200, suppression_page.why("", None, "Type an address to see its story."))
+            return _html(200, suppression_page.why("", None, "Type an address to see its story.", account))
         try:
             told = suppressions.story(conn, _scope(token, request, self.settings), entries.address(text),
                                       self._clock())
         except HttpError as error:
-            return _html(400, suppression_page.why(text, None, error.message))
-        return _html(200, suppression_page.why(text, told))
+            return _html(error.status, suppression_page.why(text, None, error.message, account))
+        return _html(200, suppression_page.why(text, told, account=account))
 
     def _page_token(self, request: Request, conn: store.Connection) -> store.ApiToken | Response:
         """The page's token (cookie or header), or the answer instead of the page: the

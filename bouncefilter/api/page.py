@@ -35,7 +35,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .problem{color:#b00020}.empty{color:#777}
 section.suppressions{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1em;margin-bottom:1.5em}
 form.search{margin:.5em 0}header h1 a{color:inherit;text-decoration:none}
-section.story td{vertical-align:top;max-width:32em;overflow-wrap:anywhere}ul.status{padding-left:1.2em}
+section.story td{vertical-align:top;white-space:nowrap}ul.status{padding-left:1.2em}
+section.story td.long{white-space:normal;overflow-wrap:anywhere;min-width:12em}
 """
 
 

@@ -63,12 +63,14 @@ def _table(found: Sequence[Suppression], now: float, admin: bool) -> str:
             f'<th>until</th></tr>{"".join(lines)}</table>')
 
 
-def why(address: str, told: Mapping[str, Any] | None, problem: str = "") -> str:
+def why(address: str, told: Mapping[str, Any] | None, problem: str = "", account: str = "") -> str:
     """The page of one address's story (:func:`bouncefilter.api.suppressions.story`,
     times already RFC 3339): its listings, every list change, every record and the
-    messages sent to it; ``told`` ``None`` when nothing is known of it."""
-    form = (f'<form method="get" action="/why" role="search"><label for="address">Why is this address bouncing?</label>'
-            f' <input type="search" id="address" name="address" value="{escape(address)}" size="40">'
+    messages sent to it; ``told`` ``None`` when nothing is known of it. ``account`` is
+    the one an admin picked (kept by the page's form)."""
+    kept = f'<input type="hidden" name="account" value="{escape(account)}">' if account else ""
+    form = (f'<form method="get" action="/why" role="search">{kept}<label for="address">Why is this address '
+            f'bouncing?</label> <input type="search" id="address" name="address" value="{escape(address)}" size="40">'
             f' <button type="submit">Explain</button></form>')
     if problem:
         body = f'<p class="problem" role="alert">{escape(problem)}</p>'
@@ -107,6 +109,10 @@ _RECORDS = (("received_at", "received"), ("account", "account"), ("outcome", "ou
 _MESSAGES = (("sent_at", "sent"), ("account", "account"), ("subject", "subject"), ("sender", "sender"),
              ("message_id", "message id"), ("queue_id", "queue id"))
 
+#: The columns of free text (the remote side's words), wrapped anywhere; the rest stay on one line.
+_WORDS = frozenset({"diagnostic", "subject", "detail", "message_id", "reporting_mta"})
+_LONG = ' class="long"'
+
 
 def _rows(what: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
     """A table of ``rows`` (class ``what``) with ``columns`` (key, heading); a record's
@@ -116,7 +122,7 @@ def _rows(what: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[
     head = "".join(f"<th>{escape(label)}</th>" for _, label in columns)
     lines = []
     for row in rows:
-        cells = "".join(f"<td>{_cell(name, row.get(name))}</td>" for name, _ in columns)
+        cells = "".join(f'<td{_LONG if name in _WORDS else ""}>{_cell(name, row.get(name))}</td>' for name, _ in columns)
         raw = f'<td><a href="/v1/bounces/{int(row["id"])}/raw?format=text">raw</a></td>' if what == "records" else ""
         lines.append(f"<tr>{cells}{raw}</tr>")
     return f'<table class="{escape(what)}"><tr>{head}{"<th></th>" if what == "records" else ""}</tr>{"".join(lines)}</table>'
