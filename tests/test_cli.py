@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -393,3 +394,176 @@ def test_classify_json_names_the_feedback_type_once(capsys):
     assert main.main(["classify", "--json", str(fixture)]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     assert row["feedbacktype"] == "auth-failure" and "feedback_type" not in row
+
+
+# -- bouncefilter suppression ----------------------------------------------------------------
+
+
+@pytest.fixture
+def listing_site(tmp_path: Path):
+    """A site (tests/support/forward_lab.py) whose one hard bounce listed nobody@example.net,
+    with one target that wants suppression events and one that does not."""
+    from support.forward_lab import make_site
+
+    site = make_site(tmp_path, "{type: smtp, to: team@example.com}, {type: smtp, to: quiet@example.com,"
+                     " suppressions: false}", suppression="{hard_after: 1}")
+    site.bounce()
+    return site
+
+
+def suppression(site, *argv: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    return run(["--config", str(site.config), "suppression", *argv], stdin)
+
+
+def events(site) -> list[tuple[str, str, str, str]]:
+    """(change, address, actor, target) of every suppression event queued, in order."""
+    conn = site.conn()
+    try:
+        return conn.execute("SELECT h.change, h.address, h.actor, o.target FROM outbox o JOIN suppression_history h"
+                            " ON h.id = o.history_id ORDER BY o.id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_suppression_add_list_remove_queue_events_for_the_targets_that_want_them(listing_site):
+    site = listing_site
+    added = suppression(site, "add", "--account", "SHOP", "Typed@Example.ORG", "--detail", "asked us",
+                        "--until", "30d")
+    assert (added.returncode, added.stdout) == (0, "listed: Typed@Example.ORG for shop\n")
+    assert suppression(site, "add", "--account", "shop", "typed@example.org").stdout.startswith("already listed")
+    table = suppression(site, "list").stdout.splitlines()
+    assert table[0] == "account\taddress\treason\tdetail\tsince\tuntil\tlifted"
+    assert [line.split("\t")[1:4] for line in table[1:]] == [
+        ["nobody@example.net", "hard", "userunknown"], ["Typed@example.org", "manual", "asked us"]]
+    (found,) = [json.loads(line) for line in suppression(site, "list", "--json", "--search", "TYPED").stdout.splitlines()]
+    assert (found["reason"], found["lifted_at"]) == ("manual", None)
+    assert 29 * 86400 < _epoch(found["until"]) - _epoch(found["created_at"]) <= 30 * 86400
+    assert suppression(site, "list", "--reason", "hard").stdout.count("\n") == 2  # the header and one listing
+    removed = suppression(site, "remove", "--account", "shop", "TYPED@example.org")
+    assert (removed.returncode, removed.stdout) == (0, "lifted: TYPED@example.org for shop\n")
+    again = suppression(site, "remove", "--account", "shop", "typed@example.org")
+    assert again.returncode == 1 and "not on the suppression list of shop" in again.stderr
+    assert "Typed@example.org" not in suppression(site, "list").stdout
+    assert "Typed@example.org" in suppression(site, "list", "--lifted").stdout
+    user = f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or __import__('getpass').getuser()}"
+    assert events(site) == [
+        ("created", "nobody@example.net", "pipe", "shop:smtp:team@example.com"),
+        ("created", "Typed@example.org", user, "shop:smtp:team@example.com"),
+        ("lifted", "Typed@example.org", user, "shop:smtp:team@example.com"),
+    ]
+
+
+def _epoch(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_suppression_remove_lifts_a_complaint_as_the_administrator(listing_site):
+    conn = listing_site.conn()
+    from bouncefilter import store
+
+    assert store.suppressions.suppress(conn, "shop", "angry@example.com", "complaint", 1.0e9, "pipe")
+    conn.close()
+    done = suppression(listing_site, "remove", "--account", "shop", "angry@example.com")
+    assert done.returncode == 0 and done.stdout == "lifted: angry@example.com for shop\n"
+
+
+def test_suppression_explain_tells_the_whole_story_in_words_and_json(listing_site):
+    site = listing_site
+    text = suppression(site, "explain", "nobody@EXAMPLE.net").stdout
+    lines = text.splitlines()
+    assert lines[0] == "nobody@example.net"
+    assert re.fullmatch(r"  shop: suppressed: hard \(userunknown\) since \S+Z, until lifted; records #1", lines[1])
+    assert "messages sent (1):" in lines and "records (1):" in lines and "changes (1):" in lines
+    assert "<order-1@shop.example.com>" in text and "5.1.1" in text and "created  hard (userunknown)  by pipe" in text
+    told = json.loads(suppression(site, "explain", "nobody@example.net", "--json", "--account", "shop").stdout)
+    assert set(told) == {"address", "suppressions", "messages", "records", "history"}
+    assert [(s["reason"], s["bounce_ids"]) for s in told["suppressions"]] == [("hard", [1])]
+    assert [r["reason"] for r in told["records"]] == ["userunknown"]
+    unknown = suppression(site, "explain", "someone@example.com")
+    assert unknown.returncode == 0 and "not on any suppression list" in unknown.stdout
+
+
+def test_suppression_refuses_unknown_accounts_bad_addresses_and_past_moments(listing_site, config_file):
+    site = listing_site
+    for argv in (["list", "--account", "nope"], ["add", "--account", "nope", "a@example.com"],
+                 ["explain", "--account", "nope", "a@example.com"]):
+        done = suppression(site, *argv)
+        assert done.returncode == 1 and "no account 'nope' in the configuration (accounts: shop)" in done.stderr
+    for argv in (["add", "a@example.com"], ["add", "--account", "shop", "not-an-address"],
+                 ["add", "--account", "shop", "a@example.com", "--until", "2020-01-01"],
+                 ["add", "--account", "shop", "a@example.com", "--reason", "hard"],
+                 ["remove", "a@example.com"], ["import", "-"]):
+        done = suppression(site, *argv)
+        assert done.returncode == 2, argv
+    broken = config_file("database: [\n", name="broken.yaml")
+    assert run(["--config", str(broken), "suppression", "list"]).returncode == 78
+
+
+MAILGUN = b"""\
+address,code,error,created_at
+first@example.com,550,No such user,"Thu, 16 May 2024 08:00:00 UTC"
+not-an-address,550,x,
+"""
+SES = b"""\
+address,reason,created_at
+second@example.com,BOUNCE,2024-05-16 09:30:00
+third@example.com,COMPLAINT,2024-05-16T10:00:00Z
+first@example.com,hard,
+fourth@example.com,manual,2999-01-01T00:00:00Z
+"""
+
+
+def test_suppression_import_reads_mailgun_and_ses_csv_and_names_the_bad_lines(listing_site, tmp_path):
+    site = listing_site
+    path = tmp_path / "mailgun.csv"
+    path.write_bytes(MAILGUN)
+    done = suppression(site, "import", "--account", "shop", str(path))
+    assert done.returncode == 1 and done.stdout == "shop: 1 added, 0 already listed, 1 bad line\n"
+    assert done.stderr == f"bouncefilter: {path}:3: not a mail address (local@domain.tld): 'not-an-address'\n"
+    done = suppression(site, "import", "--account", "shop", "-", stdin=SES)
+    assert done.returncode == 1 and done.stdout == "shop: 2 added, 1 already listed, 1 bad line\n"
+    assert "-:5: created_at '2999-01-01T00:00:00Z' is still to come" in done.stderr
+    rows = {r["address"]: r for r in map(json.loads, suppression(site, "list", "--json").stdout.splitlines())}
+    assert {a: (r["reason"], r["detail"], r["created_at"]) for a, r in rows.items() if a != "nobody@example.net"} == {
+        "first@example.com": ("import", "", "2024-05-16T08:00:00Z"),
+        "second@example.com": ("import", "BOUNCE", "2024-05-16T09:30:00Z"),
+        "third@example.com": ("complaint", "", "2024-05-16T10:00:00Z"),
+    }
+    assert [e[1] for e in events(site)][1:] == ["first@example.com", "second@example.com", "third@example.com"]
+
+
+def test_suppression_import_reads_json_lines_and_arrays(listing_site):
+    site = listing_site
+    lines = b'{"address": "a@example.com", "reason": "soft", "until": "2999-01-01T00:00:00Z"}\nnot json\n' \
+            b'{"address": "b@example.com", "created_at": 1715846400}\n'
+    done = suppression(site, "import", "--account", "shop", "-", stdin=lines)
+    assert done.returncode == 1 and done.stdout == "shop: 2 added, 0 already listed, 1 bad line\n"
+    assert "-:2: not JSON" in done.stderr
+    array = b'[{"address": "c@example.com", "detail": "from the old system"}, {"reason": "manual"}]'
+    done = suppression(site, "import", "--account", "shop", "-", stdin=array)
+    assert done.returncode == 1 and "-:2: no address" in done.stderr
+    rows = {r["address"]: r for r in map(json.loads, suppression(site, "list", "--json").stdout.splitlines())}
+    assert (rows["a@example.com"]["reason"], rows["a@example.com"]["until"]) == ("soft", "2999-01-01T00:00:00Z")
+    assert (rows["b@example.com"]["reason"], rows["b@example.com"]["created_at"]) == ("import", "2024-05-16T08:00:00Z")
+    assert rows["c@example.com"]["detail"] == "from the old system"
+
+
+@pytest.mark.parametrize("form", [[], ["--json"]])
+def test_suppression_export_is_read_back_by_import(listing_site, tmp_path, form):
+    from support.forward_lab import make_site
+
+    site = listing_site
+    suppression(site, "add", "--account", "shop", "held@example.org", "--until", "2999-06-01", "--detail", "a, b")
+    suppression(site, "import", "--account", "shop", "-", stdin=SES)
+    exported = suppression(site, "export", *form)
+    assert exported.returncode == 0
+    if not form:
+        assert exported.stdout.splitlines()[0] == "address,reason,created_at,account,detail,until"
+        assert '"a, b"' in exported.stdout
+    (tmp_path / "other").mkdir()
+    other = make_site(tmp_path / "other", "{type: smtp, to: team@example.com}")
+    done = suppression(other, "import", "--account", "shop", "-", stdin=exported.stdout.encode())
+    assert (done.returncode, done.stdout, done.stderr) == (0, "shop: 5 added, 0 already listed, 0 bad lines\n", "")
+    assert suppression(other, "export", *form).stdout == exported.stdout

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from bouncefilter import store
     from bouncefilter.config import Settings, VerpSettings
     from bouncefilter.core.verp import Verdict
+    from bouncefilter.store.suppressions import Suppression
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -235,11 +236,7 @@ def run_bounces(args: argparse.Namespace) -> int:
     def list_rows(settings: Settings, conn: store.Connection) -> None:
         write = report.json_lines if args.json else report.table
         account = settings.named_account(args.account).name if args.account else None
-        try:
-            write(sys.stdout, store.bounces(conn, args.since, args.until, account))
-            sys.stdout.flush()
-        except BrokenPipeError:  # the reader stopped early (| head): not a failure
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _printing(lambda: write(sys.stdout, store.bounces(conn, args.since, args.until, account)))
 
     return _with_database(args, list_rows)
 
@@ -427,3 +424,139 @@ def _forward_work(once: bool) -> Callable[[Settings, store.Connection], None]:
             "delivered %d, retried %d, dead %d", counts.delivered, counts.retried, counts.dead)
 
     return work
+
+
+def _actor() -> str:
+    """``cli:USER``: who changed the suppression list from the command line ($USER, else
+    the login name of the process's user, else its uid)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no name in the environment nor the password file
+        return f"cli:{os.getuid()}"
+
+
+def _scope(settings: Settings, name: str | None) -> str | None:
+    """The configured account ``name`` as the configuration spells it (``None`` for every
+    account); :class:`LookupError` naming the accounts when there is no such account."""
+    return settings.named_account(name).name if name else None
+
+
+def _listed_now(conn: store.Connection, account: str | None, reason: str | None = None, search: str = "",
+                lifted: bool = False) -> Iterator[Suppression]:
+    import time
+
+    from bouncefilter import store
+
+    query = store.suppressions.ListQuery(time.time(), account, reason, search, lifted)
+    return (found for _, found in store.suppressions.listings(conn, query))
+
+
+def _printing(write: Callable[[], None]) -> None:
+    """Run ``write`` (which prints to standard output); a reader that stops early (``| head``) is no failure."""
+    try:
+        write()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def run_suppression_list(args: argparse.Namespace) -> int:
+    from bouncefilter.cli import listing
+
+    def show(settings: Settings, conn: store.Connection) -> None:
+        found = _listed_now(conn, _scope(settings, args.account), args.reason, args.search, args.lifted)
+        _printing(lambda: (listing.json_lines if args.json else listing.table)(sys.stdout, found))
+
+    return _with_database(args, show)
+
+
+def run_suppression_explain(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from bouncefilter import store
+    from bouncefilter.cli import listing
+
+    def explain(settings: Settings, conn: store.Connection) -> None:
+        told = store.suppressions.story(conn, _scope(settings, args.account), args.address)
+        if args.json:
+            print(json.dumps(told, ensure_ascii=False, indent=2))
+        else:
+            listing.story(sys.stdout, told, time.time())
+
+    return _with_database(args, explain)
+
+
+def run_suppression_add(args: argparse.Namespace) -> int:
+    import time
+
+    from bouncefilter import store
+
+    def add(settings: Settings, conn: store.Connection) -> None:
+        account = _scope(settings, args.account) or ""
+        listed = store.suppressions.suppress(conn, account, args.address, args.reason, time.time(), _actor(),
+                                             args.detail, args.until, settings.suppression_targets(account))
+        print(f"{'listed' if listed else 'already listed'}: {args.address} for {account}")
+
+    return _with_database(args, add)
+
+
+def run_suppression_remove(args: argparse.Namespace) -> int:
+    import time
+
+    from bouncefilter import store
+
+    def remove(settings: Settings, conn: store.Connection) -> None:
+        account = _scope(settings, args.account) or ""
+        done = store.suppressions.lift(conn, account, args.address, time.time(), _actor(), True,
+                                       settings.suppression_targets(account))
+        if done != store.suppressions.LIFTED:
+            raise LookupError(f"{args.address} is not on the suppression list of {account} (see bouncefilter"
+                              " suppression explain)")
+        print(f"lifted: {args.address} for {account}")
+
+    return _with_database(args, remove)
+
+
+def run_suppression_import(args: argparse.Namespace) -> int:
+    import time
+
+    from bouncefilter import store
+    from bouncefilter.cli import listfile
+
+    code = EXIT_OK
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else _read(args.file)
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 (octet {exc.start})"
+        print(f"bouncefilter: {args.file}: {why or exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    def load(settings: Settings, conn: store.Connection) -> None:
+        nonlocal code
+        account = _scope(settings, args.account) or ""
+        now = time.time()
+        found = listfile.read(text, now)
+        entries = [entry for _, entry in found.entries]
+        added = store.suppressions.suppress_many(conn, account, entries, now, _actor(),
+                                                 settings.suppression_targets(account))
+        for bad in found.bad:
+            print(f"bouncefilter: {args.file}:{bad.line}: {bad.why}", file=sys.stderr)
+        print(f"{account}: {sum(added)} added, {len(added) - sum(added)} already listed,"
+              f" {_count(len(found.bad), 'bad line')}")
+        code = EXIT_FAILED if found.bad else EXIT_OK
+
+    return _with_database(args, load) or code
+
+
+def run_suppression_export(args: argparse.Namespace) -> int:
+    from bouncefilter.cli import listfile
+
+    def export(settings: Settings, conn: store.Connection) -> None:
+        found = _listed_now(conn, _scope(settings, args.account))
+        _printing(lambda: (listfile.write_json if args.json else listfile.write_csv)(sys.stdout, found))
+
+    return _with_database(args, export)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import date
 
 from bouncefilter import __version__
@@ -60,6 +61,7 @@ def build() -> argparse.ArgumentParser:
     _add_api(subcommands)
     _add_token(subcommands)
     _add_forward(subcommands)
+    _add_suppression(subcommands)
     return parser
 
 
@@ -330,3 +332,126 @@ def _listen(value: str) -> tuple[str, int]:
     if found is None:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT such as 127.0.0.1:8025, got {value!r}")
     return found
+
+
+_LIST_EXITS = "Exit codes: 0 ok, 1 unknown account or the database cannot be used, 78 bad configuration."
+
+
+def _add_suppression(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bouncefilter.core.suppression import REASONS
+
+    suppression = subcommands.add_parser(
+        "suppression", help="see and change the suppression list",
+        description="Each account's suppression list: the addresses its mail is no longer sent to "
+        "(the milter refuses them at RCPT TO), why and since when. The pipe lists an address after "
+        "hard bounces, soft bounces that add up, or a complaint; people list and lift by hand. "
+        "Every listing and lifting is kept in the list's history and sent to the account's "
+        "forwarding targets (suppression.created, suppression.lifted) unless a target says "
+        "suppressions: false.",
+    )
+    actions = suppression.add_subparsers(dest="suppression_command", metavar="ACTION", required=True)
+    every = "(default: every account)"
+    listing = _action(
+        actions, "list", commands.run_suppression_list, f"only this account's list {every}",
+        help="list the suppressed addresses",
+        description="List the addresses suppressed now, oldest listing first: a table (account, "
+        "address, reason, detail, since, until, lifted), or with --json one JSON object per line "
+        "(moments RFC 3339 UTC, bounce_ids the records that listed it).",
+    )
+    listing.add_argument("--reason", choices=REASONS, help="only addresses listed for this reason")
+    listing.add_argument("--search", metavar="TEXT", default="", help="only addresses containing TEXT (case ignored)")
+    listing.add_argument("--lifted", action="store_true",
+                         help="also the listings lifted or lapsed since (every address ever listed)")
+    listing.add_argument("--json", action="store_true", help="print one JSON object per listing per line")
+    explain = _action(
+        actions, "explain", commands.run_suppression_explain, f"only this account's story {every}",
+        help="tell an address's whole story",
+        description="Why ADDRESS is (or was) suppressed: its listings (why, since, until, the records "
+        "that listed it, who lifted it), the messages sent to it, every stored record about it and "
+        "every change to the list, newest first; in words, or with --json one JSON object "
+        "(address, suppressions, messages, records, history).",
+    )
+    explain.add_argument("address", metavar="ADDRESS", help="the address (case of the domain ignored)")
+    explain.add_argument("--json", action="store_true", help="print the story as one JSON object")
+    add = _action(
+        actions, "add", commands.run_suppression_add, "the account whose list it goes on", required=True,
+        help="suppress an address by hand",
+        description="Put ADDRESS on the account's suppression list (the milter refuses it within a "
+        "second), until lifted or until --until. An address listed already is left as it is.",
+    )
+    add.add_argument("address", metavar="ADDRESS", type=_address, help="the address to suppress")
+    add.add_argument("--reason", choices=("manual", "import"), default="manual", help="why (default: manual)")
+    add.add_argument("--detail", metavar="TEXT", default="", help="a note kept with the listing")
+    add.add_argument("--until", metavar="WHEN", type=_ahead,
+                     help="lapse by itself then: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] with Z or +HH:MM, or an age "
+                     "such as 30d counted ahead from now (default: until lifted)")
+    remove = _action(
+        actions, "remove", commands.run_suppression_remove, "the account whose list it is on", required=True,
+        help="lift an address off the list",
+        description="Lift ADDRESS off the account's suppression list, as the administrator: "
+        "complaints too (an account's API token cannot lift those). Recorded as cli:$USER.",
+        epilog="Exit codes: 0 lifted, 1 not listed, unknown account or the database cannot be used, "
+        "78 bad configuration.",
+    )
+    remove.add_argument("address", metavar="ADDRESS", help="the address to lift")
+    load = _action(
+        actions, "import", commands.run_suppression_import, "the account whose list they go on", required=True,
+        help="suppress the addresses of a CSV or JSON file",
+        description="List every address in FILE (- for standard input) on the account's list: a CSV "
+        "with a header row as Mailgun and SES export it (address,reason,created_at; detail and until "
+        "columns too), a JSON array of objects or one JSON object a line with the same fields. A reason "
+        "other than hard, soft, complaint, manual or import is listed as import, the original kept as "
+        "the detail; created_at keeps the listing's date. Prints how many were added and already "
+        "listed; each bad line goes to standard error with its number, and the good ones are added.",
+        epilog="Exit codes: 0 ok, 1 a line was bad (the others are added), the file cannot be read, unknown "
+        "account or the database cannot be used, 78 bad configuration.",
+    )
+    load.add_argument("file", metavar="FILE", help="the file, or - for standard input")
+    export = _action(
+        actions, "export", commands.run_suppression_export, f"only this account's list {every}",
+        help="print the suppressed addresses as CSV or JSON lines",
+        description="Print the addresses suppressed now as CSV (address,reason,created_at,account,detail,"
+        "until; moments RFC 3339 UTC) or with --json one JSON object per line; suppression import "
+        "reads either back.",
+    )
+    export.add_argument("--json", action="store_true", help="print one JSON object per listing per line")
+
+
+def _action(actions: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+            run: Callable[[argparse.Namespace], int], account: str, required: bool = False, *, help: str,
+            description: str, epilog: str = _LIST_EXITS) -> argparse.ArgumentParser:
+    """One ``suppression`` action that ``run`` runs, with ``--config`` and ``--account NAME``
+    (``account`` its help; an account the configuration lacks is an error naming them)."""
+    action = actions.add_parser(name, help=help, description=description, epilog=epilog)
+    _add_config_option(action)
+    action.add_argument("--account", metavar="NAME", required=required, help=account)
+    action.set_defaults(run=run)
+    return action
+
+
+def _address(value: str) -> str:
+    """An address to list: ``local@domain.tld``, angle brackets taken off."""
+    from bouncefilter.cli import listfile
+
+    try:
+        return listfile.entry({"address": value}, time.time()).address
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _ahead(value: str) -> float:
+    """Epoch seconds for ``--until``: the forms of ``--since``, an age counted ahead from
+    now; a moment that has passed is refused."""
+    from bouncefilter.core import window
+
+    now = time.time()
+    try:
+        try:
+            moment = window.moment(value, "WHEN")
+        except window.WindowError:
+            moment = 2 * now - window.moment(value, "WHEN", now=now)  # an age, mirrored ahead
+    except window.WindowError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if moment <= now:
+        raise argparse.ArgumentTypeError(f"{value!r} has passed already")
+    return moment
