@@ -17,8 +17,9 @@ clock are given, so the same facts always give the same changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from bouncefilter.classify import mime
@@ -41,7 +42,9 @@ class Account(accounts.Matchable, Protocol):
 
 
 class Policy(NamedTuple):
-    """What the milter decides with, prepared once from the settings."""
+    """What the milter decides with, prepared once from the settings. ``enforce`` maps an
+    account's name to its ``suppression.enforce`` (``reject``, ``discard``; an account
+    not named is ``off``)."""
 
     accounts: tuple[Account, ...]
     verp_domain: str = ""
@@ -49,6 +52,7 @@ class Policy(NamedTuple):
     signing_key: bytes = b""
     on_error: str = "accept"
     envid: bool = True
+    enforce: Mapping[str, str] = MappingProxyType({})
 
 
 class Message:
@@ -99,6 +103,18 @@ def account_for(policy: Policy, sender: str, login: str) -> Account | None:
     if policy.verp_domain and domain_of(sender) == policy.verp_domain:
         return None
     return accounts.match(policy.accounts, login, sender)
+
+
+def enforcement(policy: Policy, account: Account) -> str:
+    """What the milter does with ``account``'s suppressed recipients: ``reject``,
+    ``discard`` or ``off``."""
+    return policy.enforce.get(account.name, "off")
+
+
+def rejects(policy: Policy) -> bool:
+    """Whether some account's suppressed recipients are refused at RCPT TO (so that step
+    must take a reply)."""
+    return "reject" in policy.enforce.values()
 
 
 def changes(policy: Policy, message: Message, key: bytes, now: float) -> Changes:

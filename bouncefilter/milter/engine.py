@@ -2,7 +2,7 @@
 
 It drives the same ``Milter.Base`` objects pymilter's libmilter engine does, through a
 context object with pymilter's methods (``getsymval``, ``chgfrom``, ``addheader``,
-``chgheader``, ``setreply``), so the milter's logic and its ``Milter.testctx`` tests are
+``chgheader``, ``delrcpt``, ``setreply``), so the milter's logic and its ``Milter.testctx`` tests are
 the engine's too. What it saves is libmilter's cost per packet: a worker thread woken
 and Python's GIL taken for every header, which made the milter cost Postfix a third
 of its throughput (bench/milter.py). Here a connection's packets are read together,
@@ -123,12 +123,24 @@ class Context:
     def chgheader(self, field: str, idx: int, value: str | None) -> None:
         self._modify(wire.chgheader(field, idx, value))
 
+    def delrcpt(self, rcpt: str) -> None:
+        self._modify(wire.delrcpt(rcpt))
+
     def setsymlist(self, stage: int, macros: str) -> None:
         """Ask for only ``macros`` (space-separated names) at ``stage`` (negotiation only)."""
         self.macro_lists[stage] = macros.encode("ascii")
 
     def setreply(self, rcode: str, xcode: str | None = None, msg: str | None = None, *lines: str) -> None:
-        self.reply_text = " ".join(part for part in (rcode, xcode, msg, *lines) if part)
+        """The reply to the step's reject or tempfail, as libmilter writes it: ``rcode
+        xcode msg`` in one line (``smfi_setreply``), the text as given, many words and its
+        ``%`` already doubled (``Milter.Base.setreply`` insists on it); with further
+        ``lines`` (``smfi_setmlreply``) one SMTP reply line each, joined by CRLF, all
+        but the last with a hyphen after the code."""
+        texts = (msg or "", *lines)
+        last = len(texts) - 1
+        self.reply_text = "\r\n".join(
+            rcode + ("-" if index < last else " ") + " ".join(part for part in (xcode, text) if part)
+            for index, text in enumerate(texts))
 
     def _modify(self, packet: bytes) -> None:
         if not self.at_end:

@@ -10,10 +10,19 @@ A failure never takes the daemon down: an exception in a callback is logged and 
 message goes on unchanged (``milter.on_error: accept``) or is tempfailed; a failed
 database write is logged and the message still leaves with its VERP address (the MAC
 proves it is ours). The milter asks the MTA only for the actions it uses (CHGFROM,
-ADDHDRS, CHGHDRS, and SETSYMLIST to name the macros it reads).
+ADDHDRS, CHGHDRS, DELRCPT for discarded recipients, and SETSYMLIST to name the macros
+it reads).
+
+Suppressed recipients (the :class:`~bouncefilter.milter.suppressed.SuppressionList`
+given, kept fresh by :mod:`bouncefilter.milter.refresh`) of an account whose
+``suppression.enforce`` is ``reject`` are refused at RCPT TO with the list's reason;
+with ``discard`` they are accepted, then removed at end of message (the whole message
+discarded when no recipient is left), one log line each. Neither kind is recorded
+among the message's recipients.
 
 Only end of message takes a reply (:class:`QuietMilter`): one round trip per message,
-as for a milter that asks for nothing else. The protocol is spoken by
+as for a milter that asks for nothing else; RCPT TO too when some account refuses
+suppressed recipients. The protocol is spoken by
 :mod:`bouncefilter.milter.engine` (the default) or by pymilter's libmilter
 (``milter.engine``), which answers every step on TCP (:class:`AnsweringMilter`).
 """
@@ -34,12 +43,15 @@ from bouncefilter.core.address import bare_address
 from bouncefilter.milter import decision
 from bouncefilter.milter.decision import Message, Policy, clean
 from bouncefilter.milter.recorder import Recorder
+from bouncefilter.milter.suppressed import Listing, SuppressionList, refusal
+from bouncefilter.store.suppressions import address_of
 
 log = logging.getLogger(__name__)
 
-#: Everything the milter may ask the MTA to do: change the sender and headers, and name
-#: the macros it wants at the stages it reads them (SETSYMLIST, :data:`MACROS`).
-ACTIONS: int = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS | Milter.SETSYMLIST
+#: Everything the milter may ask the MTA to do: change the sender and headers, remove
+#: discarded recipients, and name the macros it wants at the stages it reads them
+#: (SETSYMLIST, :data:`MACROS`).
+ACTIONS: int = Milter.CHGFROM | Milter.ADDHDRS | Milter.CHGHDRS | Milter.DELRCPT | Milter.SETSYMLIST
 #: The MTA's macros the milter reads, by protocol stage: the SASL login and the queue id.
 MACROS = {Milter.M_ENVFROM: ("{auth_authen}", "i"), Milter.M_EOM: ("i",)}
 #: Callback replies (pymilter's constants, typed).
@@ -47,6 +59,8 @@ CONTINUE: int = Milter.CONTINUE
 NOREPLY: int = Milter.NOREPLY
 ACCEPT: int = Milter.ACCEPT
 TEMPFAIL: int = Milter.TEMPFAIL
+REJECT: int = Milter.REJECT
+DISCARD: int = Milter.DISCARD
 #: What :meth:`OutboundMilter._start` returns when the message is to go as ``milter.on_error`` says.
 _FAILED = -1
 #: The headers the milter reads (lower case).
@@ -92,13 +106,20 @@ class InFlight:
 
 
 class OutboundMilter(Milter.Base):  # type: ignore[misc]
-    """One MTA connection; every callback it implements replies."""
+    """One MTA connection; every callback it implements replies. ``suppressed``: the
+    suppression list to enforce (``None``: none is, whatever the accounts say)."""
 
-    def __init__(self, policy: Policy, recorder: Recorder, flight: InFlight) -> None:
+    def __init__(self, policy: Policy, recorder: Recorder, flight: InFlight,
+                 suppressed: SuppressionList | None = None) -> None:
         self._policy = policy
         self._recorder = recorder
         self._flight = flight
+        self._suppressed = suppressed
         self._message: Message | None = None
+        # The message's account's suppression.enforce, and the recipients to remove at its end:
+        # (as given at RCPT TO, the bare address, the listing).
+        self._enforce = "off"
+        self._discarded: list[tuple[str, str, Listing]] = []
         # Set at MAIL FROM when it failed but could not say so (no reply): end of message will.
         self._failed_at_mail = False
         # The replies to MAIL FROM, RCPT TO and headers until negotiation says the MTA wants none.
@@ -108,8 +129,12 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
 
     def negotiate(self, opts: list[int]) -> int:
         """Ask the MTA only for the actions the milter uses, and only for the macros it reads
-        (when the MTA takes a macro list: an MTA that does not sends its usual ones)."""
+        (when the MTA takes a macro list: an MTA that does not sends its usual ones);
+        replies to RCPT TO only when a suppressed recipient may be refused there."""
         result = int(super().negotiate(opts))
+        if self._suppressed is not None and decision.rejects(self._policy):
+            opts[1] &= ~Milter.P_NR_RCPT
+            self._protocol = opts[1]
         opts[0] &= ACTIONS
         self._actions = opts[0]
         if self._actions & Milter.SETSYMLIST:
@@ -127,8 +152,8 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
 
     def envrcpt_bytes(self, to: bytes, *params: bytes) -> int:
         """RCPT TO, undecoded: see :meth:`envrcpt`."""
-        if self._message is not None:
-            self.envrcpt(to.decode("utf-8", "surrogateescape"))
+        if self._message is not None and self.envrcpt(to.decode("utf-8", "surrogateescape")) == REJECT:
+            return REJECT
         return self._rcpt_reply
 
     def header_bytes(self, name: str, value: bytes) -> int:
@@ -155,13 +180,23 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         return self._failure() if outcome == _FAILED else outcome
 
     def envrcpt(self, to: str, *params: str) -> int:
-        """RCPT TO: remember the recipient."""
+        """RCPT TO: remember the recipient; a suppressed one is refused (``REJECT``, the
+        reply set) or set aside for removal at end of message, as its account's
+        ``suppression.enforce`` says."""
         message = self._message
-        if message is not None:
-            try:
-                message.recipients.append(clean(bare_address(to)))
-            except Exception:
-                self._fail(message, "RCPT TO")
+        if message is None:
+            return CONTINUE
+        try:
+            address = clean(bare_address(to))
+            listing = self._listing(message, address)
+            if listing is None:
+                message.recipients.append(address)
+            elif self._enforce == "reject" and self._rcpt_reply != NOREPLY:
+                return self._refuse(message, address, listing)
+            else:
+                self._discarded.append((to, address, listing))
+        except Exception:
+            self._fail(message, "RCPT TO")
         return CONTINUE
 
     def header(self, name: str, value: str) -> int:
@@ -184,8 +219,7 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
             message.queue_id = self._macro("i") or message.queue_id
             if message.failed:
                 return self._failure()
-            self._finish(message)
-            return CONTINUE
+            return self._finish(message)
         except Exception:
             log.exception("%s: failed", message.queue_id or "NOQUEUE")
             return self._failure()
@@ -218,10 +252,42 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
                      self._policy.on_error)
             return _FAILED
         self._message = Message(account, address, params, self._macro("i"))
+        self._enforce = decision.enforcement(self._policy, account) if self._suppressed is not None else "off"
         return CONTINUE
 
-    def _finish(self, message: Message) -> None:
-        """Apply what :func:`decision.changes` decides, and record a tracked message."""
+    def _listing(self, message: Message, address: str) -> Listing | None:
+        """The listing that suppresses ``address`` for the message's account, if enforced."""
+        if self._enforce == "off" or self._suppressed is None:
+            return None
+        return self._suppressed.find(message.account.name, address_of(address)[1], time.time())
+
+    def _refuse(self, message: Message, address: str, listing: Listing) -> int:
+        """Refuse a suppressed recipient at RCPT TO."""
+        self.setreply(*refusal(address, listing))
+        log.info("%s: account=%s to=<%s> refused: suppressed (%s, %s)", self._macro("i") or message.queue_id or
+                 "NOQUEUE", message.account.name, address, listing.reason, listing.detail or "-")
+        return REJECT
+
+    def _discard(self, message: Message) -> int:
+        """Remove the recipients set aside, one log line each; ``DISCARD`` when none is left."""
+        discarded, self._discarded = self._discarded, []
+        whole = not message.recipients
+        for to, address, listing in discarded:
+            if not whole:
+                self.delrcpt(to)
+            log.info("%s: account=%s to=<%s> discarded: suppressed (%s, %s)", message.queue_id or "NOQUEUE",
+                     message.account.name, address, listing.reason, listing.detail or "-")
+        if whole:
+            log.info("%s: account=%s from=<%s> discarded: all %d recipients suppressed", message.queue_id or "NOQUEUE",
+                     message.account.name, message.sender, len(discarded))
+            return DISCARD
+        return CONTINUE
+
+    def _finish(self, message: Message) -> int:
+        """Remove discarded recipients (or the whole message), apply what
+        :func:`decision.changes` decides, and record a tracked message."""
+        if self._discarded and self._discard(message) == DISCARD:
+            return DISCARD
         change = decision.changes(self._policy, message, secrets.token_bytes(verp.KEY_BYTES), time.time())
         if change.sender is not None:
             self.chgfrom(change.sender, change.esmtp)
@@ -237,6 +303,7 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
         elif change.sender is not None:
             log.info("%s: account=%s from=<%s> to=%s (Return-Path), nrcpt=%d", message.queue_id,
                      message.account.name, message.sender, change.sender, len(message.recipients))
+        return CONTINUE
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -261,6 +328,7 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
 
     def _end_message(self) -> None:
         self._failed_at_mail = False
+        self._discarded = []
         if self._message is not None:
             self._message = None
             self._flight.end()

@@ -1,7 +1,9 @@
 """The outbound milter (``bouncefilter milter``) as a daemon: the socket, the engine, the stop.
 
 :func:`serve` prepares the decision's :class:`~bouncefilter.milter.decision.Policy` from
-the settings, starts the :class:`~bouncefilter.milter.recorder.Recorder`, and runs the
+the settings, starts the :class:`~bouncefilter.milter.recorder.Recorder` and, when some
+account enforces its suppression list, the list's
+:class:`~bouncefilter.milter.refresh.Refresher`, and runs the
 handler's class (:func:`~bouncefilter.milter.handler.milter_class`) under bouncefilter's
 own engine (:mod:`bouncefilter.milter.engine`, the default) or pymilter's libmilter. On
 SIGTERM it lets the messages in flight finish, writes what is queued, and returns.
@@ -28,6 +30,8 @@ from bouncefilter.milter.decision import Policy
 from bouncefilter.milter.engine import MilterStartError
 from bouncefilter.milter.handler import ACTIONS, InFlight, OutboundMilter, milter_class
 from bouncefilter.milter.recorder import Recorder
+from bouncefilter.milter.refresh import Refresher
+from bouncefilter.milter.suppressed import SuppressionList
 from bouncefilter.milter.wire import MAX_PACKET
 
 __all__ = ["MilterStartError", "policy_for", "prepare_database", "serve"]
@@ -51,6 +55,8 @@ def policy_for(settings: Settings) -> Policy:
         signing_key=keys[0] if keys else b"",
         on_error=settings.milter.on_error,
         envid=settings.milter.envid,
+        enforce={account.name: account.suppression.enforce for account in settings.accounts
+                 if account.suppression.enforce != "off"},
     )
 
 
@@ -83,6 +89,9 @@ def serve(settings: Settings, socket_spec: str | None = None) -> None:
     policy = policy_for(settings)
     prepare_database(settings.database, settings.database_auto_migrate)
     recorder = Recorder(settings.database, busy_timeout_ms=settings.database_busy_timeout_ms)
+    refresher = Refresher(settings.database, SuppressionList(),
+                          busy_timeout_ms=settings.database_busy_timeout_ms).start() if policy.enforce else None
+    suppressed = refresher.suppressed if refresher is not None else None
     flight = InFlight()
     cls = milter_class(spec, settings.milter.engine)
 
@@ -92,13 +101,15 @@ def serve(settings: Settings, socket_spec: str | None = None) -> None:
 
     try:
         if settings.milter.engine == "libmilter":
-            _serve_libmilter(spec, lambda: cls(policy, recorder, flight), settings, flight, listening)
+            _serve_libmilter(spec, lambda: cls(policy, recorder, flight, suppressed), settings, flight, listening)
         else:
-            engine.run(spec, lambda: cls(policy, recorder, flight), group=settings.milter.socket_group,
+            engine.run(spec, lambda: cls(policy, recorder, flight, suppressed), group=settings.milter.socket_group,
                              on_error=settings.milter.on_error, flight=flight,
                              stop_timeout=settings.milter.stop_timeout, on_listening=listening,
                              idle_timeout=settings.milter.idle_timeout)
     finally:
+        if refresher is not None:
+            refresher.close()
         recorder.close()
     log.info("bouncefilter milter stopped")
 

@@ -38,6 +38,7 @@ UNKNOWN = b"U"
 ADDHEADER = b"h"
 CHGFROM = b"e"
 CHGHEADER = b"m"
+DELRCPT = b"-"
 INSHEADER = b"i"
 REPLYCODE = b"y"
 #: The replies that end a step, by pymilter's (libmilter's SMFIS_*) return code.
@@ -149,7 +150,13 @@ def chgheader(name: str, index: int, value: str | None) -> bytes:
     return packet(CHGHEADER, _LENGTH.pack(index) + _z(name, value or ""))
 
 
+def delrcpt(recipient: str) -> bytes:
+    """Remove a recipient, named as it was given at RCPT TO (end of message only)."""
+    return packet(DELRCPT, _z(recipient))
+
+
 def replycode(text: str) -> bytes:
-    """The SMTP reply for a reject or tempfail, e.g. ``451 4.3.0 try again later``."""
+    """The SMTP reply for a reject or tempfail, e.g. ``451 4.3.0 try again later``, as one
+    string with its ``%`` doubled (as libmilter sends it; Postfix halves them)."""
     return packet(REPLYCODE, _z(text))
 

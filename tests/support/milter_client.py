@@ -28,6 +28,7 @@ class WireClient:
             self.sock = socket.create_connection((host, int(port)))
         self.sock.settimeout(20)
         self.protocol = 0
+        self.rcpt_replies: list[tuple[bytes, bytes] | None] = []
 
     def close(self) -> None:
         self.sock.close()
@@ -80,8 +81,9 @@ class WireClient:
         reply = self.step(b"M", _z(sender, "SIZE=100"), Milter.P_NOMAIL, Milter.P_NR_MAIL)
         if reply is not None and reply[0] != b"c":
             return reply
-        for rcpt in rcpts:
-            assert self.step(b"R", _z(rcpt), Milter.P_NORCPT, Milter.P_NR_RCPT) in (None, (b"c", b""))
+        # Each RCPT TO's reply (None when it takes none): go on, or a refusal with its text.
+        self.rcpt_replies = [self.step(b"R", _z(rcpt), Milter.P_NORCPT, Milter.P_NR_RCPT) for rcpt in rcpts]
+        assert all(reply is None or reply == (b"c", b"") or reply[0] == b"y" for reply in self.rcpt_replies)
         assert self.step(b"T", b"", Milter.P_NODATA, Milter.P_NR_DATA) in (None, (b"c", b""))
         for name, value in headers:
             assert self.step(b"L", _z(name, value), Milter.P_NOHDRS, Milter.P_NR_HDR) in (None, (b"c", b""))
