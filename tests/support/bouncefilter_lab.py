@@ -61,7 +61,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", level: str = "INFO",
-                 forward: Mapping[str, str] | None = None, engine: str = "") -> Path:
+                 forward: Mapping[str, str] | None = None, engine: str = "",
+                 suppression: Mapping[str, str] | None = None) -> Path:
     """Write a bouncefilter.yaml for the lab at ``path``; returns ``path``.
 
     The database lies beside it, VERP addresses use the lab's bounce domain and
@@ -69,6 +70,8 @@ def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", lev
     tracking on or off; each account is named after its domain's first label.
     ``forward`` maps a sender domain to one target of that account, as YAML flow text;
     ``engine`` is ``milter.engine`` (default: the configuration's default).
+    ``suppression`` maps a sender domain to that account's ``suppression`` settings, as
+    YAML flow text (``{enforce: discard}``).
     """
     lines = [
         f"database: {path.parent / 'bouncefilter.db'}",
@@ -88,6 +91,8 @@ def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", lev
         lines += [f"  - name: {domain.split('.')[0]}", f"    domains: [{domain}]", f"    tracking: {str(tracking).lower()}"]
         if forward and domain in forward:
             lines.append(f"    forward: [{forward[domain]}]")
+        if suppression and domain in suppression:
+            lines.append(f"    suppression: {suppression[domain]}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o644)
     return path
@@ -286,21 +291,24 @@ class MilterProcess:
 class Loop:
     """bouncefilter on both paths of a running lab, sharing one database.
 
-    ``accounts`` and ``forward`` as for :func:`write_config`. :meth:`start` installs the runtime, makes the
+    ``accounts``, ``forward`` and ``suppression`` as for :func:`write_config`; ``folder``
+    is where in the lab its files live (``LAB/bouncefilter`` by default). :meth:`start` installs the runtime, makes the
     database folder the pipe user's, checks the configuration and creates the database as
     that user (``bouncefilter check-config``, ``bouncefilter db migrate``, as an
     administrator would), starts the milter (as root, from the same
     runtime) and points the lab at both; :meth:`stop` stops the milter. Everything lives
-    in ``LAB/bouncefilter`` and ``LAB/runtime``.
+    in ``LAB/FOLDER`` and ``LAB/runtime``.
     """
 
     def __init__(self, lab: PostfixLab, accounts: Mapping[str, bool], pipe_user: str = PIPE_USER,
-                 forward: Mapping[str, str] | None = None) -> None:
+                 forward: Mapping[str, str] | None = None, suppression: Mapping[str, str] | None = None,
+                 folder: str = "bouncefilter") -> None:
         self.lab = lab
         self.accounts = dict(accounts)
         self.forward = dict(forward or {})
+        self.suppression = dict(suppression or {})
         self.pipe_user = pipe_user
-        self.folder = lab.root / "bouncefilter"
+        self.folder = lab.root / folder
         self.config = self.folder / "bouncefilter.yaml"
         self.database = self.folder / "bouncefilter.db"
         self.runtime = Runtime(lab.root / "runtime")
@@ -313,7 +321,7 @@ class Loop:
         self.folder.mkdir(exist_ok=True)
         os.chown(self.folder, user.pw_uid, user.pw_gid)
         self.folder.chmod(0o755)
-        write_config(self.config, self.accounts, forward=self.forward)
+        write_config(self.config, self.accounts, forward=self.forward, suppression=self.suppression)
         self.bouncefilter("check-config")  # as contrib/postfix says; it keeps a parsed copy for the pipe
         self.bouncefilter("db", "migrate")
         self.milter = MilterProcess(self.config, self.lab.run_dir / "loop-milter.sock", self.folder / "milter.log",
