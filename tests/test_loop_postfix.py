@@ -35,19 +35,13 @@ def loop(postfix_lab: PostfixLab) -> Iterator[Loop]:
     # The list is not enforced here: these tests send to the same addresses again and
     # again, which the pipe lists (enforcement: tests/test_suppression_postfix.py).
     loop = Loop(postfix_lab, {"shop.example.test": True}, suppression={"shop.example.test": "{enforce: 'off'}"})
-    try:
-        yield loop.start()
-    finally:
-        code = loop.stop()
-    assert code == 0, f"the milter exited {code} on SIGTERM:\n{loop.folder.joinpath('milter.log').read_text()}"
+    yield from loop.running()
 
 
 @pytest.fixture
 def lab(postfix_lab: PostfixLab, loop: Loop) -> PostfixLab:
     """The lab emptied, with the loop's settings; the database emptied too."""
-    postfix_lab.reset(**loop.settings())
-    loop.clear()
-    return postfix_lab
+    return loop.emptied()
 
 
 def test_a_hard_bounce_is_stored_against_the_sent_message_and_its_account(lab: PostfixLab, loop: Loop):

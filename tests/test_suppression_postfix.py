@@ -39,19 +39,13 @@ def loop(postfix_lab: PostfixLab) -> Iterator[Loop]:
     pytest.importorskip("Milter", reason="pymilter is not installed in this interpreter (make test puts it in .venv)")
     loop = Loop(postfix_lab, {"shop.example.test": True, "other.example.test": True, "lists.example.test": True},
                 suppression={"lists.example.test": "{enforce: discard}"}, folder="suppression")
-    try:
-        yield loop.start()
-    finally:
-        code = loop.stop()
-    assert code == 0, f"the milter exited {code} on SIGTERM:\n{loop.folder.joinpath('milter.log').read_text()}"
+    yield from loop.running()
 
 
 @pytest.fixture
 def lab(postfix_lab: PostfixLab, loop: Loop) -> PostfixLab:
     """The lab emptied, with the loop's settings (the list is kept: each test has its own addresses)."""
-    postfix_lab.reset(**loop.settings())
-    loop.clear()
-    return postfix_lab
+    return loop.emptied()
 
 
 def test_a_hard_bounce_suppresses_the_next_message_is_refused_at_rcpt_and_lifting_lets_it_through(

@@ -27,7 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -332,6 +332,21 @@ class Loop:
     def stop(self) -> int | None:
         """Stop the milter (a few seconds: libmilter); returns its exit code."""
         return self.milter.stop() if self.milter else None
+
+    def running(self) -> Iterator[Loop]:
+        """For a module's fixture: start, yield the loop, stop; then fail unless the
+        milter exited 0 on SIGTERM."""
+        try:
+            yield self.start()
+        finally:
+            code = self.stop()
+        assert code == 0, f"the milter exited {code} on SIGTERM:\n{self.folder.joinpath('milter.log').read_text()}"
+
+    def emptied(self) -> PostfixLab:
+        """For a test's fixture: the lab emptied with the loop's settings, the database too."""
+        self.lab.reset(**self.settings())
+        self.clear()
+        return self.lab
 
     def settings(self) -> dict[str, object]:
         """The lab's settings that put bouncefilter on both paths (for ``lab.reset``)."""
