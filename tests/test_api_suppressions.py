@@ -346,7 +346,7 @@ def test_an_export_imports_into_another_account_as_it_was(fresh):
     assert reply.json()["added"] == len(SHOP) - 1 and reply.json()["already_listed"] == 1  # GONE is news's already
     news = {row["address"]: row for row in fetch(fresh.url + LIST, fresh.tokens["news"]).json()}
     assert news["m1@example.com"]["created_at"] == "2026-11-01T02:30:00Z"
-    assert (news[ANGRY]["reason"], news[ANGRY]["detail"]) == ("import", "feedback")  # never a complaint by import
+    assert (news[ANGRY]["reason"], news[ANGRY]["detail"]) == ("import", "complaint: feedback")  # never a complaint by import
 
 
 def test_a_large_import_lists_every_address(fresh):
@@ -367,13 +367,14 @@ def test_a_large_import_lists_every_address(fresh):
     (b'{"address": "a@example.com", "reason": "hard"}', "application/json", "reason: expected manual or import"),
     (b'{"address": "a@example.com", "until": "next week"}', "application/json", "until"),
     (b'{"address": "a@example.com", "until": "2027-01-01T00:00:00"}', "application/json", "has no zone"),
-    (b'{"address": "a@example.com", "until": 5}', "application/json", "until: expected a string"),
+    (b'{"address": "a@example.com", "until": 5}', "application/json", "until: 5 has passed already"),  # epoch seconds
+    (b'{"address": "a@example.com", "until": true}', "application/json", "until: expected a string"),
     (b'{"address": "a@example.com", "created_at": "2030-01-01"}', "application/json", "in the future"),
     (b'{"address": "a@example.com", "created_at": "Mon, 99 Foo 2026"}', "application/json", "created_at: not a date"),
     (b'{"adress": "a@example.com"}', "application/json", "unknown key 'adress'"),
     (b'{"address": 7}', "application/json", "address: required"),
     (b'{"address": "a@example.com", "detail": "' + b"x" * 1001 + b'"}', "application/json", "detail: at most"),
-    (b"email,reason\r\na@example.com,x\r\n", "text/csv", "bad CSV: the first line must be a header"),
+    (b"mail,reason\r\na@example.com,x\r\n", "text/csv", "bad CSV: the first line must be a header"),
     (b"", "text/csv", "bad CSV"),
     (b'address\r\n"a@example.com\r\n', "text/csv", "bad CSV: line"),
     (b"address\r\n\xff\r\n", "text/csv", "bad CSV: not UTF-8"),

@@ -524,14 +524,16 @@ def run_suppression_import(args: argparse.Namespace) -> int:
     import time
 
     from bouncefilter import store
-    from bouncefilter.cli import listfile
+    from bouncefilter.core import listfile
+    from bouncefilter.core import suppression as rules
 
     code = EXIT_OK
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else _read(args.file)
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 (octet {exc.start})"
+        found = listfile.read(raw.decode("utf-8"), time.time(), default=rules.IMPORT)
+    except (OSError, UnicodeDecodeError, listfile.ListFileError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else \
+            f"not UTF-8 (octet {exc.start})" if isinstance(exc, UnicodeDecodeError) else str(exc)
         print(f"bouncefilter: {args.file}: {why or exc}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -539,24 +541,23 @@ def run_suppression_import(args: argparse.Namespace) -> int:
         nonlocal code
         account = _scope(settings, args.account) or ""
         now = time.time()
-        found = listfile.read(text, now)
         entries = [entry for _, entry in found.entries]
         added = store.suppressions.suppress_many(conn, account, entries, now, _actor(),
                                                  settings.suppression_targets(account))
-        for bad in found.bad:
-            print(f"bouncefilter: {args.file}:{bad.line}: {bad.why}", file=sys.stderr)
+        for bad in found.refused:
+            print(f"bouncefilter: {args.file}:{bad.number}: {bad.why}", file=sys.stderr)
         print(f"{account}: {sum(added)} added, {len(added) - sum(added)} already listed,"
-              f" {_count(len(found.bad), 'bad line')}")
-        code = EXIT_FAILED if found.bad else EXIT_OK
+              f" {_count(len(found.refused), 'bad line')}")
+        code = EXIT_FAILED if found.refused else EXIT_OK
 
     return _with_database(args, load) or code
 
 
 def run_suppression_export(args: argparse.Namespace) -> int:
-    from bouncefilter.cli import listfile
+    from bouncefilter.cli import listing
 
     def export(settings: Settings, conn: store.Connection) -> None:
         found = _listed_now(conn, _scope(settings, args.account))
-        _printing(lambda: (listfile.write_json if args.json else listfile.write_csv)(sys.stdout, found))
+        _printing(lambda: (listing.write_json if args.json else listing.write_csv)(sys.stdout, found))
 
     return _with_database(args, export)

@@ -1,5 +1,7 @@
-"""What ``bouncefilter suppression list`` and ``explain`` print: a table or JSON lines of
-listings, and one address's whole story in words or as one JSON object.
+"""What ``bouncefilter suppression list``, ``explain`` and ``export`` print: a table or JSON
+lines of listings, one address's whole story in words or as one JSON object, and the
+export (CSV ``address,reason,created_at,account,detail,until``, or JSON lines), which
+``import`` reads back (:mod:`bouncefilter.core.listfile`).
 
 The rows come from :mod:`bouncefilter.store.suppressions`; this module only formats them,
 moments as RFC 3339 UTC.
@@ -7,6 +9,7 @@ moments as RFC 3339 UTC.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TextIO
@@ -14,6 +17,8 @@ from typing import TextIO
 from bouncefilter.core.window import iso
 from bouncefilter.store.suppressions import Suppression
 
+#: The columns :func:`write_csv` writes, in order: what :mod:`bouncefilter.core.listfile` reads back.
+EXPORT_COLUMNS = ("address", "reason", "created_at", "account", "detail", "until")
 _TABLE_COLUMNS = ("account", "address", "reason", "detail", "since", "until", "lifted")
 
 
@@ -91,3 +96,25 @@ def _section(out: TextIO, title: str, rows: object, line: Callable[[Mapping[str,
     out.write(f"{title} ({len(found)}):\n")
     for row in found:
         out.write(f"  {line(row)}\n")
+
+
+def record(found: Suppression) -> dict[str, object]:
+    """One listing as :func:`write_csv` and :func:`write_json` write it."""
+    return {"address": found.address, "reason": found.reason,
+            "created_at": None if found.created_at is None else iso(found.created_at),
+            "account": found.account, "detail": found.detail,
+            "until": None if found.until is None else iso(found.until)}
+
+
+def write_csv(out: TextIO, listed: Iterable[Suppression]) -> None:
+    """The header row, then one row per listing."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for found in listed:
+        writer.writerow(["" if value is None else value for value in record(found).values()])
+
+
+def write_json(out: TextIO, listed: Iterable[Suppression]) -> None:
+    """One JSON object per listing per line."""
+    for found in listed:
+        out.write(json.dumps(record(found), ensure_ascii=False) + "\n")

@@ -431,11 +431,11 @@ def _action(actions: argparse._SubParsersAction[argparse.ArgumentParser], name: 
 
 def _address(value: str) -> str:
     """An address to list: ``local@domain.tld``, angle brackets taken off."""
-    from bouncefilter.cli import listfile
+    from bouncefilter.core import listfile
 
     try:
-        return listfile.entry({"address": value}, time.time()).address
-    except ValueError as error:
+        return listfile.address(value)
+    except listfile.Refused as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 

@@ -69,6 +69,17 @@ class Verdict(NamedTuple):
     until: float | None = None
 
 
+class Entry(NamedTuple):
+    """One address to list by hand or by import: ``created_at`` ``None`` for the moment it
+    is listed, ``until`` ``None`` for until lifted."""
+
+    address: str
+    reason: str = MANUAL
+    detail: str = ""
+    until: float | None = None
+    created_at: float | None = None
+
+
 def cause(kind: str, reason: str, hard: bool) -> str | None:
     """What a counted record of ``kind`` is to the list: :data:`HARD`, :data:`SOFT`,
     :data:`COMPLAINT` or ``None`` (it never suppresses)."""

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from bouncefilter.core import suppression as rules
 from bouncefilter.core.address import bare_address, normal_address
+from bouncefilter.core.suppression import Entry
 from bouncefilter.store.db import Writing
 from bouncefilter.store.outbox import PENDING
 
@@ -126,17 +127,6 @@ def suppress(conn: sqlite3.Connection, account: str, address: str, reason: str, 
         raise ValueError(f"reason must be one of {', '.join(rules.REASONS)}, not {reason!r}")
     with Writing(conn):
         return _listed(conn, account, Entry(address, reason, detail, until, created_at), at, actor, targets)
-
-
-class Entry(NamedTuple):
-    """One address to list by hand (:func:`suppress_many`): ``created_at`` ``None`` for
-    the moment it is listed."""
-
-    address: str
-    reason: str = rules.MANUAL
-    detail: str = ""
-    until: float | None = None
-    created_at: float | None = None
 
 
 def _listed(conn: sqlite3.Connection, account: str, entry: Entry, at: float, actor: str,
