@@ -310,7 +310,7 @@ def test_an_accounts_suppression_rules_lie_over_the_defaults_key_by_key(config_f
     text = ("suppression: {enforce: discard, hard_after: 2, soft: {half_life: 3, threshold: 4}}\n"
             "accounts: [{name: a, domains: [example.com], tracking: false, suppression: {soft: {threshold: 6}}},"
             " {name: b, domains: [example.org], tracking: false},"
-            " {name: c, domains: [example.net], tracking: false, suppression: {enforce: 'OFF'}}]")
+            " {name: c, domains: [example.net], tracking: false, suppression: {enforce: off}}]")  # YAML's false
     a, b, c = config.load(str(config_file(text))).accounts
     assert a.suppression.rules() == (2, 3, 6, 14) and a.suppression.enforce == "discard"
     assert b.suppression.rules() == (2, 3, 4, 14) and b.suppression.enforce == "discard"

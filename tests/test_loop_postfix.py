@@ -34,7 +34,7 @@ def loop(postfix_lab: PostfixLab) -> Iterator[Loop]:
     pytest.importorskip("Milter", reason="pymilter is not installed in this interpreter (make test puts it in .venv)")
     # The list is not enforced here: these tests send to the same addresses again and
     # again, which the pipe lists (enforcement: tests/test_suppression_postfix.py).
-    loop = Loop(postfix_lab, {"shop.example.test": True}, suppression={"shop.example.test": "{enforce: 'off'}"})
+    loop = Loop(postfix_lab, {"shop.example.test": True}, suppression={"shop.example.test": "{enforce: off}"})
     yield from loop.running()
 
 

@@ -243,6 +243,13 @@ def test_a_suppressed_recipient_is_refused_at_rcpt_and_the_others_go_on(harness)
     assert harness.recipients() == [("alice@example.net",)]
 
 
+def test_rcpt_to_takes_no_reply_while_no_account_that_rejects_lists_anything(harness):
+    harness.suppressed.replace([("news", "gone@example.net", "complaint", "abuse", 1.0, None)])  # news discards
+    assert harness.ctx()._protocol & Milter.P_NR_RCPT
+    harness.suppressed.put("shop", "new@example.net", HARD)
+    assert not harness.ctx()._protocol & Milter.P_NR_RCPT  # the next connection answers RCPT TO
+
+
 def test_discard_removes_the_recipient_at_the_end_and_says_so(harness, caplog):
     caplog.set_level(logging.INFO)
     ctx = harness.ctx()
@@ -296,8 +303,8 @@ def test_without_a_list_the_milter_enforces_nothing_and_takes_no_rcpt_reply(harn
 def test_the_policy_names_only_the_accounts_that_enforce():
     policy = bfmilter.policy_for(Settings(accounts=ACCOUNTS))
     assert dict(policy.enforce) == ENFORCE
-    assert decision.rejects(policy) and decision.enforcement(policy, QUIET) == "off"
-    assert not decision.rejects(policy._replace(enforce={"news": "discard"}))
+    assert decision.rejecting(policy) == ("shop",) and decision.enforcement(policy, QUIET) == "off"
+    assert decision.rejecting(policy._replace(enforce={"news": "discard"})) == ()
 
 
 def test_a_failing_lookup_follows_on_error_at_the_end(harness, monkeypatch, caplog):

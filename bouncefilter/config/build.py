@@ -102,6 +102,8 @@ def _convert(value: Any, hint: Any, key: str, meta: Mapping[str, Any], base: str
         return tuple(_convert(v, item, f"{key}[{i}]", meta, base) for i, v in enumerate(value))
     if origin is Literal or isinstance(hint, type) and issubclass(hint, Enum):
         choices = get_args(hint) if origin is Literal else tuple(member.value for member in hint)
+        if isinstance(value, bool) and ("on" if value else "off") in choices:
+            value = "on" if value else "off"  # YAML 1.1 reads a bare off (or on) as a boolean
         value = _string(value, key, meta, base)
         if value not in choices:
             raise ConfigError(key, f"expected one of {', '.join(choices)}, got {value!r}")

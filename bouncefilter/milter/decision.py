@@ -111,10 +111,10 @@ def enforcement(policy: Policy, account: Account) -> str:
     return policy.enforce.get(account.name, "off")
 
 
-def rejects(policy: Policy) -> bool:
-    """Whether some account's suppressed recipients are refused at RCPT TO (so that step
-    must take a reply)."""
-    return "reject" in policy.enforce.values()
+def rejecting(policy: Policy) -> tuple[str, ...]:
+    """The accounts whose suppressed recipients are refused at RCPT TO (while one of them
+    has a listing, that step must take a reply)."""
+    return tuple(name for name, enforce in policy.enforce.items() if enforce == "reject")
 
 
 def changes(policy: Policy, message: Message, key: bytes, now: float) -> Changes:

@@ -130,9 +130,12 @@ class OutboundMilter(Milter.Base):  # type: ignore[misc]
     def negotiate(self, opts: list[int]) -> int:
         """Ask the MTA only for the actions the milter uses, and only for the macros it reads
         (when the MTA takes a macro list: an MTA that does not sends its usual ones);
-        replies to RCPT TO only when a suppressed recipient may be refused there."""
+        replies to RCPT TO only when a suppressed recipient may be refused there: an
+        account that rejects has a listing now. (The MTA negotiates once per connection,
+        and Postfix connects once per SMTP session: a session that began before its
+        account's first listing lets that recipient through, as ``enforce: off`` would.)"""
         result = int(super().negotiate(opts))
-        if self._suppressed is not None and decision.rejects(self._policy):
+        if self._suppressed is not None and self._suppressed.lists_any(decision.rejecting(self._policy)):
             opts[1] &= ~Milter.P_NR_RCPT
             self._protocol = opts[1]
         opts[0] &= ACTIONS

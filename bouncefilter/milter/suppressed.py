@@ -73,6 +73,10 @@ class SuppressionList:
         else:
             self._accounts.setdefault(account, {})[key] = _shared(listing)
 
+    def lists_any(self, accounts: Iterable[str]) -> bool:
+        """Whether any of ``accounts`` has a listing (lapsed ones included until taken off)."""
+        return any(self._accounts.get(account) for account in accounts)
+
     def __len__(self) -> int:
         """How many listings are held (lapsed ones included until they are taken off)."""
         return sum(len(listed) for listed in list(self._accounts.values()))
