@@ -9,6 +9,10 @@ order of its own, so that a slow moment of the machine hits them all alike:
 - ``inet``: the same milter on ``inet:127.0.0.1``;
 - ``libmilter``: the same milter on a unix socket with ``milter.engine: libmilter``
   (pymilter's libmilter speaking the protocol instead of bouncefilter's asyncio engine);
+- ``listed``: the same milter on a unix socket enforcing the suppression list
+  (``suppression.enforce: reject``) with :data:`LISTED` addresses of the sender's account
+  listed (not the recipient): RCPT TO then takes a reply, and every recipient is looked
+  up. The other bouncefilter modes run with ``enforce: off`` over the same database;
 - ``minimal``: the yardstick, bench/minimal_milter.py on a unix socket: a pymilter
   milter that only rewrites the sender and adds a header (no database, no header
   callbacks), i.e. what any Python milter costs on the machine at hand.
@@ -54,7 +58,9 @@ from support.postfix_lab import PostfixLab  # noqa: E402
 SENDER = "orders@shop.example.test"
 RECIPIENT = "customer@dest.example.test"
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
-MODES = ("plain", "unix", "inet", "libmilter", "minimal")
+MODES = ("plain", "unix", "inet", "libmilter", "listed", "minimal")
+#: Addresses on the sender's account's suppression list in ``listed`` mode.
+LISTED = 100_000
 
 
 def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
@@ -62,12 +68,16 @@ def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
     folder = lab.root / "milter"
     folder.mkdir(mode=0o755, exist_ok=True)
     accounts = {SENDER.split("@")[1]: True}
-    config = write_config(folder / "bouncefilter.yaml", accounts)
-    threaded = write_config(folder / "bouncefilter-libmilter.yaml", accounts, engine="libmilter")
+    unenforced = {SENDER.split("@")[1]: "{enforce: off}"}
+    config = write_config(folder / "bouncefilter.yaml", accounts, suppression=unenforced)
+    threaded = write_config(folder / "bouncefilter-libmilter.yaml", accounts, engine="libmilter", suppression=unenforced)
+    listed = write_config(folder / "bouncefilter-listed.yaml", accounts)
+    fill_list(folder / "bouncefilter.db", SENDER.split("@")[1].split(".")[0], LISTED)
     milters = {
         "unix": MilterProcess(config, lab.run_dir / "milter.sock", folder / "milter-unix.log", checkout_python()),
         "inet": MilterProcess(config, postfix_lab.free_ports(1)[0], folder / "milter-inet.log", checkout_python()),
         "libmilter": MilterProcess(threaded, lab.run_dir / "libmilter.sock", folder / "milter-libmilter.log", checkout_python()),
+        "listed": MilterProcess(listed, lab.run_dir / "listed.sock", folder / "milter-listed.log", checkout_python()),
     }
     try:
         for milter in milters.values():
@@ -76,6 +86,20 @@ def start_milters(lab: PostfixLab) -> dict[str, MilterProcess]:
         stop(list(milters.values()))
         raise SystemExit(str(exc)) from None
     return milters
+
+
+def fill_list(database: Path, account: str, count: int) -> None:
+    """List ``count`` addresses (none of them the recipient) for ``account``."""
+    from bouncefilter import store
+    from bouncefilter.core.suppression import Entry
+
+    conn = store.connect(str(database))
+    try:
+        store.migrate(conn)
+        entries = [Entry(f"gone{n}@{RECIPIENT.split('@')[1]}", "manual") for n in range(count)]
+        store.suppressions.suppress_many(conn, account, entries, time.time(), "bench", ())
+    finally:
+        conn.close()
 
 
 def stop(milters: Sequence[MilterProcess | MinimalMilter]) -> None:
