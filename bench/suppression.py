@@ -9,11 +9,12 @@ milter's lookup and memory with a million listings.
   listings over four accounts; the memory it takes (tracemalloc) and the median time of
   one ``find`` over 5 x 200,000 lookups, half of them listed.
 
-Usage: .venv/bin/python bench/suppression.py
+Usage: .venv/bin/python bench/suppression.py [--bounces N] [--listings N] [--lookups N]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import tempfile
@@ -23,9 +24,6 @@ import tracemalloc
 from bouncefilter import store
 from bouncefilter.core.record import BounceRecord
 from bouncefilter.milter.suppressed import SuppressionList
-
-LISTINGS = 1_000_000
-LOOKUPS = 200_000
 
 
 def deliveries(suppressing: dict[str, store.suppressions.Setting] | None, count: int = 2000) -> float:
@@ -45,32 +43,37 @@ def deliveries(suppressing: dict[str, store.suppressions.Setting] | None, count:
     return (time.perf_counter() - started) / count * 1e6
 
 
-def lookups() -> tuple[int, float, float]:
-    """(listings, MB held, median ns per find)."""
+def lookups(listings: int, count: int) -> tuple[int, float, float]:
+    """(listings, MB held, median ns per find of ``count`` lookups, half of them listed)."""
     rows = ((f"acct{n % 4}", f"user{n}@example{n % 1000}.test", "hard", "userunknown", 1.79e9, None)
-            for n in range(LISTINGS))
+            for n in range(listings))
     tracemalloc.start()
     listed = SuppressionList(rows)
     held, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    keys = [(f"acct{n % 4}", f"user{n * 7 % (2 * LISTINGS)}@example{n % 1000}.test") for n in range(LOOKUPS)]
+    keys = [(f"acct{n % 4}", f"user{n * 7 % (2 * listings)}@example{n % 1000}.test") for n in range(count)]
     times = []
     for _ in range(5):
         started = time.perf_counter()
         for account, key in keys:
             listed.find(account, key, 1.8e9)
-        times.append((time.perf_counter() - started) / LOOKUPS * 1e9)
+        times.append((time.perf_counter() - started) / count * 1e9)
     return len(listed), held / 1e6, statistics.median(times)
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bounces", type=int, default=2000, help="new bounces per run (default 2000)")
+    parser.add_argument("--listings", type=int, default=1_000_000, help="listings held (default 1000000)")
+    parser.add_argument("--lookups", type=int, default=200_000, help="lookups per round (default 200000)")
+    args = parser.parse_args()
     setting = {"shop": store.suppressions.Setting()}
-    pairs = [(deliveries(setting), deliveries(None)) for _ in range(5)]
+    pairs = [(deliveries(setting, args.bounces), deliveries(None, args.bounces)) for _ in range(5)]
     print(f"count: {' '.join(f'{a:.0f}' for a, _ in pairs)} us per delivery with the count, "
           f"{' '.join(f'{b:.0f}' for _, b in pairs)} without; median extra "
           f"{statistics.median(a - b for a, b in pairs):.0f} us")
-    count, megabytes, nanoseconds = lookups()
-    print(f"lookup: {count:,} listings in {megabytes:.0f} MB; find {nanoseconds:.0f} ns (median of 5 x {LOOKUPS:,})")
+    count, megabytes, nanoseconds = lookups(args.listings, args.lookups)
+    print(f"lookup: {count:,} listings in {megabytes:.0f} MB; find {nanoseconds:.0f} ns (median of 5 x {args.lookups:,})")
     return 0
 
 
