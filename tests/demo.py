@@ -19,6 +19,7 @@ Usage: .venv/bin/python tests/demo.py
 from __future__ import annotations
 
 import json
+import smtplib
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,7 @@ def main() -> int:
         print(f"  {len(stored)} records stored {time.monotonic() - started:.1f} s after the first message\n")
         print(loop.bouncefilter("report"))
         forward(loop, hooks)
+        suppressed(loop, lab)
         download(loop)
     finally:
         loop.stop()
@@ -156,9 +158,35 @@ def forward(loop: Loop, hooks: HookReceiver) -> None:
     loop.bouncefilter("forward", "--once")
     print(f"bouncefilter forward --once: {len(hooks.events)} signed events posted to the shop's web hook {hooks.url}")
     for event, identifier, signature in hooks.events:
-        print(f"  {identifier}  {event['event']:<9}  {event['recipient']:<24} {event['reason']:<12} "
+        who = event.get("recipient", event.get("address", ""))
+        print(f"  {identifier}  {event['event']:<20}  {who:<24} {event['reason']:<12} "
               f"({signature.split(',')[0]} signature)")
     print()
+
+
+def suppressed(loop: Loop, lab: PostfixLab) -> None:
+    """Show the suppression list, then send the shop's next message to a listed address and
+    a good one: Postfix refuses the first at RCPT TO (the milter's 550), the second goes."""
+    print("bouncefilter suppression list --account shop:")
+    print("  " + loop.bouncefilter("suppression", "list", "--account", "shop").strip().replace("\n", "\n  "))
+    recipients = [f"carl@{HARD_DOMAIN}", "ann@example.org"]
+    wait_listed(loop, recipients[0])
+    with smtplib.SMTP("127.0.0.1", lab.ports["submission"], local_hostname="client.example.test", timeout=30) as smtp:
+        refused = smtp.sendmail("orders@shop.example.test", recipients,
+                                make_message("orders@shop.example.test", ", ".join(recipients), "Your order 1005"))
+    print(f"  the next message to {' and '.join(recipients)}:")
+    for recipient in recipients:
+        code, reply = refused.get(recipient, (250, b"accepted"))
+        print(f"    RCPT TO:<{recipient}>  {code} {reply.decode()}")
+    print()
+
+
+def wait_listed(loop: Loop, address: str, timeout: float = 10.0) -> None:
+    """Wait until the milter has had a moment to load ``address``'s listing (it refreshes
+    every second) and a new SMTP session will take RCPT replies."""
+    loop.wait_rows("SELECT id FROM suppressions WHERE address_key = ? AND reason != ''", address, count=1,
+                   timeout=timeout)
+    time.sleep(1.5)
 
 
 def download(loop: Loop) -> None:
