@@ -13,9 +13,10 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 # What bouncefilter and the demo need; then what only the tests need (a browser for the
 # overview page, strace and systemd-analyze for the units' system calls, CPython's email
-# test messages): a mail server that only runs the demo gets none of those.
+# test messages, OpenDKIM's miltertest to drive the milter): a mail server that only runs
+# the demo gets none of those.
 APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3
-TEST_APT_PACKAGES := chromium chromium-driver strace systemd libpython3.11-testsuite
+TEST_APT_PACKAGES := chromium chromium-driver strace systemd libpython3.11-testsuite miltertest
 PYTEST_ARGS ?=
 
 .PHONY: test venv demo system test-system factory clean

@@ -95,6 +95,8 @@ def test_settings_are_frozen():
         ("milter: {on_error: reject}", "milter.on_error", "expected one of accept, tempfail, got 'reject'"),
         ("milter: {socket: /run/milter.sock}", "milter.socket", "expected unix:/PATH or inet:PORT@HOST"),
         ("milter: {socket: 'inet:70000@127.0.0.1'}", "milter.socket", "expected unix:/PATH"),
+        ("milter: {max_connections: 0}", "milter.max_connections", "must be at least 1"),
+        ("milter: {idle_timeout: 0}", "milter.idle_timeout", "must be more than 0"),
         ("retention: {raw_days: 0}", "retention.raw_days", "must be at least 1"),
         ("pipe: {max_bytes: 10}", "pipe.max_bytes", "must be at least 1024"),
         ("logging: {level: verbose}", "logging.level", "expected one of DEBUG, INFO, WARNING, ERROR"),

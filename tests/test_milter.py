@@ -787,3 +787,29 @@ def test_both_engines_take_a_100_kib_header_as_postfix_allows(unix_daemon):
     assert client.start("<orders@shop.example.com>", ["<alice@example.net>"], TRACKED + (big,)) is None
     assert [cmd for cmd, _ in client.end("4BIG")] == [b"e", b"h", b"m", b"c"]
     client.close()
+
+
+@pytest.mark.slow
+def test_the_asyncio_engine_closes_connections_over_max_connections_unanswered_and_says_so_once(tmp_path):
+    tmp_path.chmod(0o755)
+    daemon = Daemon(tmp_path, f"unix:{tmp_path}/milter.sock", milter=", max_connections: 2")
+    served = [WireClient(daemon.spec) for _ in range(2)]
+    for client in served:
+        client.negotiate()
+    for _ in range(3):  # the MTA's negotiation finds the connection closed: milter_default_action
+        over = WireClient(daemon.spec)
+        with pytest.raises((EOFError, ConnectionResetError, BrokenPipeError)):
+            over.negotiate()
+        over.close()
+    served[0].close()
+    time.sleep(0.2)
+    client = WireClient(daemon.spec)  # below the limit again: served
+    client.negotiate()
+    assert client.start("<orders@shop.example.com>", ["<alice@example.net>"], TRACKED) is None
+    assert [cmd for cmd, _ in client.end("4LIM")] == [b"e", b"h", b"m", b"c"]
+    for open_client in (client, served[1]):
+        open_client.close()
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert "1 MTA connections refused: 2 are open (milter.max_connections)" in log
+    assert log.count("(milter.max_connections)") == 1  # once a minute at most

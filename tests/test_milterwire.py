@@ -81,6 +81,8 @@ def test_the_replies_bouncefilter_sends_are_what_libmilter_sends():
     assert wire.replycode("451 4.3.0 later") == framed(b"y451 4.3.0 later\0")
     assert wire.optneg_reply(6, 0x51, 0x1F) == framed(b"O" + struct.pack("!III", 6, 0x51, 0x1F))
     assert wire.parse_optneg(struct.pack("!III", 6, 0x1FF, 0x1FFFFF)) == (6, 0x1FF, 0x1FFFFF)
+    # An MTA that offers nothing is a version 1 MTA, as libmilter reads it.
+    assert wire.parse_optneg(struct.pack("!III", 2, 0, 0)) == (2, wire.V1_ACTIONS, wire.V1_PROTOCOL) == (2, 0x0F, 0x3F)
 
 
 def test_the_negotiation_reply_names_the_macros_wanted_by_stage():

@@ -85,11 +85,18 @@ class MilterSettings(NamedTuple):
     #: and one that leaves a packet unfinished for a thirtieth of it (at most 30 s):
     #: Postfix writes every packet whole.
     idle_timeout: float = 7210
+    #: The most MTA connections the asyncio engine serves at once; one more is closed
+    #: unanswered and the MTA applies its default action (Postfix's
+    #: ``milter_default_action``). Postfix opens one per smtpd process and milter
+    #: (``default_process_limit``: 100). libmilter has no such limit (a thread each).
+    max_connections: int = 1000
 
     def problems(self) -> Iterator[Problem]:
         """What cannot work in these settings."""
         if self.idle_timeout <= 0:
             yield "idle_timeout", "must be more than 0"
+        if self.max_connections < 1:
+            yield "max_connections", "must be at least 1"
         match = _SOCKET.fullmatch(self.socket)
         if not match or (match.group(1) and not 0 < int(match.group(1)) < 65536):
             yield "socket", f"expected unix:/PATH or inet:PORT@HOST, got {self.socket!r}"

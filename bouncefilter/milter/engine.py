@@ -31,6 +31,11 @@ from bouncefilter.milter import wire
 
 #: How long a connection may send nothing before it is closed (libmilter's default).
 IDLE_TIMEOUT = 7210.0
+#: The most MTA connections served at once: well above Postfix's default process limit
+#: (100 smtpd, each with one connection per milter).
+MAX_CONNECTIONS = 1000
+#: How often the warning that connections are refused over the limit is repeated, at most.
+REFUSAL_WARNING_SECONDS = 60.0
 #: The longest a packet may stay unfinished (Postfix writes every packet whole).
 PARTIAL_SECONDS = 30.0
 #: Open files the milter needs besides its MTA connections (database, log, sockets).
@@ -58,6 +63,20 @@ MESSAGE_STAGES = (wire.MAIL, wire.RCPT, wire.DATA, wire.EOH, wire.BODYEOB)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: How often a stopping milter looks whether its messages in flight are done, in seconds.
 DRAIN_POLL = 0.05
+
+
+class Limits(NamedTuple):
+    """What the engine allows each MTA connection, and how many it serves at once.
+
+    ``idle_timeout``: seconds a connection may send nothing before it is closed (a packet
+    left unfinished: a thirtieth of it, at most :data:`PARTIAL_SECONDS`).
+    ``max_connections``: connections beyond it are closed as soon as they are accepted,
+    before the negotiation is answered; the MTA then treats that milter as failed
+    (Postfix: ``milter_default_action``; Sendmail: the filter's ``F=`` flag).
+    """
+
+    idle_timeout: float = IDLE_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
 
 
 class MilterStartError(Exception):
@@ -157,9 +176,10 @@ class Session(asyncio.Protocol):
     """One MTA connection: packets in, the handler's replies out, one write per read."""
 
     def __init__(self, factory: Callable[[], Handler], on_error: str, sessions: set[Session],
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 limits: Limits = Limits()) -> None:
         self._factory = factory
-        self._idle_timeout = idle_timeout
+        self._idle_timeout = limits.idle_timeout
+        self._max_connections = limits.max_connections
         self._timer: asyncio.TimerHandle | None = None
         self._failure_reply = TEMPFAIL if on_error == "tempfail" else CONTINUE
         self._sessions = sessions
@@ -177,6 +197,9 @@ class Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not registered as asyncio.Transport, though they are one.
         self._transport = transport = cast(asyncio.Transport, transport)
+        if len(self._sessions) >= self._max_connections:
+            _refuse(transport, self._max_connections)
+            return
         self._sessions.add(self)
         _watch_files(len(self._sessions))
         sock = transport.get_extra_info("socket")
@@ -359,6 +382,22 @@ def _watch_files(connections: int) -> None:
                     "once they run out; raise LimitNOFILE (systemd) or the limit", connections, limit)
 
 
+#: When the refusals were last said, and how many there were since.
+_refusals = [-REFUSAL_WARNING_SECONDS, 0.0]
+
+
+def _refuse(transport: asyncio.Transport, limit: int) -> None:
+    """Close a connection over ``milter.max_connections`` unanswered, and say so (once a
+    minute at most, with how many were refused since it was last said)."""
+    transport.abort()
+    _refusals[1] += 1
+    now = time.monotonic()
+    if now - _refusals[0] >= REFUSAL_WARNING_SECONDS:
+        log.warning("%d MTA connections refused: %d are open (milter.max_connections); the MTA applies its "
+                    "default action to their mail (Postfix: milter_default_action)", _refusals[1], limit)
+        _refusals[:] = [now, 0.0]
+
+
 def unix_path(spec: str) -> str:
     """The file of a ``unix:`` or ``local:`` socket, ``""`` for ``inet:``."""
     kind, _, rest = spec.partition(":")
@@ -415,7 +454,7 @@ class Flight(Protocol):
 
 
 def run(spec: str, factory: Callable[[], Handler], *, group: str | None, on_error: str, flight: Flight,
-        stop_timeout: float, on_listening: Callable[[], None], idle_timeout: float = IDLE_TIMEOUT) -> None:
+        stop_timeout: float, on_listening: Callable[[], None], limits: Limits = Limits()) -> None:
     """Serve ``spec`` until SIGTERM, SIGINT or SIGHUP; raises :class:`MilterStartError`.
 
     On the signal, messages already started may finish (up to ``stop_timeout`` seconds)
@@ -427,14 +466,14 @@ def run(spec: str, factory: Callable[[], Handler], *, group: str | None, on_erro
     connection for every SMTP session, often one message).
     """
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve(spec, factory, group, on_error, flight, stop_timeout, on_listening, idle_timeout))
+        runner.run(_serve(spec, factory, group, on_error, flight, stop_timeout, on_listening, limits))
 
 
 async def _serve(spec: str, factory: Callable[[], Handler], group: str | None, on_error: str, flight: Flight,
-                 stop_timeout: float, on_listening: Callable[[], None], idle_timeout: float) -> None:
+                 stop_timeout: float, on_listening: Callable[[], None], limits: Limits) -> None:
     loop = asyncio.get_running_loop()
     sessions: set[Session] = set()
-    server, socket_file = await _listen(spec, group, lambda: Session(factory, on_error, sessions, idle_timeout))
+    server, socket_file = await _listen(spec, group, lambda: Session(factory, on_error, sessions, limits))
     stopping = asyncio.Event()
     hurry = asyncio.Event()
 

@@ -106,7 +106,7 @@ def serve(settings: Settings, socket_spec: str | None = None) -> None:
             engine.run(spec, lambda: cls(policy, recorder, flight, suppressed), group=settings.milter.socket_group,
                              on_error=settings.milter.on_error, flight=flight,
                              stop_timeout=settings.milter.stop_timeout, on_listening=listening,
-                             idle_timeout=settings.milter.idle_timeout)
+                             limits=engine.Limits(settings.milter.idle_timeout, settings.milter.max_connections))
     finally:
         if refresher is not None:
             refresher.close()

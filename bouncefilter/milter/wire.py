@@ -45,6 +45,12 @@ REPLYCODE = b"y"
 VERDICTS = {0: b"c", 1: b"r", 2: b"d", 3: b"a", 4: b"t", 8: b"s"}
 CONTINUE_REPLY = b"c"
 
+#: What an MTA that offers no actions or no protocol steps (0) is taken to offer, as
+#: libmilter takes it: a version 1 MTA's (ADDHDRS, CHGBODY, ADDRCPT, DELRCPT; may skip
+#: CONNECT, HELO, MAIL, RCPT, body and headers).
+V1_ACTIONS = 0x0F
+V1_PROTOCOL = 0x3F
+
 _LENGTH = struct.Struct("!I")
 _OPTNEG = struct.Struct("!III")
 
@@ -96,11 +102,12 @@ def strings(data: bytes) -> list[bytes]:
 
 
 def parse_optneg(data: bytes) -> tuple[int, int, int]:
-    """The MTA's offer: (version, actions, protocol steps)."""
+    """The MTA's offer: (version, actions, protocol steps); none offered (0) is a version
+    1 MTA's offer (:data:`V1_ACTIONS`, :data:`V1_PROTOCOL`), as libmilter reads it."""
     if len(data) < _OPTNEG.size:
         raise ProtocolError("short option negotiation")
     version, actions, protocol = _OPTNEG.unpack_from(data)
-    return version, actions, protocol
+    return version, actions or V1_ACTIONS, protocol or V1_PROTOCOL
 
 
 def optneg_reply(version: int, actions: int, protocol: int, macro_lists: Mapping[int, bytes] | None = None) -> bytes:
