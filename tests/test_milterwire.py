@@ -1,4 +1,6 @@
-"""The milter protocol's wire format (bouncefilter.milter.wire) and the engine's context.
+"""The milter protocol's wire format (bouncefilter.milter.wire) and the engine's context,
+read from sessions captured between a real Postfix and the milter
+(tests/fixtures/milter-sessions/, remade by tests/capture_milter_sessions.py).
 
 The engine itself is tested over real sockets in test_milter.py (both engines) and
 against a real Postfix in test_milter_postfix.py.
@@ -7,21 +9,35 @@ against a real Postfix in test_milter_postfix.py.
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bouncefilter.milter import wire
-from bouncefilter.milter.engine import Context, tcp_address
+from bouncefilter.milter import handler, wire
+from bouncefilter.milter.engine import NO_REPLY_BITS, Context, tcp_address
 
-PACKETS = [
-    (wire.OPTNEG, struct.pack("!III", 6, 0x1FF, 0x1FFFFF)),
-    (wire.MACRO, b"M{auth_authen}\0\0{mail_addr}\0orders@shop.example.com\0"),
-    (wire.MAIL, b"<orders@shop.example.com>\0SIZE=100\0"),
-    (wire.HEADER, b"Subject\0Your order\0"),
-    (wire.BODYEOB, b""),
-]
+#: Sessions recorded between a real Postfix 3.7 and ``bouncefilter milter`` (asyncio);
+#: made by tests/capture_milter_sessions.py, whose docstring says how. Sendmail: not yet.
+SESSIONS = Path(__file__).resolve().parent / "fixtures" / "milter-sessions"
+_RECORD = struct.Struct("!cI")
+
+
+def recorded(name: str) -> tuple[bytes, bytes]:
+    """What the MTA wrote and what the milter wrote in session ``name``, each as one stream."""
+    data = (SESSIONS / f"{name}.session").read_bytes()
+    streams = {b">": b"", b"<": b""}
+    pos = 0
+    while pos < len(data):
+        who, length = _RECORD.unpack_from(data, pos)
+        streams[who] += data[pos + 5 : pos + 5 + length]
+        pos += 5 + length
+    return streams[b">"], streams[b"<"]
+
+
+MTA_STREAM, MILTER_STREAM = recorded("postfix-tracked")
+PACKETS = wire.Decoder().feed(MTA_STREAM)
 
 
 def framed(body: bytes) -> bytes:
@@ -34,19 +50,55 @@ def stream(packets: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def test_one_read_may_hold_many_packets():
-    assert wire.Decoder().feed(stream(PACKETS)) == PACKETS
+    assert stream(PACKETS) == MTA_STREAM  # nothing left over, re-framed byte for byte
+    assert len(PACKETS) == 31
 
 
 @given(st.lists(st.integers(min_value=1, max_value=40), max_size=30))
 def test_packets_come_out_whole_however_the_stream_is_cut(cuts):
-    data = stream(PACKETS)
     decoder = wire.Decoder()
     out, pos = [], 0
     for cut in cuts:
-        out += decoder.feed(data[pos : pos + cut])
+        out += decoder.feed(MTA_STREAM[pos : pos + cut])
         pos += cut
-    out += decoder.feed(data[pos:])
-    assert out == PACKETS
+    out += decoder.feed(MTA_STREAM[pos:])
+    assert out == PACKETS and decoder.pending == 0
+
+
+def test_postfix_offers_everything_and_gets_only_what_the_milter_uses():
+    assert PACKETS[0][0] == wire.OPTNEG
+    assert wire.parse_optneg(PACKETS[0][1]) == (6, 0x1FF, 0x1FFFFF)  # Postfix 3.7: all of version 6
+    (reply, *_) = wire.Decoder().feed(MILTER_STREAM)
+    version, actions, protocol = wire.parse_optneg(reply[1])
+    assert (version, actions) == (6, handler.ACTIONS)
+    quiet = [NO_REPLY_BITS[step] for step in (wire.MAIL, wire.RCPT, wire.HEADER)]
+    assert all(protocol & bit for bit in quiet)  # no account lists an address: no reply before the end
+    assert reply[1][12:] == struct.pack("!I", 2) + b"{auth_authen} i\0" + struct.pack("!I", 5) + b"i\0"
+
+
+def test_postfix_sends_the_steps_and_macros_as_negotiated():
+    commands = [command for command, _ in PACKETS]
+    assert commands.count(wire.RCPT) == 2 and commands.count(wire.HEADER) == 8
+    assert wire.CONNECT not in commands and wire.HELO not in commands and wire.BODY not in commands
+    assert commands[-4:] == [wire.BODYEOB, wire.ABORT, wire.ABORT, wire.QUIT]  # Postfix's farewell
+    macros = [wire.macro_stage(data) for command, data in PACKETS if command == wire.MACRO]
+    # At MAIL FROM only those asked for (no login, and no queue id yet); at the end the queue id.
+    assert (wire.MAIL, b"") in macros
+    eom = wire.macro_values(dict(macros)[wire.BODYEOB])
+    assert list(eom) == ["i"] and len(eom["i"]) >= 10
+    # At the stages the milter named none, Postfix sends its milter_*_macros all the same.
+    connect = wire.macro_values(dict(macros)[wire.CONNECT])
+    assert {"j", "{daemon_name}", "v"} <= set(connect)
+    headers = [wire.strings(data)[0] for command, data in PACKETS if command == wire.HEADER]
+    assert headers[0] == b"Return-Path"  # kept for the milter by contrib/postfix's submission setup
+
+
+def test_the_milter_changed_the_tracked_message_and_left_the_bounce_alone():
+    commands = [command for command, _ in wire.Decoder().feed(MILTER_STREAM)]
+    assert commands == [wire.OPTNEG, wire.CHGFROM, wire.ADDHEADER, wire.CHGHEADER, b"c"]
+    mta, milter = recorded("postfix-bounce")
+    assert (wire.MAIL, b"<>\0") in wire.Decoder().feed(mta)
+    assert [command for command, _ in wire.Decoder().feed(milter)] == [wire.OPTNEG, b"c"]
 
 
 @pytest.mark.parametrize("length", [0, wire.MAX_PACKET + 1])
