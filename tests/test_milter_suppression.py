@@ -18,7 +18,7 @@ from test_milter import ENGINES, HEADERS, KEY, TRACKED, VERP_DOMAIN, Ctx, Daemon
 
 from bouncefilter import store
 from bouncefilter.config import Account, Settings, SuppressionSettings
-from bouncefilter.milter import decision
+from bouncefilter.milter import decision, refresh
 from bouncefilter.milter import service as bfmilter
 from bouncefilter.milter.decision import Policy
 from bouncefilter.milter.handler import InFlight, OutboundMilter, QuietMilter
@@ -130,6 +130,19 @@ def test_the_refresher_loads_the_list_then_reads_only_what_changed(database, cap
     caplog.clear()
     assert keeper.refresh()  # nothing changed: nothing read again
     assert "read again" not in caplog.text
+    keeper.close()
+
+
+def test_a_lapsed_listing_is_found_no_more_at_once_and_leaves_the_memory_at_the_hourly_reload(database, monkeypatch):
+    suppress(database, "shop", "full@example.net", "soft", "mailboxfull", until=T0 + 100)
+    now = [T0]
+    keeper = Refresher(database, SuppressionList(), clock=lambda: now[0])
+    assert keeper.refresh() and keeper.suppressed.find("shop", "full@example.net", now[0]) is not None
+    now[0] = T0 + 200
+    assert keeper.refresh() and keeper.suppressed.find("shop", "full@example.net", now[0]) is None
+    assert len(keeper.suppressed) == 1  # still held: nothing in the history changed
+    monkeypatch.setattr(refresh, "RELOAD_SECONDS", 0.0)
+    assert keeper.refresh() and len(keeper.suppressed) == 0
     keeper.close()
 
 

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: How often the store is asked for changes, in seconds.
 INTERVAL = 1.0
+#: How often the whole list is read again, in seconds: listings that lapsed by their
+#: ``until`` (soft ones, after their days) are found no more at once, and leave the
+#: memory at the next whole read.
+RELOAD_SECONDS = 3600.0
 #: How often a failure that goes on is logged again, in seconds.
 REPEAT_SECONDS = 60.0
 _ERRORS = (store.DatabaseError, store.StoreError, OSError)
@@ -57,6 +61,7 @@ class Refresher:
         self._clock = clock
         self._conn: store.Connection | None = None
         self._seen: int | None = None  # the history id read up to; None: never loaded
+        self._loaded_at = 0.0  # time.monotonic() of the last whole read
         self._failed_at: float | None = None  # when the failures going on were last logged
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="suppressions", daemon=True)
@@ -75,13 +80,13 @@ class Refresher:
         self._disconnect()
 
     def refresh(self) -> bool:
-        """One look at the store: the whole list when none was read yet (or the history
-        went back, as in a restored database), else what changed. ``True`` if the list
+        """One look at the store: the whole list when none was read yet, the history went
+        back (a restored database) or :data:`RELOAD_SECONDS` have passed, else what changed. ``True`` if the list
         is now as the store has it; never raises."""
         try:
             conn = self._conn = self._conn or store.connect(self._path, self._busy_timeout_ms)
             mark = suppressions.last_change(conn)
-            if self._seen is None or mark < self._seen:
+            if self._seen is None or mark < self._seen or time.monotonic() - self._loaded_at >= RELOAD_SECONDS:
                 self._load(conn, mark)
             elif mark > self._seen:
                 self._update(conn, mark)
@@ -98,6 +103,7 @@ class Refresher:
         rows = list(suppressions.active_listings(conn, self._clock()))
         self.suppressed.replace(rows)
         self._seen = mark
+        self._loaded_at = time.monotonic()
         log.info("suppression list loaded from %s: %d listings", self._path, len(rows))
 
     def _update(self, conn: store.Connection, mark: int) -> None:
