@@ -517,6 +517,26 @@ def test_addresses_that_look_like_options_are_still_addresses(site):
     assert done.returncode == 0 and site.rows()[0]["mail_from"] == "-f"
 
 
+@pytest.mark.parametrize(("sender", "stored"), [("MAILER-DAEMON", ""), ("mailer-daemon", ""),
+                                                ("MAILER-DAEMON@mx.example.test", "MAILER-DAEMON@mx.example.test"),
+                                                ("fbl@isp.example.net", "fbl@isp.example.net")])
+def test_sendmails_name_for_the_null_sender_is_the_null_sender(site, sender, stored):
+    # A Sendmail prog mailer passes $f, which is $n (MAILER-DAEMON) for Sendmail's own DSNs.
+    done = site.pipe(messages.reply(messages.token()), "b+x@bounces.example.com", sender=sender,
+                     options=["--null-sender", "MAILER-DAEMON"])
+    obeys_contract(done)
+    assert done.returncode == 0 and site.rows()[0]["mail_from"] == stored
+
+
+def test_null_sender_parses_with_the_other_options():
+    from bouncefilter.pipe import command
+
+    assert command.parse(["pipe", "--null-sender=MAILER-DAEMON", "--queue-id", "Q1", "MAILER-DAEMON", "b@x"]) == (
+        command.Arguments("", "b@x", "Q1"))
+    assert command.parse(["pipe", "--queue-id", "Q1", "MAILER-DAEMON", "b@x"]).sender == "MAILER-DAEMON"
+    assert "--null-sender needs a value" in command.parse(["pipe", "--null-sender", "", "b@x"]).problem
+
+
 def test_an_empty_database_file_defers_until_the_administrator_says_it_is_new(site):
     site.database.write_bytes(b"")  # truncated by accident: the data is gone, and nobody must miss that
     message, address = messages.postfix_dsn(messages.token()), messages.address(messages.token())
@@ -696,4 +716,4 @@ def test_log_lines_go_to_syslog_when_there_is_one(site, monkeypatch, tmp_path, c
     assert pipe.main(command.parse(["pipe", "--queue-id=4LOG", "--bogus", "", "b@x"]), io.BytesIO(b"")) == 75
     assert capsys.readouterr().out.startswith("4.3.0 bouncefilter: unknown option '--bogus'")
     assert sent == [(syslog.LOG_ERR, "error: NOQUEUE: deferred: unknown option '--bogus'; usage: bouncefilter pipe "
-                                     "[--config PATH] [--queue-id ID] SENDER RECIPIENT")]
+                                     "[--config PATH] [--queue-id ID] [--null-sender NAME] SENDER RECIPIENT")]

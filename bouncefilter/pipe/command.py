@@ -1,11 +1,16 @@
 """The pipe transport's command line, read once: ``[--config PATH] pipe [--config PATH]
-[--queue-id ID] SENDER RECIPIENT``.
+[--queue-id ID] [--null-sender NAME] SENDER RECIPIENT``.
 
 :func:`parse` is the only reader of it: the CLI asks it whether a command line runs the
 pipe (and hands it over before building its argument parser, so that no usage error can
 exit 2), and the pipe answers what it finds wrong with 75. The last two arguments are
 always SENDER and RECIPIENT, even when one starts with ``-`` (an address may), so no
 address can be mistaken for an option.
+
+``--null-sender NAME``: a SENDER that is ``NAME`` (in any case) is the null sender and
+becomes empty. Sendmail delivers its own DSNs with ``$f`` expanded to ``MAILER-DAEMON``
+(its ``$n``), where Postfix's pipe(8) with ``null_sender=`` passes an empty argument: a
+prog mailer's ``A=... --null-sender $n $f $u`` makes both look alike to the store.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-USAGE = "usage: bouncefilter pipe [--config PATH] [--queue-id ID] SENDER RECIPIENT"
+USAGE = "usage: bouncefilter pipe [--config PATH] [--queue-id ID] [--null-sender NAME] SENDER RECIPIENT"
 _HELP = ("-h", "--help")
 
 
@@ -42,13 +47,16 @@ def parse(argv: Sequence[str]) -> Arguments | None:
     if len(rest) < 2:
         return Arguments(config=options["--config"], problem=USAGE)
     *given, sender, recipient = rest
-    values: dict[str, str | None] = {"--config": options["--config"], "--queue-id": None}
+    values: dict[str, str | None] = {"--config": options["--config"], "--queue-id": None, "--null-sender": None}
     try:
         end = _options(given, 0, values, strict=True)
     except ValueError as problem:
         return Arguments(sender, recipient, config=values["--config"], problem=f"{problem}; {USAGE}")
     if end is not None and end != len(given):
         return Arguments(sender, recipient, config=values["--config"], problem=f"unexpected {given[end]!r}; {USAGE}")
+    null = values["--null-sender"]
+    if null and sender.lower() == null.lower():
+        sender = ""
     return Arguments(sender, recipient, values["--queue-id"] or "", values["--config"])
 
 

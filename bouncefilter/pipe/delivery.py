@@ -3,7 +3,7 @@
 Postfix's pipe(8) (or a Sendmail prog mailer) starts one process per message for the
 bounce domain, with the message on standard input::
 
-    bouncefilter pipe [--config PATH] [--queue-id ID] SENDER RECIPIENT
+    bouncefilter pipe [--config PATH] [--queue-id ID] [--null-sender NAME] SENDER RECIPIENT
 
 The message is read (up to ``pipe.max_bytes``; a larger one is stored truncated and
 marked so), classified, tied to the message it answers by its VERP token, and stored
