@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from support import postfix_lab as lab_harness
+from support import sendmail_lab
 
 #: The checkout's root folder.
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,13 +109,14 @@ def config_file(tmp_path: Path) -> Callable[[str], Path]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip the tests marked ``postfix`` where no Postfix lab can run, saying why."""
-    reason = lab_harness.unavailable()
-    if reason is None:
-        return
-    for item in items:
-        if item.get_closest_marker("postfix"):
-            item.add_marker(pytest.mark.skip(reason=reason))
+    """Skip the tests marked ``postfix`` (``sendmail``) where no Postfix (Sendmail) lab can
+    run, saying why."""
+    for marker, reason in (("postfix", lab_harness.unavailable()), ("sendmail", sendmail_lab.unavailable())):
+        if reason is None:
+            continue
+        for item in items:
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -127,7 +127,7 @@ def test_a_bounce_to_a_forged_token_is_kept_and_counts_against_nobody(lab: Postf
     sent = send(lab, loop, ["gone@bad.example.test"], "Genuine")
     (genuine,) = loop.wait_rows("SELECT * FROM bounces")
     forged = verp_address(tampered(sent["token"]))
-    lab.send(remote_copy(loop, genuine["raw_id"]), "", [forged], port="mx")
+    lab.send(loop.remote_copy(genuine["raw_id"]), "", [forged], port="mx")
 
     (row,) = loop.wait_rows("SELECT * FROM bounces WHERE rcpt_to = ?", forged)
     assert (row["outcome"], row["account"], row["message_key"]) == ("forged", "", "")
@@ -142,7 +142,7 @@ def test_the_same_dsn_delivered_twice_is_stored_once(lab: PostfixLab, loop: Loop
     sent = send(lab, loop, ["gone@bad.example.test"], "Twice")
     (first,) = loop.wait_rows("SELECT * FROM bounces")
     mark = lab.log_mark()
-    lab.send(remote_copy(loop, first["raw_id"]), "", [verp_address(sent["token"])], port="mx")
+    lab.send(loop.remote_copy(first["raw_id"]), "", [verp_address(sent["token"])], port="mx")
 
     lab.wait_log(r"relay=bouncefilter, .*status=sent \(delivered via bouncefilter service", mark)
     assert [row["id"] for row in loop.rows("SELECT id FROM bounces")] == [first["id"]]
@@ -166,15 +166,3 @@ def verp_address(token: str) -> str:
 def tampered(token: str) -> str:
     """``token`` with its last character changed: the MAC no longer matches."""
     return token[:-1] + ("a" if token[-1] != "a" else "b")
-
-
-def remote_copy(loop: Loop, raw_id: int) -> bytes:
-    """A stored message as another host would send it again: without our Return-Path."""
-    conn = store.connect(str(loop.database))
-    try:
-        raw = store.raw_message(conn, raw_id)
-    finally:
-        conn.close()
-    assert raw is not None
-    raw = re.sub(rb"\AReturn-Path: <[^>]*>\r?\n", b"", raw)
-    return re.sub(rb"\r?\n", b"\r\n", raw)

@@ -406,15 +406,20 @@ class Sendmail(MTA):
     sends_delay_notices = True
     binaries = (PRIVATE_ROOT / "usr/libexec/sendmail/sendmail", PRIVATE_ROOT / "usr/share/sendmail/cf/m4/cf.m4")
 
-    def mc(self) -> str:
+    def mc_head(self, purpose: str) -> str:
+        """The start of a sendmail.mc for a private Sendmail in :attr:`folder`: its queue,
+        pid and status files there, no aliases, no interface probing, no canonification,
+        no MSA port, a relay for anyone from any domain, delivery in the background, logging at level 14;
+        ``purpose`` is its comment. The factory's and the lab's (tests/support/sendmail_lab.py)
+        add their own lines and MAILER()s."""
         d = self.folder
         cf = PRIVATE_ROOT / "usr/share/sendmail/cf"
         return f"""\
 divert(-1)
-# the bounce factory's Sendmail: relays everything by MX, gives up within seconds
+# {purpose}
 divert(0)dnl
 include(`{cf}/m4/cf.m4')dnl
-VERSIONID(`bouncefilter factory')dnl
+VERSIONID(`bouncefilter {self.name}')dnl
 OSTYPE(`linux')dnl
 define(`confDOMAIN_NAME', `{self.hostname}')dnl
 define(`QUEUE_DIR', `{d}/queue')dnl
@@ -424,6 +429,20 @@ define(`ALIAS_FILE', `')dnl
 define(`confHOSTS_FILE', `/etc/hosts')dnl
 define(`confDONT_PROBE_INTERFACES', `True')dnl
 define(`confDEF_USER_ID', `mail:mail')dnl
+define(`confMIN_QUEUE_AGE', `0')dnl
+define(`confDELIVERY_MODE', `background')dnl
+define(`confPRIVACY_FLAGS', `goaway')dnl
+define(`confCON_EXPENSIVE', `False')dnl
+define(`confHOST_STATUS_DIRECTORY', `')dnl
+define(`confLOG_LEVEL', `14')dnl
+FEATURE(`promiscuous_relay')dnl
+FEATURE(`accept_unresolvable_domains')dnl
+FEATURE(`nocanonify')dnl
+FEATURE(`no_default_msa')dnl
+"""
+
+    def mc(self) -> str:
+        return self.mc_head("the bounce factory's Sendmail: relays everything by MX, gives up within seconds") + f"""\
 define(`confTO_QUEUEWARN', `{WARN_AFTER}s')dnl
 define(`confTO_QUEUERETURN', `{LIFETIME}s')dnl
 define(`confTO_CONNECT', `{CONNECT_TIMEOUT}s')dnl
@@ -432,18 +451,8 @@ define(`confTO_INITIAL', `{GREETING_TIMEOUT}s')dnl
 define(`confTO_HELO', `{GREETING_TIMEOUT}s')dnl
 define(`confTO_MAIL', `{GREETING_TIMEOUT}s')dnl
 define(`confTO_RCPT', `{GREETING_TIMEOUT}s')dnl
-define(`confMIN_QUEUE_AGE', `0')dnl
-define(`confDELIVERY_MODE', `background')dnl
-define(`confPRIVACY_FLAGS', `goaway')dnl
-define(`confCON_EXPENSIVE', `False')dnl
-define(`confHOST_STATUS_DIRECTORY', `')dnl
-define(`confLOG_LEVEL', `14')dnl
 define(`SMTP_MAILER_FLAGS', `')dnl
-FEATURE(`promiscuous_relay')dnl
-FEATURE(`accept_unresolvable_domains')dnl
 FEATURE(`accept_unqualified_senders')dnl
-FEATURE(`nocanonify')dnl
-FEATURE(`no_default_msa')dnl
 DAEMON_OPTIONS(`Family=inet, Name=MTA, Addr={self.address}, Port=25')dnl
 CLIENT_OPTIONS(`Family=inet, Addr={self.address}')dnl
 MAILER(`local')dnl

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from support.postfix_lab import (
     BOUNCE_DOMAIN,
@@ -38,7 +39,6 @@ from support.postfix_lab import (
     SYSTEM_PYTHON,
     LabError,
     LabTimeout,
-    PostfixLab,
     end_process,
     listening,
     unix_listening,
@@ -62,7 +62,7 @@ def cpu_seconds(pid: int) -> float:
 
 def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", level: str = "INFO",
                  forward: Mapping[str, str] | None = None, engine: str = "",
-                 suppression: Mapping[str, str] | None = None) -> Path:
+                 suppression: Mapping[str, str] | None = None, busy_timeout_ms: int | None = None) -> Path:
     """Write a bouncefilter.yaml for the lab at ``path``; returns ``path``.
 
     The database lies beside it, VERP addresses use the lab's bounce domain and
@@ -71,10 +71,11 @@ def write_config(path: Path, accounts: Mapping[str, bool], socket: str = "", lev
     ``forward`` maps a sender domain to one target of that account, as YAML flow text;
     ``engine`` is ``milter.engine`` (default: the configuration's default).
     ``suppression`` maps a sender domain to that account's ``suppression`` settings, as
-    YAML flow text (``{enforce: discard}``).
+    YAML flow text (``{enforce: discard}``). ``busy_timeout_ms``: ``database_busy_timeout_ms``.
     """
     lines = [
         f"database: {path.parent / 'bouncefilter.db'}",
+        *([f"database_busy_timeout_ms: {busy_timeout_ms}"] if busy_timeout_ms is not None else []),
         "verp:",
         f"  domain: {BOUNCE_DOMAIN}",
         f"  keys: [{VERP_KEY}]",
@@ -288,6 +289,26 @@ class MilterProcess:
 # -- the whole loop ---------------------------------------------------------------------
 
 
+class Lab(Protocol):
+    """What :class:`Loop` needs of a lab: the Postfix lab and the Sendmail lab
+    (tests/support/sendmail_lab.py) both have it."""
+
+    root: Path
+    run_dir: Path
+
+    def configure(self, **changes: object) -> None:
+        """Apply settings (``milter``, ``keep_return_path``, ``pipe_user``, ``pipe_command``)."""
+
+    def reset(self, **changes: object) -> None:
+        """Empty the queue and what was received; the defaults with ``changes``."""
+
+    def queue(self) -> str:
+        """The queue listing, for a timeout's message."""
+
+    def maillog(self, mark: int = 0) -> str:
+        """The MTA's log, for a timeout's message."""
+
+
 class Loop:
     """bouncefilter on both paths of a running lab, sharing one database.
 
@@ -300,10 +321,12 @@ class Loop:
     in ``LAB/FOLDER`` and ``LAB/runtime``.
     """
 
-    def __init__(self, lab: PostfixLab, accounts: Mapping[str, bool], pipe_user: str = PIPE_USER,
+    def __init__(self, lab: Lab, accounts: Mapping[str, bool], pipe_user: str = PIPE_USER,
                  forward: Mapping[str, str] | None = None, suppression: Mapping[str, str] | None = None,
-                 folder: str = "bouncefilter") -> None:
+                 folder: str = "bouncefilter", engine: str = "", busy_timeout_ms: int | None = None) -> None:
         self.lab = lab
+        self.engine = engine
+        self.busy_timeout_ms = busy_timeout_ms
         self.accounts = dict(accounts)
         self.forward = dict(forward or {})
         self.suppression = dict(suppression or {})
@@ -321,7 +344,8 @@ class Loop:
         self.folder.mkdir(exist_ok=True)
         os.chown(self.folder, user.pw_uid, user.pw_gid)
         self.folder.chmod(0o755)
-        write_config(self.config, self.accounts, forward=self.forward, suppression=self.suppression)
+        write_config(self.config, self.accounts, forward=self.forward, suppression=self.suppression,
+                     engine=self.engine, busy_timeout_ms=self.busy_timeout_ms)
         self.bouncefilter("check-config")  # as contrib/postfix says; it keeps a parsed copy for the pipe
         self.bouncefilter("db", "migrate")
         self.milter = MilterProcess(self.config, self.lab.run_dir / "loop-milter.sock", self.folder / "milter.log",
@@ -342,7 +366,7 @@ class Loop:
             code = self.stop()
         assert code == 0, f"the milter exited {code} on SIGTERM:\n{self.folder.joinpath('milter.log').read_text()}"
 
-    def emptied(self) -> PostfixLab:
+    def emptied(self) -> Lab:
         """For a test's fixture: the lab emptied with the loop's settings, the database too."""
         self.lab.reset(**self.settings())
         self.clear()
@@ -367,6 +391,19 @@ class Loop:
         with self.connect() as conn:
             for table in ("outbox", "bounces", "raw_messages", "messages"):
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
+
+    def remote_copy(self, raw_id: int) -> bytes:
+        """A stored message as another host would send it again: without the Return-Path
+        the MTA added on delivery, CRLF line ends."""
+        from bouncefilter import store
+
+        conn = store.connect(str(self.database))
+        try:
+            raw = store.raw_message(conn, raw_id)
+        finally:
+            conn.close()
+        assert raw is not None, f"no raw message {raw_id}"
+        return _crlf_bytes(re.sub(rb"\AReturn-Path: <[^>]*>\r?\n", b"", raw))
 
     def connect(self) -> sqlite3.Connection:
         """A connection to the loop's database, rows as :class:`sqlite3.Row`."""
@@ -393,7 +430,7 @@ def _enough(rows: list[sqlite3.Row], count: int) -> list[sqlite3.Row] | None:
 
 
 def _wait(probe: Callable[[], list[sqlite3.Row] | None], timeout: float, what: str,
-          lab: PostfixLab) -> list[sqlite3.Row]:
+          lab: Lab) -> list[sqlite3.Row]:
     deadline = time.monotonic() + timeout
     while (found := probe()) is None:
         if time.monotonic() > deadline:

@@ -294,16 +294,7 @@ class PostfixLab:
 
         Raises :class:`smtplib.SMTPResponseException` when Postfix refuses any step.
         """
-        with smtplib.SMTP("127.0.0.1", self.ports[port], local_hostname="client.example.test", timeout=30) as smtp:
-            smtp.ehlo()
-            code, reply = smtp.mail(sender)
-            if code != 250:
-                raise smtplib.SMTPSenderRefused(code, reply, sender)
-            for recipient in recipients:
-                code, reply = smtp.rcpt(recipient)
-                if code not in (250, 251):
-                    raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
-            code, reply = smtp.data(message)
+        reply = smtp_send("127.0.0.1", self.ports[port], message, sender, recipients)
         found = re.search(rb"queued as ([0-9A-Za-z]+)", reply)
         return found.group(1).decode() if found else ""
 
@@ -706,6 +697,24 @@ def _bare(args: str) -> str:
     """The address of an SMTP command argument string: ``<a@b> SIZE=1`` -> ``a@b``."""
     first = args.split(" ", 1)[0] if args else ""
     return first[1:-1] if first.startswith("<") and first.endswith(">") else first
+
+
+def smtp_send(host: str, port: int, message: bytes, sender: str, recipients: Sequence[str]) -> bytes:
+    """Send one message over SMTP to ``host:port`` step by step; the reply to its DATA.
+
+    Raises :class:`smtplib.SMTPResponseException` when the server refuses any step.
+    """
+    with smtplib.SMTP(host, port, local_hostname="client.example.test", timeout=30) as smtp:
+        smtp.ehlo()
+        code, reply = smtp.mail(sender)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        for recipient in recipients:
+            code, reply = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        code, reply = smtp.data(message)
+    return reply
 
 
 def free_ports(count: int) -> list[int]:
