@@ -1,6 +1,7 @@
 # make test: set everything up on a fresh Debian 12 machine (as root) and run the whole suite.
 # make venv: only the system packages and the virtual environment (.venv).
-# make demo: the same set-up, then the whole bounce loop on a throwaway Postfix (tests/demo.py).
+# make demo: the same set-up, then the whole bounce loop on a throwaway Postfix (tests/demo.py);
+# make demo MTA=sendmail: on Sendmail 8.17 instead (the bounce factory's, installed first).
 # Both are idempotent: system packages already present and an up-to-date .venv are skipped.
 
 SHELL := /bin/bash
@@ -18,6 +19,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := postfix libmilter-dev python3-venv python3-dev gcc sqlite3
 TEST_APT_PACKAGES := chromium chromium-driver strace systemd libpython3.11-testsuite miltertest
 PYTEST_ARGS ?=
+MTA ?= postfix
 
 .PHONY: test venv demo system test-system factory clean
 
@@ -26,8 +28,8 @@ test: venv test-system factory
 
 venv: $(STAMP)
 
-demo: venv
-	$(VENV)/bin/python tests/demo.py
+demo: venv $(if $(filter sendmail,$(MTA)),factory)
+	MTA=$(MTA) $(VENV)/bin/python tests/demo.py
 
 # The package (editable) with its test extra; redone when the packaging changes.
 $(STAMP): setup.cfg pyproject.toml | system

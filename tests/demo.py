@@ -12,13 +12,19 @@ signed, to a web hook receiver the demo runs, and ``bouncefilter api`` serves th
 download with the shop's token. Everything is stopped; the database stays in the folder
 for a look.
 
-Needs root and Postfix (``make demo`` installs what is missing).
-Usage: .venv/bin/python tests/demo.py
+``MTA=sendmail`` (``make demo MTA=sendmail``) runs the same loop on Sendmail 8.17 instead
+(tests/support/sendmail_lab.py, configured from contrib/sendmail; one aiosmtpd peer plays
+the remote side), in a folder under /run: Sendmail refuses folders below a world-writable one.
+
+Needs root and Postfix (``make demo`` installs what is missing; for Sendmail, the bounce
+factory's private root, which ``make demo MTA=sendmail`` installs).
+Usage: [MTA=sendmail] .venv/bin/python tests/demo.py
 """
 
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 import subprocess
 import sys
@@ -30,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from support import sendmail_lab
 from support.bouncefilter_lab import Loop, as_user, complaint, out_of_office
 from support.postfix_lab import (
     BOUNCE_DOMAIN,
@@ -92,14 +99,26 @@ class _HookHandler(BaseHTTPRequestHandler):
         pass
 
 
+#: The demo's MTA: ``postfix`` (the default) or ``sendmail``.
+MTA = os.environ.get("MTA", "postfix").strip().lower() or "postfix"
+
+
 def main() -> int:
-    reason = unavailable()
+    if MTA not in ("postfix", "sendmail"):
+        print(f"make demo: MTA must be postfix or sendmail, not {MTA!r}", file=sys.stderr)
+        return 2
+    reason = sendmail_lab.unavailable() if MTA == "sendmail" else unavailable()
     if reason:
         print(f"make demo: {reason}", file=sys.stderr)
         return 1
-    root = Path(tempfile.mkdtemp(prefix="bouncefilter-demo-"))
-    print(f"bouncefilter demo in {root}")
-    lab = PostfixLab(root)
+    lab: PostfixLab | sendmail_lab.SendmailLab
+    if MTA == "sendmail":
+        lab = sendmail_lab.SendmailLab()
+        root = lab.root
+    else:
+        root = Path(tempfile.mkdtemp(prefix="bouncefilter-demo-"))
+        lab = PostfixLab(root)
+    print(f"bouncefilter demo ({MTA}) in {root}")
     hooks = HookReceiver()
     loop = Loop(lab, ACCOUNTS, forward={"shop.example.test": f"{{type: webhook, url: '{hooks.url}', "
                                                             f"secrets: [{HOOK_SECRET}]}}"})
@@ -121,25 +140,30 @@ def main() -> int:
     if left:
         print(f"make demo: processes still running: {left}", file=sys.stderr)
         return 1
-    print(f"Stopped Postfix, the peers, the milter and the API: nothing left running. The database stays: {loop.database}")
+    print(f"Stopped {MTA.capitalize()}, the peers, the milter and the API: nothing left running. The database stays: {loop.database}")
     print(f"  list it:  {loop.runtime.command} --config {loop.config} bounces")
     print(f"  remove everything: rm -rf {root}")
     return 0
 
 
-def start(lab: PostfixLab, loop: Loop) -> None:
-    """Start Postfix and bouncefilter; soft failures expire after a few seconds."""
+def start(lab: PostfixLab | sendmail_lab.SendmailLab, loop: Loop) -> None:
+    """Start the MTA and bouncefilter; soft failures expire after a few seconds."""
     lab.start()
     loop.start()
-    # The lab warns of a delay after 1 s; a message still undelivered after 4 s expires.
-    lab.configure(main={"maximal_queue_lifetime": "4s", "bounce_queue_lifetime": "4s"})
-    print(f"  Postfix 127.0.0.1:{lab.ports['submission']} (submission, bouncefilter milter), "
-          f"127.0.0.1:{lab.ports['mx']} (MX of {BOUNCE_DOMAIN}: bouncefilter pipe as {loop.pipe_user})")
+    # The labs warn of a delay after 1 s; a message still undelivered after 4 s expires.
+    if isinstance(lab, PostfixLab):
+        lab.configure(main={"maximal_queue_lifetime": "4s", "bounce_queue_lifetime": "4s"})
+        print(f"  Postfix 127.0.0.1:{lab.ports['submission']} (submission, bouncefilter milter), "
+              f"127.0.0.1:{lab.ports['mx']} (MX of {BOUNCE_DOMAIN}: bouncefilter pipe as {loop.pipe_user})")
+    else:
+        lab.configure(main={**lab.settings.main, "confTO_QUEUERETURN": "4s"})
+        print(f"  Sendmail {sendmail_lab.ADDRESS}:25 (bouncefilter milter; mailertable sends {BOUNCE_DOMAIN} "
+              f"to the bouncefilter mailer, bouncefilter pipe as {loop.pipe_user})")
     print(f"  peers: {HARD_DOMAIN} answers 550 5.1.1 (no such user), {SOFT_DOMAIN} 452 4.2.2 "
           "(mailbox full), the rest accept")
 
 
-def send_batch(lab: PostfixLab) -> None:
+def send_batch(lab: PostfixLab | sendmail_lab.SendmailLab) -> None:
     """Send :data:`BATCH`, then the complaint and the out-of-office answer it provokes."""
     for sender, subject, recipients in BATCH:
         lab.send(make_message(sender, ", ".join(recipients), subject), sender, recipients)
@@ -164,14 +188,19 @@ def forward(loop: Loop, hooks: HookReceiver) -> None:
     print()
 
 
-def suppressed(loop: Loop, lab: PostfixLab) -> None:
+def submission(lab: PostfixLab | sendmail_lab.SendmailLab) -> tuple[str, int]:
+    """Where the lab takes mail to send (with the milter)."""
+    return ("127.0.0.1", lab.ports["submission"]) if isinstance(lab, PostfixLab) else (sendmail_lab.ADDRESS, 25)
+
+
+def suppressed(loop: Loop, lab: PostfixLab | sendmail_lab.SendmailLab) -> None:
     """Show the suppression list, then send the shop's next message to a listed address and
     a good one: Postfix refuses the first at RCPT TO (the milter's 550), the second goes."""
     print("bouncefilter suppression list --account shop:")
     print("  " + loop.bouncefilter("suppression", "list", "--account", "shop").strip().replace("\n", "\n  "))
     recipients = [f"carl@{HARD_DOMAIN}", "ann@example.org"]
     wait_listed(loop, recipients[0])
-    with smtplib.SMTP("127.0.0.1", lab.ports["submission"], local_hostname="client.example.test", timeout=30) as smtp:
+    with smtplib.SMTP(*submission(lab), local_hostname="client.example.test", timeout=30) as smtp:
         refused = smtp.sendmail("orders@shop.example.test", recipients,
                                 make_message("orders@shop.example.test", ", ".join(recipients), "Your order 1005"))
     print(f"  the next message to {' and '.join(recipients)}:")
