@@ -27,8 +27,7 @@ _WHOLE = re.compile(r"[0-9]{1,9}")
 #: The most rows one page (``limit``) may hold.
 MAX_LIMIT = 100_000
 #: The first and last moments the API takes: a date shows the years 1 to 9999 only.
-EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
-LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+EARLIEST, LATEST = window_.EARLIEST, window_.LATEST
 #: The largest integer SQLite holds, so the largest record id.
 MAX_ID = 2**63 - 1
 
@@ -108,21 +107,34 @@ def limit(params: Mapping[str, str]) -> int | None:
     return int(text)
 
 
+#: What a ``cursor`` the API did not give is told.
+BAD_CURSOR = "cursor: not a cursor this API gave (take it from the X-Next-Cursor header)"
+
+
+def opaque(text: str) -> str:
+    """``text`` as an opaque ``cursor`` (unpadded URL-safe base64)."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def unwrapped(cursor_text: str) -> str:
+    """The text an :func:`opaque` cursor holds; ``""`` if it is not one."""
+    try:
+        return base64.urlsafe_b64decode(cursor_text + "=" * (-len(cursor_text) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return ""
+
+
 def cursor(position: tuple[float, int]) -> str:
     """The opaque ``cursor`` for a page starting at ``position`` (received_at, id)."""
-    return base64.urlsafe_b64encode(f"{position[0]!r}/{position[1]}".encode()).decode().rstrip("=")
+    return opaque(f"{position[0]!r}/{position[1]}")
 
 
 def position(text: str) -> tuple[float, int]:
     """The position a ``cursor`` stands for; 400 if it is not one this API gave (its time
     past :data:`LATEST`, its id past :data:`MAX_ID`)."""
-    try:
-        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        decoded = ""
-    match = _CURSOR.fullmatch(decoded)
+    match = _CURSOR.fullmatch(unwrapped(text))
     if not match or float(match.group(1)) > LATEST or int(match.group(2)) > MAX_ID:
-        raise HttpError(400, "cursor: not a cursor this API gave (take it from the X-Next-Cursor header)")
+        raise HttpError(400, BAD_CURSOR)
     return float(match.group(1)), int(match.group(2))
 
 

@@ -9,8 +9,6 @@ RFC 3339 UTC (``2026-12-01T08:00:00Z``), ``null`` for none.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import json
 import re
@@ -65,18 +63,14 @@ def selection(params: Mapping[str, str], scope: str | None, now: float) -> store
 
 def cursor(listing_id: int) -> str:
     """The opaque ``cursor`` of the page after the listing ``listing_id``."""
-    return base64.urlsafe_b64encode(f"after/{listing_id}".encode()).decode().rstrip("=")
+    return query.opaque(f"after/{listing_id}")
 
 
 def position(text: str) -> int:
     """The listing id a :func:`cursor` stands for; 400 if it is not one this API gave."""
-    try:
-        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        decoded = ""
-    match = _CURSOR.fullmatch(decoded)
+    match = _CURSOR.fullmatch(query.unwrapped(text))
     if not match or int(match.group(1)) > query.MAX_ID:
-        raise HttpError(400, "cursor: not a cursor this API gave (take it from the X-Next-Cursor header)")
+        raise HttpError(400, query.BAD_CURSOR)
     return int(match.group(1))
 
 

@@ -27,7 +27,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 
@@ -41,7 +41,8 @@ MAX_ADDRESS = 254
 MAX_DETAIL = 1000
 #: The keys a JSON entry may have (``account`` is read and ignored).
 KEYS = frozenset({"address", "reason", "detail", "until", "created_at", "account"})
-#: Other services' names for the columns (compared lower-cased).
+#: Other services' names for the columns (compared lower-cased): SES's suppressed
+#: destinations carry ``EmailAddress`` and ``LastUpdateTime``; other exports say ``email``.
 ALIASES = {"email": "address", "emailaddress": "address", "email_address": "address",
            "lastupdatetime": "created_at", "last_update_time": "created_at"}
 #: What an administrator may list an address as; the API's account tokens only :data:`BY_HAND`.
@@ -51,8 +52,6 @@ BY_HAND = (MANUAL, IMPORT)
 _ADDRESS = re.compile(ANY_DOTTED_ADDRESS)
 _SPACED = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?")
 _EPOCH = re.compile(r"\d{9,11}(\.\d+)?")
-_EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
-_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 
 
 class ListFileError(ValueError):
@@ -226,7 +225,7 @@ def _moment(item: Mapping[str, object], name: str) -> float | None:
         if not text:
             return None
         moment = _parsed(text, name)
-    if not _EARLIEST <= moment <= _LATEST:
+    if not window.EARLIEST <= moment <= window.LATEST:
         raise Refused(f"{name}: {value!r} is not between 0001-01-01 and 9999-12-31")
     return moment
 

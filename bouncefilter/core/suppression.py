@@ -33,8 +33,10 @@ HARD, SOFT, COMPLAINT, MANUAL, IMPORT = "hard", "soft", "complaint", "manual", "
 REASONS = (HARD, SOFT, COMPLAINT, MANUAL, IMPORT)
 
 #: Bounce reasons about the address itself that may clear up by themselves (sisimai's
-#: names: a full or suspended mailbox, a message over the mailbox's limit, a host that
-#: stayed unreachable until the message expired, a full or broken receiving system).
+#: names for RFC 3463's mailbox and system statuses: X.2.2 mailbox full, X.2.1 disabled
+#: (suspend), X.2.3 over the mailbox's length limit (exceedlimit), X.4.7 delivery time
+#: expired, X.3.1 system full, X.3.x system and X.4.x network trouble, a local mailer
+#: that failed (mailererror)). The X.7.x security and policy statuses are not here.
 SOFT_REASONS = frozenset({
     "mailboxfull", "suspend", "exceedlimit", "expired", "systemfull", "systemerror", "networkerror", "mailererror",
 })

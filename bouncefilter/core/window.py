@@ -20,6 +20,11 @@ _AGE_SECONDS = {"d": 86400, "h": 3600, "m": 60}
 FORMS = "YYYY-MM-DD or an RFC 3339 time with its zone such as 2024-05-16T06:00:00Z"
 
 
+#: The first and last moments a date can show (years 1 to 9999), in epoch seconds.
+EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+
+
 class WindowError(ValueError):
     """A moment or window that cannot be read; the message says what was expected."""
 
